@@ -1,0 +1,1052 @@
+#include "nat/engine.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "packet/checksum.hpp"
+#include "packet/headers.hpp"
+
+namespace passgate::nat {
+
+using packet::ChecksumDelta;
+using packet::IcmpHeader;
+using packet::Ipv4Header;
+using packet::L4Kind;
+using packet::load;
+using packet::ParsedIpv4;
+using packet::store;
+using stats::NatCounter;
+
+const char* to_string(Proto p) {
+  switch (p) {
+    case Proto::tcp: return "tcp";
+    case Proto::udp: return "udp";
+    case Proto::icmp: return "icmp";
+  }
+  return "?";
+}
+
+const char* to_string(TcpState s) {
+  switch (s) {
+    case TcpState::none: return "none";
+    case TcpState::syn_out: return "syn-out";
+    case TcpState::syn_in: return "syn-in";
+    case TcpState::established: return "established";
+    case TcpState::fin_out: return "fin-out";
+    case TcpState::fin_in: return "fin-in";
+    case TcpState::fin_both: return "fin-both";
+    case TcpState::reset: return "reset";
+  }
+  return "?";
+}
+
+const char* to_string(NatEvent::Type t) {
+  switch (t) {
+    case NatEvent::Type::block_allocated: return "block-allocated";
+    case NatEvent::Type::block_released: return "block-released";
+    case NatEvent::Type::ports_exhausted: return "ports-exhausted";
+    case NatEvent::Type::session_limit: return "session-limit";
+    case NatEvent::Type::pool_exhausted: return "pool-exhausted";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr std::uint32_t held_ring_size(std::uint32_t sessions) { return sessions < 1024 ? 1024 : sessions; }
+
+inline Result drop(DropReason r) { return Result{Verdict::drop, r}; }
+
+inline bool proto_of(L4Kind kind, Proto& out) {
+  switch (kind) {
+    case L4Kind::tcp: out = Proto::tcp; return true;
+    case L4Kind::udp: out = Proto::udp; return true;
+    case L4Kind::icmp_query: out = Proto::icmp; return true;
+    default: return false;
+  }
+}
+
+// Offsets of the fields a rewrite touches, relative to the transport header.
+inline unsigned l4_checksum_offset(Proto p) {
+  switch (p) {
+    case Proto::tcp: return 16;
+    case Proto::udp: return 6;
+    case Proto::icmp: return 2;
+  }
+  return 0;
+}
+// Source port (or ICMP identifier) offset; the destination port is +2 for TCP/UDP.
+inline unsigned l4_src_port_offset(Proto p) { return p == Proto::icmp ? 4 : 0; }
+inline unsigned l4_dst_port_offset(Proto p) { return p == Proto::icmp ? 4 : 2; }
+
+inline std::uint64_t xoshiro_next(std::uint64_t s[4]) {
+  const std::uint64_t result = std::rotl(s[1] * 5, 7) * 9;
+  const std::uint64_t t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = std::rotl(s[3], 45);
+  return result;
+}
+
+inline std::uint64_t splitmix(std::uint64_t& x) {
+  std::uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+// All engine logic lives here as static members of a friend, so the header
+// stays a plain description of the state.
+struct Engine::Impl {
+  // ---------------------------------------------------------------- keys
+  static std::uint64_t hash_in(const Engine& e, Proto p, be32 in_addr, be16 in_port, be32 rem_addr, be16 rem_port) {
+    return e.hasher_((std::uint64_t{in_addr.raw} << 32) | rem_addr.raw,
+                     (std::uint64_t{in_port.raw} << 32) | (std::uint64_t{rem_port.raw} << 16) |
+                         static_cast<std::uint8_t>(p));
+  }
+  static std::uint64_t hash_mapping(const Engine& e, Proto p, be32 addr, be16 port) {
+    return e.hasher_(addr.raw, (std::uint64_t{port.raw} << 8) | static_cast<std::uint8_t>(p) | (1ull << 40));
+  }
+  static std::uint64_t hash_subscriber(const Engine& e, be32 addr) { return e.hasher_(addr.raw, 2ull << 40); }
+  static std::uint64_t hash_fragment(const Engine& e, Direction d, be32 src, be32 dst, be16 id, std::uint8_t proto) {
+    return e.hasher_((std::uint64_t{src.raw} << 32) | dst.raw,
+                     (std::uint64_t{id.raw} << 16) | (std::uint64_t{proto} << 8) | static_cast<std::uint8_t>(d) |
+                         (3ull << 40));
+  }
+
+  static std::uint32_t find_in2out(const Engine& e, std::uint64_t h, Proto p, be32 in_addr, be16 in_port,
+                                   be32 rem_addr, be16 rem_port) {
+    return e.in2out_.find(h, [&](std::uint32_t i) {
+      const Session& s = e.sessions_[i];
+      return s.in_addr == in_addr && s.rem_addr == rem_addr && s.in_port == in_port && s.rem_port == rem_port &&
+             s.proto == p;
+    });
+  }
+  static std::uint32_t find_out2in(const Engine& e, std::uint64_t h, Proto p, be32 out_addr, be16 out_port,
+                                   be32 rem_addr, be16 rem_port) {
+    return e.out2in_.find(h, [&](std::uint32_t i) {
+      const Session& s = e.sessions_[i];
+      return s.out_addr == out_addr && s.rem_addr == rem_addr && s.out_port == out_port && s.rem_port == rem_port &&
+             s.proto == p;
+    });
+  }
+  static std::uint32_t find_mapping_in(const Engine& e, Proto p, be32 addr, be16 port) {
+    return e.mapping_in_.find(hash_mapping(e, p, addr, port), [&](std::uint32_t i) {
+      const Mapping& m = e.mappings_[i];
+      return m.in_addr == addr && m.in_port == port && m.proto == p;
+    });
+  }
+  static std::uint32_t find_mapping_out(const Engine& e, Proto p, be32 addr, be16 port) {
+    return e.mapping_out_.find(hash_mapping(e, p, addr, port), [&](std::uint32_t i) {
+      const Mapping& m = e.mappings_[i];
+      return m.out_addr == addr && m.out_port == port && m.proto == p;
+    });
+  }
+  static std::uint32_t find_subscriber(const Engine& e, be32 addr) {
+    return e.subscriber_table_.find(hash_subscriber(e, addr),
+                                    [&](std::uint32_t i) { return e.subscribers_[i].addr == addr; });
+  }
+
+  // ------------------------------------------------------------ timeouts
+  static std::uint32_t timeout_of(const Engine& e, const Session& s) {
+    const Timeouts& t = e.config_.timeouts;
+    switch (s.proto) {
+      case Proto::udp: return t.udp;
+      case Proto::icmp: return t.icmp;
+      case Proto::tcp: return s.tcp_state == TcpState::established ? t.tcp_established : t.tcp_transitory;
+    }
+    return t.udp;
+  }
+
+  // RFC 7857 section 3 (RFC 6146 3.5.2 reduced): returns whether the packet
+  // refreshes the session. An RST moves the session to the transitory timeout
+  // without refreshing it (RFC 7857 section 2.2); it is never deleted at once.
+  static bool tcp_track(Engine& e, std::uint32_t index, std::uint8_t flags, bool outbound) {
+    using namespace packet::tcp_flag;
+    Session& s = e.sessions_[index];
+    const TcpState before = s.tcp_state;
+    if (flags & rst) {
+      if (before != TcpState::reset) {
+        s.tcp_state = TcpState::reset;
+        e.counters_.add(NatCounter::tcp_resets);
+        shortened(e, index);
+      }
+      return false;
+    }
+    switch (before) {
+      case TcpState::syn_out:
+        if (!outbound && (flags & syn)) s.tcp_state = TcpState::established;
+        break;
+      case TcpState::syn_in:
+        if (outbound && (flags & syn)) s.tcp_state = TcpState::established;
+        break;
+      case TcpState::established:
+        if (flags & fin) s.tcp_state = outbound ? TcpState::fin_out : TcpState::fin_in;
+        break;
+      case TcpState::fin_out:
+        if (!outbound && (flags & fin)) s.tcp_state = TcpState::fin_both;
+        break;
+      case TcpState::fin_in:
+        if (outbound && (flags & fin)) s.tcp_state = TcpState::fin_both;
+        break;
+      case TcpState::fin_both:
+        // A new connection reusing the tuple after both FINs.
+        if (flags & syn) s.tcp_state = outbound ? TcpState::syn_out : TcpState::syn_in;
+        break;
+      case TcpState::reset:
+      case TcpState::none:
+        // RFC 6146: any non-RST packet in the transitory state after a reset
+        // means the connection lives on.
+        s.tcp_state = (flags & syn) ? (outbound ? TcpState::syn_out : TcpState::syn_in) : TcpState::established;
+        break;
+    }
+    if (before == TcpState::established && s.tcp_state != TcpState::established) shortened(e, index);
+    return true;
+  }
+
+  // The session's timeout just got shorter: file it again so it is not kept
+  // until the old, longer deadline.
+  static void shortened(Engine& e, std::uint32_t index) {
+    const Session& s = e.sessions_[index];
+    e.wheel_.cancel(index);
+    e.wheel_.schedule(index, s.last_seen + timeout_of(e, s));
+  }
+
+  // ---------------------------------------------------------- rewriting
+  // Outbound: source address and port become the public ones.
+  static void rewrite_outbound(std::uint8_t* ip, unsigned ihl, const Session& s) {
+    auto* h = reinterpret_cast<Ipv4Header*>(ip);
+    h->src = s.out_addr;
+    h->checksum = ChecksumDelta(s.ip_delta).apply(h->checksum);
+    std::uint8_t* l4 = ip + ihl;
+    store(l4 + l4_src_port_offset(s.proto), s.out_port);
+    std::uint8_t* csum = l4 + l4_checksum_offset(s.proto);
+    const ChecksumDelta d(s.l4_delta);
+    store(csum, s.proto == Proto::udp ? d.apply_udp(load<be16>(csum)) : d.apply(load<be16>(csum)));
+  }
+
+  // Inbound: destination address and port become the inside ones.
+  static void rewrite_inbound(std::uint8_t* ip, unsigned ihl, const Session& s) {
+    auto* h = reinterpret_cast<Ipv4Header*>(ip);
+    h->dst = s.in_addr;
+    h->checksum = ChecksumDelta(s.ip_delta).inverse().apply(h->checksum);
+    std::uint8_t* l4 = ip + ihl;
+    store(l4 + l4_dst_port_offset(s.proto), s.in_port);
+    std::uint8_t* csum = l4 + l4_checksum_offset(s.proto);
+    const ChecksumDelta d = ChecksumDelta(s.l4_delta).inverse();
+    store(csum, s.proto == Proto::udp ? d.apply_udp(load<be16>(csum)) : d.apply(load<be16>(csum)));
+  }
+
+  // ------------------------------------------------------------ the path
+  struct Lookup {
+    std::uint64_t hash;
+    std::uint32_t session;
+    Proto proto;
+    bool fast;  // tcp/udp/icmp query: has a session lookup
+  };
+
+  template <Direction D>
+  static void prepare(Engine& e, const ParsedIpv4& p, Lookup& l) {
+    l.fast = proto_of(p.kind, l.proto);
+    l.session = no_index;
+    if (!l.fast) return;
+    const be16 rem_port = l.proto == Proto::icmp ? be16{0} : (D == Direction::outbound ? p.dst_port : p.src_port);
+    if constexpr (D == Direction::outbound) {
+      l.hash = hash_in(e, l.proto, p.src, p.src_port, p.dst, rem_port);
+      e.in2out_.prefetch(l.hash);
+    } else {
+      l.hash = hash_in(e, l.proto, p.dst, p.dst_port, p.src, rem_port);
+      e.out2in_.prefetch(l.hash);
+    }
+  }
+
+  template <Direction D>
+  static void lookup(Engine& e, const ParsedIpv4& p, Lookup& l) {
+    if (!l.fast) return;
+    const be16 rem_port = l.proto == Proto::icmp ? be16{0} : (D == Direction::outbound ? p.dst_port : p.src_port);
+    if constexpr (D == Direction::outbound)
+      l.session = find_in2out(e, l.hash, l.proto, p.src, p.src_port, p.dst, rem_port);
+    else
+      l.session = find_out2in(e, l.hash, l.proto, p.dst, p.dst_port, p.src, rem_port);
+    if (l.session != no_index) __builtin_prefetch(&e.sessions_[l.session], 1);
+  }
+
+  template <Direction D>
+  static Result translate(Engine& e, std::uint8_t* ip, const ParsedIpv4& p, Lookup& l) {
+    if (!l.fast) [[unlikely]]
+      return translate_other<D>(e, ip, p);
+    if (p.fragmented && !fragment_room(e)) [[unlikely]]
+      return drop(DropReason::fragment_table_full);
+    if (l.session == no_index) [[unlikely]] {
+      const DropReason r = D == Direction::outbound ? create_outbound(e, p, l) : create_inbound(e, p, l);
+      if (r != DropReason::none) return drop(r);
+    }
+    Session& s = e.sessions_[l.session];
+    bool refresh = true;
+    if (l.proto == Proto::tcp) refresh = tcp_track(e, l.session, p.tcp_flags, D == Direction::outbound);
+    if (refresh) s.last_seen = e.now_s_;
+    Result r;
+    if constexpr (D == Direction::outbound) {
+      rewrite_outbound(ip, p.ihl_bytes, s);
+      e.counters_.add(NatCounter::translated_outbound);
+      r = {Verdict::to_outside, DropReason::none};
+      if (s.flags & session_flag::hairpin) [[unlikely]]
+        r = hairpin(e, ip, p, s);
+    } else {
+      rewrite_inbound(ip, p.ihl_bytes, s);
+      e.counters_.add(NatCounter::translated_inbound);
+      r = {Verdict::to_inside, DropReason::none};
+    }
+    if (p.fragmented && r.verdict != Verdict::drop) [[unlikely]]
+      remember_fragment(e, D, ip, p, r.verdict);
+    return r;
+  }
+
+  // RFC 4787 REQ-9 / RFC 5382 REQ-8: the packet already carries the sender's
+  // public address and port as its source; now it enters again from the
+  // "outside" towards the target's public mapping, with the target's pool
+  // filtering applied as for any remote.
+  [[gnu::noinline]] static Result hairpin(Engine& e, std::uint8_t* ip, const ParsedIpv4& p, const Session& s) {
+    ParsedIpv4 q = p;
+    q.src = s.out_addr;
+    q.src_port = s.out_port;
+    Lookup l2{};
+    prepare<Direction::inbound>(e, q, l2);
+    lookup<Direction::inbound>(e, q, l2);
+    if (l2.session == no_index) {
+      const DropReason r = create_inbound(e, q, l2);
+      if (r != DropReason::none) return drop(r);
+    }
+    Session& target = e.sessions_[l2.session];
+    bool refresh = true;
+    if (l2.proto == Proto::tcp) refresh = tcp_track(e, l2.session, q.tcp_flags, false);
+    if (refresh) target.last_seen = e.now_s_;
+    rewrite_inbound(ip, q.ihl_bytes, target);
+    e.counters_.add(NatCounter::hairpinned);
+    return {Verdict::to_inside, DropReason::none};
+  }
+
+  template <Direction D>
+  [[gnu::noinline]] static Result translate_other(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    switch (p.kind) {
+      case L4Kind::later_fragment: return later_fragment(e, D, ip, p);
+      case L4Kind::icmp_error:
+        return D == Direction::outbound ? icmp_error_outbound(e, ip, p) : icmp_error_inbound(e, ip, p);
+      case L4Kind::icmp_other: return drop(DropReason::icmp_not_translatable);
+      default: return drop(DropReason::unsupported_protocol);
+    }
+  }
+
+  // ------------------------------------------------------ creating state
+  [[gnu::cold]] static DropReason create_outbound(Engine& e, const ParsedIpv4& p, Lookup& l) {
+    // An earlier packet of the same burst may have created it already.
+    lookup<Direction::outbound>(e, p, l);
+    if (l.session != no_index) return DropReason::none;
+    if (l.proto == Proto::tcp && !(p.tcp_flags & packet::tcp_flag::syn)) return DropReason::tcp_not_syn;
+    if (l.proto == Proto::icmp && !packet::is_icmp_query_request(p.icmp_type))
+      return DropReason::icmp_query_inbound_no_session;
+    if (e.free_sessions_.empty()) return DropReason::session_table_full;
+
+    std::uint32_t m = find_mapping_in(e, l.proto, p.src, p.src_port);
+    std::uint32_t sub = no_index;
+    if (m == no_index || !e.mappings_[m].is_static) {
+      const DropReason r = subscriber_for(e, p.src, sub);
+      if (r != DropReason::none) return r;
+      if (e.subscribers_[sub].sessions >= e.pools_[e.subscribers_[sub].pool].config.max_sessions_per_subscriber) {
+        log_event(e, NatEvent::Type::session_limit, sub, 0, 0);
+        release_if_unused(e, sub);
+        return DropReason::subscriber_session_limit;
+      }
+    }
+    if (m == no_index) {
+      const DropReason r = create_mapping(e, sub, l.proto, p.src, p.src_port, m);
+      if (r != DropReason::none) {
+        release_if_unused(e, sub);
+        return r;
+      }
+    }
+    const be16 rem_port = l.proto == Proto::icmp ? be16{0} : p.dst_port;
+    l.session = new_session(e, m, p.dst, rem_port, l.proto == Proto::tcp ? TcpState::syn_out : TcpState::none, false);
+    if (l.session == no_index) return DropReason::session_table_full;
+    return DropReason::none;
+  }
+
+  [[gnu::cold]] static DropReason create_inbound(Engine& e, const ParsedIpv4& p, Lookup& l) {
+    lookup<Direction::inbound>(e, p, l);
+    if (l.session != no_index) return DropReason::none;
+    if (l.proto == Proto::icmp) return DropReason::icmp_query_inbound_no_session;
+    const std::uint32_t m = find_mapping_out(e, l.proto, p.dst, p.dst_port);
+    // A mapping held after its last session is not live (RFC 4787 REQ-8:
+    // filtering applies to existing mappings only).
+    if (m == no_index || (e.mappings_[m].sessions == 0 && !e.mappings_[m].is_static))
+      return DropReason::no_mapping;
+    const Mapping& map = e.mappings_[m];
+    const Filtering filtering =
+        map.is_static ? Filtering::endpoint_independent
+                      : e.pools_[e.subscribers_[map.subscriber].pool].config.filtering;
+    if (filtering == Filtering::address_and_port_dependent) return DropReason::filtered;
+    if (filtering == Filtering::address_dependent) {
+      bool known = false;
+      for (std::uint32_t i = map.first_session; i != no_index; i = e.sessions_[i].mapping_next)
+        if (e.sessions_[i].rem_addr == p.src) {
+          known = true;
+          break;
+        }
+      if (!known) return DropReason::filtered;
+    }
+    if (l.proto == Proto::tcp && !(p.tcp_flags & packet::tcp_flag::syn)) return DropReason::tcp_not_syn;
+    if (map.subscriber != no_index) {
+      const Subscriber& sub = e.subscribers_[map.subscriber];
+      if (sub.sessions >= e.pools_[sub.pool].config.max_sessions_per_subscriber) {
+        log_event(e, NatEvent::Type::session_limit, map.subscriber, 0, 0);
+        return DropReason::subscriber_session_limit;
+      }
+    }
+    l.session = new_session(e, m, p.src, p.src_port, l.proto == Proto::tcp ? TcpState::syn_in : TcpState::none, true);
+    if (l.session == no_index) return DropReason::session_table_full;
+    e.counters_.add(NatCounter::sessions_created_inbound);
+    return DropReason::none;
+  }
+
+  static std::uint32_t new_session(Engine& e, std::uint32_t m, be32 rem_addr, be16 rem_port, TcpState state,
+                                   bool inbound) {
+    if (e.free_sessions_.empty()) return no_index;
+    Mapping& map = e.mappings_[m];
+    const std::uint32_t i = e.free_sessions_.back();
+    Session& s = e.sessions_[i];
+    s.in_addr = map.in_addr;
+    s.in_port = map.in_port;
+    s.out_addr = map.out_addr;
+    s.out_port = map.out_port;
+    s.rem_addr = rem_addr;
+    s.rem_port = rem_port;
+    s.proto = map.proto;
+    s.tcp_state = state;
+    s.flags = inbound ? session_flag::inbound_opened : 0;
+    if (e.address_index_.count(rem_addr.raw) || e.static_public_.count(rem_addr.raw)) s.flags |= session_flag::hairpin;
+    s.reserved = 0;
+    ChecksumDelta ip_delta;
+    ip_delta.add(map.in_addr, map.out_addr);
+    ChecksumDelta l4_delta;
+    if (map.proto != Proto::icmp) l4_delta = ip_delta;  // the pseudo-header covers the addresses
+    l4_delta.add(map.in_port, map.out_port);
+    s.ip_delta = ip_delta.folded();
+    s.l4_delta = l4_delta.folded();
+    s.last_seen = e.now_s_;
+    s.mapping = m;
+
+    const std::uint64_t h_in = hash_in(e, s.proto, s.in_addr, s.in_port, s.rem_addr, s.rem_port);
+    const std::uint64_t h_out = hash_in(e, s.proto, s.out_addr, s.out_port, s.rem_addr, s.rem_port);
+    if (!e.in2out_.insert(h_in, i)) return no_index;
+    if (!e.out2in_.insert(h_out, i)) {
+      e.in2out_.erase(h_in, i);
+      return no_index;
+    }
+    e.free_sessions_.pop_back();
+    ++e.session_count_;
+    s.mapping_prev = no_index;
+    s.mapping_next = map.first_session;
+    if (map.first_session != no_index) e.sessions_[map.first_session].mapping_prev = i;
+    map.first_session = i;
+    ++map.sessions;
+    map.hold_until = 0;
+    if (map.subscriber != no_index) ++e.subscribers_[map.subscriber].sessions;
+    e.wheel_.schedule(i, e.now_s_ + timeout_of(e, s));
+    e.counters_.add(NatCounter::sessions_created);
+    return i;
+  }
+
+  // Paired pooling (RFC 6888 REQ-2): a new subscriber is given one public
+  // address of its pool, chosen by a keyed hash of its own address so the
+  // choice is stable across restarts with the same seed (REQ-11), moving on to
+  // the next address only when that one has no free block.
+  static DropReason subscriber_for(Engine& e, be32 addr, std::uint32_t& out) {
+    out = find_subscriber(e, addr);
+    if (out != no_index) return DropReason::none;
+    std::uint32_t pool = no_index;
+    for (std::uint32_t i = 0; i < e.pools_.size() && pool == no_index; ++i)
+      for (const auto& prefix : e.pools_[i].config.subscribers)
+        if (prefix.contains(addr)) {
+          pool = i;
+          break;
+        }
+    if (pool == no_index) return DropReason::no_pool;
+    if (e.free_subscribers_.empty()) return DropReason::subscriber_table_full;
+    const Pool& pl = e.pools_[pool];
+    const std::uint32_t n = static_cast<std::uint32_t>(pl.addresses.size());
+    const std::uint32_t start = static_cast<std::uint32_t>(hash_subscriber(e, addr) % n);
+    std::uint32_t chosen = no_index;
+    for (std::uint32_t k = 0; k < n; ++k) {
+      const std::uint32_t a = pl.addresses[(start + k) % n];
+      if (e.addresses_[a].free_blocks > 0) {
+        chosen = a;
+        break;
+      }
+    }
+    if (chosen == no_index) {
+      log_event_raw(e, NatEvent::Type::pool_exhausted, addr, be32{0}, 0, 0, pool);
+      return DropReason::pool_exhausted;
+    }
+    const std::uint32_t i = e.free_subscribers_.back();
+    if (!e.subscriber_table_.insert(hash_subscriber(e, addr), i)) return DropReason::subscriber_table_full;
+    e.free_subscribers_.pop_back();
+    e.subscribers_[i] = Subscriber{addr, pool, chosen, 0, 0, 0};
+    ++e.subscriber_count_;
+    e.counters_.add(NatCounter::subscribers_created);
+    out = i;
+    return DropReason::none;
+  }
+
+  // A subscriber created for a packet that then failed holds nothing.
+  static void release_if_unused(Engine& e, std::uint32_t sub) {
+    if (sub == no_index) return;
+    const Subscriber& s = e.subscribers_[sub];
+    if (s.blocks != 0 || s.sessions != 0) return;
+    e.subscriber_table_.erase(hash_subscriber(e, s.addr), sub);
+    e.free_subscribers_.push_back(sub);
+    --e.subscriber_count_;
+    e.counters_.add(NatCounter::subscribers_freed);
+  }
+
+  static be16 block_port(const Engine& e, std::uint32_t block, std::uint32_t offset) {
+    const PublicAddress& a = e.addresses_[address_of_block(e, block)];
+    const Pool& pl = e.pools_[a.pool];
+    const std::uint32_t n = block - a.first_block;
+    return be16::from_host(static_cast<std::uint16_t>(pl.config.port_min + n * pl.config.block_size + offset));
+  }
+  static std::uint32_t address_of_block(const Engine& e, std::uint32_t block) {
+    // Addresses are laid out in block order; find the last with first_block <= block.
+    auto it = std::upper_bound(e.addresses_.begin(), e.addresses_.end(), block,
+                               [](std::uint32_t b, const PublicAddress& a) { return b < a.first_block; });
+    return static_cast<std::uint32_t>(it - e.addresses_.begin() - 1);
+  }
+
+  // RFC 6888 REQ-13/14 and RFC 6056: ports come from the subscriber's blocks;
+  // inside a block the port is chosen at random, then the next free one.
+  static DropReason create_mapping(Engine& e, std::uint32_t sub, Proto proto, be32 in_addr, be16 in_port,
+                               std::uint32_t& out) {
+    if (e.free_mappings_.empty()) return DropReason::session_table_full;
+    Subscriber& s = e.subscribers_[sub];
+    const Pool& pl = e.pools_[s.pool];
+    const std::uint16_t size = pl.config.block_size;
+    const unsigned pi = static_cast<unsigned>(proto);
+    std::uint32_t* blocks = &e.subscriber_blocks_[std::size_t{sub} * e.max_blocks_];
+
+    std::uint32_t block = no_index;
+    if (s.blocks > 0) {
+      const std::uint32_t first = static_cast<std::uint32_t>(xoshiro_next(e.rng_) % s.blocks);
+      for (std::uint32_t k = 0; k < s.blocks; ++k) {
+        const std::uint32_t b = blocks[(first + k) % s.blocks];
+        if (e.blocks_[b].used[pi] < size) {
+          block = b;
+          break;
+        }
+      }
+    }
+    if (block == no_index) {
+      if (s.blocks >= pl.config.max_blocks_per_subscriber) {
+        log_event(e, NatEvent::Type::ports_exhausted, sub, 0, 0);
+        return DropReason::ports_exhausted;
+      }
+      block = allocate_block(e, sub);
+      if (block == no_index) {
+        log_event(e, NatEvent::Type::pool_exhausted, sub, 0, 0);
+        return DropReason::pool_exhausted;
+      }
+    }
+
+    const be32 out_addr = e.addresses_[s.address].addr;
+    const std::uint32_t start = static_cast<std::uint32_t>(xoshiro_next(e.rng_) % size);
+    be16 out_port{0};
+    for (std::uint32_t k = 0; k < size; ++k) {
+      const be16 candidate = block_port(e, block, (start + k) % size);
+      if (find_mapping_out(e, proto, out_addr, candidate) == no_index) {
+        out_port = candidate;
+        break;
+      }
+    }
+    if (out_port.raw == 0) return DropReason::ports_exhausted;  // only if counts drifted
+
+    const std::uint32_t m = e.free_mappings_.back();
+    if (!e.mapping_in_.insert(hash_mapping(e, proto, in_addr, in_port), m))
+      return DropReason::session_table_full;
+    if (!e.mapping_out_.insert(hash_mapping(e, proto, out_addr, out_port), m)) {
+      e.mapping_in_.erase(hash_mapping(e, proto, in_addr, in_port), m);
+      return DropReason::session_table_full;
+    }
+    e.free_mappings_.pop_back();
+    e.mappings_[m] = Mapping{in_addr, out_addr, in_port, out_port, proto, 0, 0, 0, no_index, sub, 0};
+    ++e.blocks_[block].used[pi];
+    ++e.mapping_count_;
+    e.counters_.add(NatCounter::mappings_created);
+    out = m;
+    return DropReason::none;
+  }
+
+  static std::uint32_t allocate_block(Engine& e, std::uint32_t sub) {
+    Subscriber& s = e.subscribers_[sub];
+    PublicAddress& a = e.addresses_[s.address];
+    if (a.free_blocks == 0) return no_index;
+    const std::uint32_t per = e.pools_[s.pool].blocks_per_address;
+    const std::uint32_t start = static_cast<std::uint32_t>(xoshiro_next(e.rng_) % per);
+    for (std::uint32_t k = 0; k < per; ++k) {
+      const std::uint32_t b = a.first_block + (start + k) % per;
+      if (e.blocks_[b].subscriber != no_index) continue;
+      e.blocks_[b] = Block{sub, {0, 0, 0}, 0};
+      --a.free_blocks;
+      e.subscriber_blocks_[std::size_t{sub} * e.max_blocks_ + s.blocks++] = b;
+      ++e.blocks_in_use_;
+      e.counters_.add(NatCounter::blocks_allocated);
+      const std::uint16_t first = block_port(e, b, 0).host();
+      log_event(e, NatEvent::Type::block_allocated, sub, first,
+                static_cast<std::uint16_t>(first + e.pools_[s.pool].config.block_size - 1));
+      return b;
+    }
+    return no_index;
+  }
+
+  static void release_block(Engine& e, std::uint32_t b) {
+    const std::uint32_t sub = e.blocks_[b].subscriber;
+    Subscriber& s = e.subscribers_[sub];
+    std::uint32_t* blocks = &e.subscriber_blocks_[std::size_t{sub} * e.max_blocks_];
+    for (std::uint32_t k = 0; k < s.blocks; ++k)
+      if (blocks[k] == b) {
+        blocks[k] = blocks[--s.blocks];
+        break;
+      }
+    const std::uint16_t first = block_port(e, b, 0).host();
+    log_event(e, NatEvent::Type::block_released, sub, first,
+              static_cast<std::uint16_t>(first + e.pools_[s.pool].config.block_size - 1));
+    e.blocks_[b].subscriber = no_index;
+    ++e.addresses_[s.address].free_blocks;
+    --e.blocks_in_use_;
+    e.counters_.add(NatCounter::blocks_released);
+    release_if_unused(e, sub);
+  }
+
+  static void log_event(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint16_t first, std::uint16_t last) {
+    const Subscriber& s = e.subscribers_[sub];
+    log_event_raw(e, type, s.addr, e.addresses_[s.address].addr, first, last, s.pool);
+  }
+  static void log_event_raw(Engine& e, NatEvent::Type type, be32 sub, be32 pub, std::uint16_t first,
+                            std::uint16_t last, std::uint32_t pool) {
+    if (!e.events_.push(NatEvent{type, e.now_ms_, sub, pub, first, last, pool})) e.counters_.add(NatCounter::events_lost);
+  }
+
+  // ----------------------------------------------------------- expiring
+  static void free_session(Engine& e, std::uint32_t i) {
+    Session& s = e.sessions_[i];
+    e.in2out_.erase(hash_in(e, s.proto, s.in_addr, s.in_port, s.rem_addr, s.rem_port), i);
+    e.out2in_.erase(hash_in(e, s.proto, s.out_addr, s.out_port, s.rem_addr, s.rem_port), i);
+    Mapping& map = e.mappings_[s.mapping];
+    if (s.mapping_prev != no_index) e.sessions_[s.mapping_prev].mapping_next = s.mapping_next;
+    else map.first_session = s.mapping_next;
+    if (s.mapping_next != no_index) e.sessions_[s.mapping_next].mapping_prev = s.mapping_prev;
+    if (map.subscriber != no_index) --e.subscribers_[map.subscriber].sessions;
+    e.free_sessions_.push_back(i);
+    --e.session_count_;
+    e.counters_.add(NatCounter::sessions_expired);
+    if (--map.sessions == 0 && !map.is_static) hold_mapping(e, s.mapping);
+  }
+
+  // RFC 6888 REQ-8: the port stays with its mapping for port_reuse_hold
+  // seconds after the last session; the same inside endpoint coming back in
+  // that time gets the same public port.
+  static void hold_mapping(Engine& e, std::uint32_t m) {
+    const std::uint32_t until = e.now_s_ + e.config_.timeouts.port_reuse_hold;
+    e.mappings_[m].hold_until = until;
+    if (e.held_head_ - e.held_tail_ == e.held_ring_.size()) {
+      free_mapping(e, m);  // cannot be held: the ring is sized for every mapping
+      return;
+    }
+    e.held_ring_[e.held_head_++ % e.held_ring_.size()] = HeldMapping{m, until};
+  }
+
+  static void free_mapping(Engine& e, std::uint32_t m) {
+    Mapping& map = e.mappings_[m];
+    e.mapping_in_.erase(hash_mapping(e, map.proto, map.in_addr, map.in_port), m);
+    e.mapping_out_.erase(hash_mapping(e, map.proto, map.out_addr, map.out_port), m);
+    e.free_mappings_.push_back(m);
+    --e.mapping_count_;
+    e.counters_.add(NatCounter::mappings_freed);
+    const Subscriber& s = e.subscribers_[map.subscriber];
+    const Pool& pl = e.pools_[s.pool];
+    const std::uint32_t a = s.address;
+    const std::uint32_t b =
+        e.addresses_[a].first_block + (map.out_port.host() - pl.config.port_min) / pl.config.block_size;
+    Block& block = e.blocks_[b];
+    --block.used[static_cast<unsigned>(map.proto)];
+    if (block.used[0] == 0 && block.used[1] == 0 && block.used[2] == 0) release_block(e, b);
+  }
+
+  static void expire(Engine& e, std::uint64_t now_ms, unsigned budget) {
+    e.now_ms_ = now_ms;
+    e.now_s_ = static_cast<std::uint32_t>(now_ms / 1000);
+    e.wheel_.advance(e.now_s_, budget, [&](std::uint32_t i) -> std::uint32_t {
+      const Session& s = e.sessions_[i];
+      const std::uint32_t due = s.last_seen + timeout_of(e, s);
+      if (due <= e.now_s_) {
+        free_session(e, i);
+        return 0;
+      }
+      return due;
+    });
+    unsigned n = 0;
+    while (e.held_tail_ != e.held_head_ && n++ < budget) {
+      const HeldMapping h = e.held_ring_[e.held_tail_ % e.held_ring_.size()];
+      if (h.until > e.now_s_) break;
+      ++e.held_tail_;
+      const Mapping& map = e.mappings_[h.mapping];
+      // Reused meanwhile (sessions > 0) or held again later (another entry).
+      if (map.sessions == 0 && map.hold_until == h.until && !map.is_static) free_mapping(e, h.mapping);
+    }
+    expire_fragments(e, now_ms);
+  }
+
+  // ------------------------------------------------------------ ICMP errors
+  // RFC 5508 section 3: an error arriving from outside quotes a packet we
+  // sent (source = our public address and port). Restore the outer
+  // destination and the embedded source, and every checksum on the way. The
+  // session is not refreshed (RFC 5508 REQ-?; RFC 7857 section 2.3).
+  static Result icmp_error_inbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    const packet::IcmpInner& in = p.inner;
+    Proto proto;
+    if (!proto_of(in.kind, proto) || in.src != p.dst) return drop(DropReason::icmp_error_no_session);
+    const be16 rem_port = proto == Proto::icmp ? be16{0} : in.dst_port;
+    const std::uint32_t i = find_out2in(e, hash_in(e, proto, in.src, in.src_port, in.dst, rem_port), proto, in.src,
+                                        in.src_port, in.dst, rem_port);
+    if (i == no_index) return drop(DropReason::icmp_error_no_session);
+    const Session& s = e.sessions_[i];
+    rewrite_icmp_error(ip, p, s.out_addr, s.in_addr, in.ip_offset + 12, in.l4_offset + l4_src_port_offset(proto),
+                       s.in_port, ChecksumDelta(s.ip_delta).inverse(), ChecksumDelta(s.l4_delta).inverse(), proto,
+                       /*outer_src=*/false);
+    e.counters_.add(NatCounter::icmp_errors_translated);
+    return {Verdict::to_inside, DropReason::none};
+  }
+
+  // An error sent by an inside host about a packet it received from outside:
+  // the embedded packet's destination is the inside endpoint; give it (and
+  // the outer source) the public address and port.
+  static Result icmp_error_outbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    const packet::IcmpInner& in = p.inner;
+    Proto proto;
+    if (!proto_of(in.kind, proto)) return drop(DropReason::icmp_error_no_session);
+    const be16 rem_port = proto == Proto::icmp ? be16{0} : in.src_port;
+    const std::uint32_t i = find_in2out(e, hash_in(e, proto, in.dst, in.dst_port, in.src, rem_port), proto, in.dst,
+                                        in.dst_port, in.src, rem_port);
+    if (i == no_index) return drop(DropReason::icmp_error_no_session);
+    const Session& s = e.sessions_[i];
+    rewrite_icmp_error(ip, p, s.in_addr, s.out_addr, in.ip_offset + 16, in.l4_offset + l4_dst_port_offset(proto),
+                       s.out_port, ChecksumDelta(s.ip_delta), ChecksumDelta(s.l4_delta), proto, /*outer_src=*/true);
+    e.counters_.add(NatCounter::icmp_errors_translated);
+    return {Verdict::to_outside, DropReason::none};
+  }
+
+  // Rewrites one address of the outer header (destination inbound, source
+  // outbound) and the matching address and port of the embedded packet.
+  static void rewrite_icmp_error(std::uint8_t* ip, const ParsedIpv4& p, be32 from, be32 to, unsigned inner_addr_off,
+                                 unsigned inner_port_off, be16 new_port, ChecksumDelta inner_ip_delta,
+                                 ChecksumDelta inner_l4_delta, Proto proto, bool outer_src) {
+    auto* outer = reinterpret_cast<Ipv4Header*>(ip);
+    const packet::IcmpInner& in = p.inner;
+    ChecksumDelta icmp;  // everything changed inside the ICMP message
+
+    store(ip + inner_addr_off, to);
+    icmp.add(from, to);
+    std::uint8_t* inner_csum = ip + in.ip_offset + 10;
+    const be16 old_inner_csum = load<be16>(inner_csum);
+    const be16 new_inner_csum = inner_ip_delta.apply(old_inner_csum);
+    store(inner_csum, new_inner_csum);
+    icmp.add(old_inner_csum, new_inner_csum);
+
+    const be16 old_port = load<be16>(ip + inner_port_off);
+    store(ip + inner_port_off, new_port);
+    icmp.add(old_port, new_port);
+
+    // The embedded transport checksum is updated only where it was quoted.
+    const unsigned csum_off = l4_checksum_offset(proto);
+    if (in.l4_available >= csum_off + 2) {
+      std::uint8_t* l4_csum = ip + in.l4_offset + csum_off;
+      const be16 old_l4 = load<be16>(l4_csum);
+      const be16 new_l4 = proto == Proto::udp ? inner_l4_delta.apply_udp(old_l4) : inner_l4_delta.apply(old_l4);
+      store(l4_csum, new_l4);
+      icmp.add(old_l4, new_l4);
+    }
+    auto* icmp_hdr = reinterpret_cast<IcmpHeader*>(ip + p.ihl_bytes);
+    icmp_hdr->checksum = icmp.apply(icmp_hdr->checksum);
+
+    ChecksumDelta outer_delta;
+    if (outer_src) {
+      outer_delta.add(outer->src, to);
+      outer->src = to;
+    } else {
+      outer_delta.add(outer->dst, to);
+      outer->dst = to;
+    }
+    outer->checksum = outer_delta.apply(outer->checksum);
+  }
+
+  // ---------------------------------------------------------- fragments
+  // RFC 4787 REQ-14 / RFC 5508: the first fragment carries the ports and is
+  // translated with a session; its rewrite of the IPv4 header is remembered
+  // by (direction, src, dst, protocol, id) for the later fragments. Those
+  // arriving first are copied into a fixed set of hold slots until then.
+  static bool fragment_room(const Engine& e) { return !e.free_fragment_flows_.empty(); }
+
+  static std::uint32_t find_fragment(const Engine& e, Direction d, const ParsedIpv4& p, std::uint64_t h) {
+    return e.fragment_table_.find(h, [&](std::uint32_t i) {
+      const FragmentFlow& f = e.fragment_flows_[i];
+      return f.src == p.src && f.dst == p.dst && f.id == p.ip_id && f.proto == p.proto && f.dir == d &&
+             f.expires_ms > e.now_ms_;
+    });
+  }
+
+  static void remember_fragment(Engine& e, Direction d, std::uint8_t* ip, const ParsedIpv4& p, Verdict verdict) {
+    const auto* h = reinterpret_cast<const Ipv4Header*>(ip);
+    const std::uint64_t key = hash_fragment(e, d, p.src, p.dst, p.ip_id, p.proto);
+    std::uint32_t i = find_fragment(e, d, p, key);
+    if (i == no_index) {
+      if (e.free_fragment_flows_.empty()) return;
+      i = e.free_fragment_flows_.back();
+      if (!e.fragment_table_.insert(key, i)) return;
+      e.free_fragment_flows_.pop_back();
+      e.fragment_fifo_[e.fragment_head_++ % e.fragment_fifo_.size()] = i;
+    }
+    FragmentFlow& f = e.fragment_flows_[i];
+    ChecksumDelta delta;
+    delta.add(p.src, h->src).add(p.dst, h->dst);
+    f = FragmentFlow{p.src, p.dst, h->src, h->dst, p.ip_id, p.proto, d, verdict, delta.folded(),
+                     e.now_ms_ + e.config_.timeouts.fragment_ms};
+    // Fragments that overtook this one can go now.
+    for (HeldFragment& held : e.held_fragments_) {
+      if (held.state != HeldFragment::State::held || held.dir != d) continue;
+      std::uint8_t* bytes = e.held_buffer_.data() + held.buffer_offset;
+      const auto* hh = reinterpret_cast<const Ipv4Header*>(bytes);
+      if (hh->src != p.src || hh->dst != p.dst || hh->identification != p.ip_id || hh->protocol != p.proto) continue;
+      apply_fragment(bytes, f);
+      held.state = HeldFragment::State::ready;
+      held.verdict = verdict;
+      ++e.released_count_;
+    }
+  }
+
+  static void apply_fragment(std::uint8_t* ip, const FragmentFlow& f) {
+    auto* h = reinterpret_cast<Ipv4Header*>(ip);
+    h->src = f.new_src;
+    h->dst = f.new_dst;
+    h->checksum = ChecksumDelta(f.ip_delta).apply(h->checksum);
+  }
+
+  static Result later_fragment(Engine& e, Direction d, std::uint8_t* ip, const ParsedIpv4& p) {
+    const std::uint32_t i = find_fragment(e, d, p, hash_fragment(e, d, p.src, p.dst, p.ip_id, p.proto));
+    if (i != no_index) {
+      const FragmentFlow& f = e.fragment_flows_[i];
+      apply_fragment(ip, f);
+      e.counters_.add(NatCounter::fragments_translated);
+      if (f.verdict == Verdict::to_inside && d == Direction::outbound) e.counters_.add(NatCounter::hairpinned);
+      return {f.verdict, DropReason::none};
+    }
+    if (p.total_length > e.config_.fragment_hold_bytes) return drop(DropReason::fragment_too_large);
+    for (HeldFragment& held : e.held_fragments_) {
+      if (held.state != HeldFragment::State::free) continue;
+      std::memcpy(e.held_buffer_.data() + held.buffer_offset, ip, p.total_length);
+      held.state = HeldFragment::State::held;
+      held.dir = d;
+      held.length = p.total_length;
+      held.expires_ms = e.now_ms_ + e.config_.timeouts.fragment_ms;
+      ++e.held_fragment_count_;
+      e.counters_.add(NatCounter::fragments_held);
+      return {Verdict::held, DropReason::none};
+    }
+    return drop(DropReason::fragment_hold_full);
+  }
+
+  static void expire_fragments(Engine& e, std::uint64_t now_ms) {
+    while (e.fragment_tail_ != e.fragment_head_) {
+      const std::uint32_t i = e.fragment_fifo_[e.fragment_tail_ % e.fragment_fifo_.size()];
+      FragmentFlow& f = e.fragment_flows_[i];
+      if (f.expires_ms > now_ms) break;
+      ++e.fragment_tail_;
+      e.fragment_table_.erase(hash_fragment(e, f.dir, f.src, f.dst, f.id, f.proto), i);
+      e.free_fragment_flows_.push_back(i);
+    }
+    if (e.held_fragment_count_ == 0) return;
+    for (HeldFragment& held : e.held_fragments_) {
+      if (held.state == HeldFragment::State::held && held.expires_ms <= now_ms) {
+        held.state = HeldFragment::State::free;
+        --e.held_fragment_count_;
+        e.counters_.add(DropReason::fragment_timeout);
+      }
+    }
+  }
+};
+
+// ------------------------------------------------------------------ public
+
+Engine::Engine(const NatConfig& config)
+    : config_(config),
+      in2out_(config.max_sessions),
+      out2in_(config.max_sessions),
+      wheel_(config.max_sessions,
+             std::max({config.timeouts.udp, config.timeouts.tcp_established, config.timeouts.tcp_transitory,
+                       config.timeouts.icmp})),
+      mapping_in_(config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size())),
+      mapping_out_(config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size())),
+      subscriber_table_(config.max_subscribers),
+      fragment_table_(config.fragment_flows),
+      events_(config.event_ring_size) {}
+
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std::string>* errors) {
+  std::vector<std::string> problems = config.validate();
+  if (!problems.empty()) {
+    if (errors) *errors = std::move(problems);
+    return nullptr;
+  }
+  std::unique_ptr<Engine> e(new Engine(config));
+  std::uint64_t seed = config.random_seed;
+  e->hasher_.k0 = splitmix(seed);
+  e->hasher_.k1 = splitmix(seed);
+  e->hasher_.k2 = splitmix(seed);
+  for (auto& word : e->rng_) word = splitmix(seed);
+
+  const std::uint32_t mapping_capacity = config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size());
+  e->sessions_.assign(config.max_sessions, Session{});
+  e->free_sessions_.resize(config.max_sessions);
+  for (std::uint32_t i = 0; i < config.max_sessions; ++i) e->free_sessions_[i] = config.max_sessions - 1 - i;
+  e->mappings_.assign(mapping_capacity, Mapping{});
+  e->free_mappings_.resize(mapping_capacity);
+  for (std::uint32_t i = 0; i < mapping_capacity; ++i) e->free_mappings_[i] = mapping_capacity - 1 - i;
+  e->held_ring_.assign(held_ring_size(config.max_sessions), HeldMapping{});
+
+  for (const PoolConfig& pc : config.pools)
+    e->max_blocks_ = std::max<std::uint32_t>(e->max_blocks_, pc.max_blocks_per_subscriber);
+  e->subscribers_.assign(config.max_subscribers, Subscriber{});
+  e->free_subscribers_.resize(config.max_subscribers);
+  for (std::uint32_t i = 0; i < config.max_subscribers; ++i) e->free_subscribers_[i] = config.max_subscribers - 1 - i;
+  e->subscriber_blocks_.assign(std::size_t{config.max_subscribers} * e->max_blocks_, no_index);
+
+  std::uint32_t block_count = 0;
+  for (std::uint32_t pi = 0; pi < config.pools.size(); ++pi) {
+    const PoolConfig& pc = config.pools[pi];
+    Pool pool{pc, {}, static_cast<std::uint32_t>((pc.port_max - pc.port_min + 1u) / pc.block_size)};
+    for (const AddressRange& r : pc.public_addresses)
+      for (std::uint64_t a = r.first.host(); a <= r.last.host(); ++a) {
+        const be32 addr = be32::from_host(static_cast<std::uint32_t>(a));
+        const std::uint32_t index = static_cast<std::uint32_t>(e->addresses_.size());
+        e->addresses_.push_back(PublicAddress{addr, pi, block_count, pool.blocks_per_address});
+        e->address_index_.emplace(addr.raw, index);
+        pool.addresses.push_back(index);
+        block_count += pool.blocks_per_address;
+      }
+    e->pools_.push_back(std::move(pool));
+  }
+  e->blocks_.assign(block_count, Block{no_index, {0, 0, 0}, 0});
+
+  for (const StaticMapping& sm : config.static_mappings) {
+    const Proto proto = sm.protocol == packet::ip_proto::tcp ? Proto::tcp : Proto::udp;
+    const std::uint32_t m = e->free_mappings_.back();
+    e->free_mappings_.pop_back();
+    e->mappings_[m] = Mapping{sm.inside_address, sm.public_address, sm.inside_port, sm.public_port, proto, 1, 0, 0,
+                              no_index, no_index, 0};
+    e->mapping_in_.insert(Impl::hash_mapping(*e, proto, sm.inside_address, sm.inside_port), m);
+    e->mapping_out_.insert(Impl::hash_mapping(*e, proto, sm.public_address, sm.public_port), m);
+    e->static_public_.emplace(sm.public_address.raw, true);
+    ++e->mapping_count_;
+  }
+
+  e->fragment_flows_.assign(config.fragment_flows, FragmentFlow{});
+  e->free_fragment_flows_.resize(config.fragment_flows);
+  for (std::uint32_t i = 0; i < config.fragment_flows; ++i) e->free_fragment_flows_[i] = i;
+  e->fragment_fifo_.assign(config.fragment_flows, 0);
+  e->held_fragments_.assign(config.fragment_hold_slots, HeldFragment{});
+  e->held_buffer_.assign(std::size_t{config.fragment_hold_slots} * config.fragment_hold_bytes, 0);
+  for (std::uint32_t i = 0; i < config.fragment_hold_slots; ++i) {
+    e->held_fragments_[i].state = HeldFragment::State::free;
+    e->held_fragments_[i].buffer_offset = i * config.fragment_hold_bytes;
+  }
+  return e;
+}
+
+void Engine::process_burst(Direction dir, std::span<PacketRef> packets, std::uint64_t now_ms) {
+  now_ms_ = now_ms;
+  now_s_ = static_cast<std::uint32_t>(now_ms / 1000);
+  ParsedIpv4 parsed[max_burst];
+  Impl::Lookup lookups[max_burst];
+  packet::ParseError errors[max_burst];
+  const std::size_t n = std::min<std::size_t>(packets.size(), max_burst);
+  const NatCounter seen = dir == Direction::outbound ? NatCounter::packets_outbound : NatCounter::packets_inbound;
+  counters_.add(seen, n);
+
+  auto run = [&]<Direction D>() {
+    for (std::size_t i = 0; i < n; ++i) {
+      errors[i] = packet::parse_ipv4(packets[i].bytes, parsed[i], parse_options_);
+      if (errors[i] == packet::ParseError::ok) Impl::prepare<D>(*this, parsed[i], lookups[i]);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      if (errors[i] == packet::ParseError::ok) Impl::lookup<D>(*this, parsed[i], lookups[i]);
+    for (std::size_t i = 0; i < n; ++i) {
+      PacketRef& pkt = packets[i];
+      if (errors[i] != packet::ParseError::ok) {
+        counters_.add(errors[i]);
+        pkt.result = drop(DropReason::malformed);
+        continue;
+      }
+      pkt.result = Impl::translate<D>(*this, pkt.bytes.data(), parsed[i], lookups[i]);
+      if (pkt.result.verdict == Verdict::drop) counters_.add(pkt.result.reason);
+    }
+  };
+  if (dir == Direction::outbound)
+    run.template operator()<Direction::outbound>();
+  else
+    run.template operator()<Direction::inbound>();
+}
+
+Result Engine::process(Direction dir, std::span<std::uint8_t> ip_packet, std::uint64_t now_ms) {
+  PacketRef ref{ip_packet, {}};
+  process_burst(dir, std::span<PacketRef>(&ref, 1), now_ms);
+  return ref.result;
+}
+
+void Engine::expire(std::uint64_t now_ms, unsigned budget) { Impl::expire(*this, now_ms, budget); }
+
+const Mapping* Engine::find_mapping(Proto proto, be32 in_addr, be16 in_port) const {
+  const std::uint32_t m = Impl::find_mapping_in(*this, proto, in_addr, in_port);
+  return m == no_index ? nullptr : &mappings_[m];
+}
+
+const Session* Engine::find_session_in(Proto proto, be32 in_addr, be16 in_port, be32 rem_addr, be16 rem_port) const {
+  const std::uint32_t i = Impl::find_in2out(*this, Impl::hash_in(*this, proto, in_addr, in_port, rem_addr, rem_port),
+                                            proto, in_addr, in_port, rem_addr, rem_port);
+  return i == no_index ? nullptr : &sessions_[i];
+}
+
+be32 Engine::subscriber_public_address(be32 subscriber) const {
+  const std::uint32_t i = Impl::find_subscriber(*this, subscriber);
+  return i == no_index ? be32{0} : addresses_[subscribers_[i].address].addr;
+}
+
+MemoryUse Engine::memory_use() const {
+  MemoryUse m{};
+  m.sessions = sessions_.size() * sizeof(Session) + free_sessions_.size() * 4;
+  m.mappings = mappings_.size() * sizeof(Mapping) + free_mappings_.size() * 4 + held_ring_.size() * sizeof(HeldMapping);
+  m.session_tables = in2out_.memory_bytes() + out2in_.memory_bytes();
+  m.mapping_tables = mapping_in_.memory_bytes() + mapping_out_.memory_bytes();
+  m.timer_wheel = wheel_.memory_bytes();
+  m.subscribers = subscribers_.size() * sizeof(Subscriber) + subscriber_blocks_.size() * 4 +
+                  free_subscribers_.size() * 4 + subscriber_table_.memory_bytes();
+  m.blocks = blocks_.size() * sizeof(Block) + addresses_.size() * sizeof(PublicAddress);
+  m.fragments = fragment_flows_.size() * sizeof(FragmentFlow) + fragment_table_.memory_bytes() +
+                held_buffer_.size() + held_fragments_.size() * sizeof(HeldFragment);
+  m.total = m.sessions + m.mappings + m.session_tables + m.mapping_tables + m.timer_wheel + m.subscribers + m.blocks +
+            m.fragments;
+  return m;
+}
+
+}  // namespace passgate::nat

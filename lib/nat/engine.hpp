@@ -1,0 +1,292 @@
+// The NAT44 engine of one worker core: sessions, endpoint-independent
+// mappings, CGNAT port blocks, filtering, TCP state, ICMP, hairpinning,
+// static mappings and fragments. No DPDK, no locks, no exceptions, no
+// allocation after construction. Time is passed in with every call and
+// randomness comes from the configured seed, so behaviour is deterministic
+// (RFC 4787 REQ-11) and tests can replay it.
+//
+// Data model:
+//   Subscriber  one inside address; owns up to M port blocks, all on one
+//               public address (paired pooling, RFC 6888 REQ-2).
+//   Mapping     (proto, inside addr, inside port) <-> (public addr, port),
+//               shared by every session that uses it: endpoint-independent
+//               mapping (RFC 4787 REQ-1, RFC 5382 REQ-1). When its last
+//               session ends the port is held for port_reuse_hold seconds
+//               (RFC 6888 REQ-8) before it returns to the block.
+//   Session     a mapping plus one remote endpoint; found from the inside
+//               tuple (in2out) and the outside tuple (out2in) in O(1); carries
+//               the precomputed checksum deltas of its rewrite.
+// Packets are processed in bursts: parse and hash every packet, prefetch the
+// hash buckets, look up and prefetch the sessions, then rewrite. Misses take
+// the out-of-line slow path that creates state.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "nat/flow_table.hpp"
+#include "nat/nat_config.hpp"
+#include "nat/timer_wheel.hpp"
+#include "packet/parse.hpp"
+#include "stats/nat_counters.hpp"
+
+namespace passgate::nat {
+
+using stats::DropReason;
+
+enum class Direction : std::uint8_t { outbound, inbound };  // inside->outside, outside->inside
+enum class Verdict : std::uint8_t { to_outside, to_inside, drop, held };
+
+struct Result {
+  Verdict verdict = Verdict::drop;
+  DropReason reason = DropReason::none;
+};
+
+// Protocols with sessions, as dense indices.
+enum class Proto : std::uint8_t { tcp = 0, udp = 1, icmp = 2 };
+inline constexpr unsigned proto_count = 3;
+const char* to_string(Proto p);
+
+// RFC 7857 section 3 / RFC 6146 section 3.5.2, reduced to what decides the
+// timeout: established sessions get tcp_established, all others transitory.
+enum class TcpState : std::uint8_t { none, syn_out, syn_in, established, fin_out, fin_in, fin_both, reset };
+const char* to_string(TcpState s);
+
+struct Session {
+  be32 in_addr, out_addr, rem_addr;
+  be16 in_port, out_port, rem_port;  // ICMP: identifier in in/out_port, rem_port 0
+  Proto proto;
+  TcpState tcp_state;
+  std::uint8_t flags;              // session_flag::*
+  std::uint8_t reserved;
+  std::uint16_t ip_delta;          // outbound IPv4 header checksum delta
+  std::uint16_t l4_delta;          // outbound transport checksum delta
+  std::uint32_t last_seen;         // seconds
+  std::uint32_t mapping;
+  std::uint32_t mapping_next, mapping_prev;  // sessions of one mapping
+};
+static_assert(sizeof(Session) <= 64, "a session must fit one cache line");
+
+namespace session_flag {
+inline constexpr std::uint8_t hairpin = 0x01;  // remote is one of our public addresses
+inline constexpr std::uint8_t inbound_opened = 0x02;
+}  // namespace session_flag
+
+struct Mapping {
+  be32 in_addr, out_addr;
+  be16 in_port, out_port;
+  Proto proto;
+  std::uint8_t is_static;
+  std::uint16_t reserved;
+  std::uint32_t sessions;       // live sessions using it
+  std::uint32_t first_session;
+  std::uint32_t subscriber;     // no_index for static mappings
+  std::uint32_t hold_until;     // seconds; set while held after its last session
+};
+static_assert(sizeof(Mapping) == 32);
+
+// Port-block and limit events for logging (RFC 6888 REQ-12..14): only the
+// subscriber, its public address and the port range, never destinations.
+struct NatEvent {
+  enum class Type : std::uint8_t { block_allocated, block_released, ports_exhausted, session_limit, pool_exhausted };
+  Type type;
+  std::uint64_t time_ms;
+  be32 subscriber;
+  be32 public_address;
+  std::uint16_t port_first, port_last;
+  std::uint32_t pool;
+};
+const char* to_string(NatEvent::Type t);
+
+// Single-producer single-consumer ring the engine fills and the control core
+// drains; when full, the event is counted as lost, never blocks.
+class EventRing {
+ public:
+  explicit EventRing(std::uint32_t capacity) : items_(capacity) {}
+  bool push(const NatEvent& e) {
+    if (head_ - tail_ == items_.size()) return false;
+    items_[head_++ % items_.size()] = e;
+    return true;
+  }
+  bool pop(NatEvent& e) {
+    if (tail_ == head_) return false;
+    e = items_[tail_++ % items_.size()];
+    return true;
+  }
+  [[nodiscard]] std::size_t size() const { return head_ - tail_; }
+
+ private:
+  std::vector<NatEvent> items_;
+  std::uint64_t head_ = 0, tail_ = 0;
+};
+
+// One packet of a burst: the bytes from its IPv4 header to the end of the
+// buffer (the engine rewrites them in place) and, after processing, its fate.
+struct PacketRef {
+  std::span<std::uint8_t> bytes;
+  Result result;
+};
+
+struct MemoryUse {
+  std::size_t sessions, mappings, session_tables, mapping_tables, timer_wheel, subscribers, blocks, fragments, total;
+};
+
+class Engine {
+ public:
+  static constexpr unsigned max_burst = 64;
+
+  // nullptr with the reasons in *errors when the configuration is unusable.
+  static std::unique_ptr<Engine> create(const NatConfig& config, std::vector<std::string>* errors);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Translate packets in place. Up to max_burst packets per call.
+  void process_burst(Direction dir, std::span<PacketRef> packets, std::uint64_t now_ms);
+  Result process(Direction dir, std::span<std::uint8_t> ip_packet, std::uint64_t now_ms);
+
+  // Expire idle sessions, free held ports and stale fragment state, at most
+  // `budget` records per call. Call it often (every loop turn or millisecond).
+  void expire(std::uint64_t now_ms, unsigned budget = 1024);
+
+  // Out-of-order fragments whose first fragment has arrived, translated and
+  // ready to send: emit(bytes, verdict) for each, then their slots are free.
+  template <typename Emit>
+  void drain_released(Emit&& emit);
+  [[nodiscard]] bool has_released() const { return released_count_ != 0; }
+
+  [[nodiscard]] const stats::NatCounters& counters() const { return counters_; }
+  [[nodiscard]] EventRing& events() { return events_; }
+
+  // Introspection for tests, telemetry and the CLI.
+  [[nodiscard]] std::uint32_t active_sessions() const { return session_count_; }
+  [[nodiscard]] std::uint32_t active_mappings() const { return mapping_count_; }
+  [[nodiscard]] std::uint32_t active_subscribers() const { return subscriber_count_; }
+  [[nodiscard]] std::uint32_t blocks_in_use() const { return blocks_in_use_; }
+  [[nodiscard]] const Mapping* find_mapping(Proto proto, be32 in_addr, be16 in_port) const;
+  [[nodiscard]] const Session* find_session_in(Proto proto, be32 in_addr, be16 in_port, be32 rem_addr,
+                                               be16 rem_port) const;
+  // Public address a subscriber is paired with, or 0 if it has no state.
+  [[nodiscard]] be32 subscriber_public_address(be32 subscriber) const;
+  [[nodiscard]] MemoryUse memory_use() const;
+  [[nodiscard]] const NatConfig& config() const { return config_; }
+
+ private:
+  struct Impl;
+  explicit Engine(const NatConfig& config);
+
+  // ---- types private to the engine ----
+  struct Subscriber {
+    be32 addr;
+    std::uint32_t pool;
+    std::uint32_t address;   // index into addresses_
+    std::uint32_t sessions;
+    std::uint16_t blocks;
+    std::uint16_t reserved;
+  };
+  struct Block {
+    std::uint32_t subscriber;  // no_index = free
+    std::uint16_t used[proto_count];
+    std::uint16_t reserved;
+  };
+  struct PublicAddress {
+    be32 addr;
+    std::uint32_t pool;
+    std::uint32_t first_block;
+    std::uint32_t free_blocks;
+  };
+  struct Pool {
+    PoolConfig config;
+    std::vector<std::uint32_t> addresses;
+    std::uint32_t blocks_per_address;
+  };
+  struct HeldMapping {
+    std::uint32_t mapping;
+    std::uint32_t until;
+  };
+  struct FragmentFlow {
+    be32 src, dst, new_src, new_dst;
+    be16 id;
+    std::uint8_t proto;
+    Direction dir;
+    Verdict verdict;
+    std::uint16_t ip_delta;
+    std::uint64_t expires_ms;
+  };
+  struct HeldFragment {
+    enum class State : std::uint8_t { free, held, ready } state;
+    Direction dir;
+    Verdict verdict;
+    std::uint16_t length;
+    std::uint64_t expires_ms;
+    std::uint32_t buffer_offset;
+  };
+
+  NatConfig config_;
+  FlowHasher hasher_;
+  std::uint64_t rng_[4];
+  packet::ParseOptions parse_options_{};
+  std::uint64_t now_ms_ = 0;
+  std::uint32_t now_s_ = 0;
+
+  std::vector<Session> sessions_;
+  std::vector<std::uint32_t> free_sessions_;
+  std::uint32_t session_count_ = 0;
+  FlowTable in2out_, out2in_;
+  TimerWheel wheel_;
+
+  std::vector<Mapping> mappings_;
+  std::vector<std::uint32_t> free_mappings_;
+  std::uint32_t mapping_count_ = 0;
+  FlowTable mapping_in_, mapping_out_;
+  std::vector<HeldMapping> held_ring_;
+  std::uint64_t held_head_ = 0, held_tail_ = 0;
+
+  std::vector<Subscriber> subscribers_;
+  std::vector<std::uint32_t> free_subscribers_;
+  std::vector<std::uint32_t> subscriber_blocks_;  // max_blocks slots per subscriber
+  std::uint32_t max_blocks_ = 0;
+  std::uint32_t subscriber_count_ = 0;
+  FlowTable subscriber_table_;
+
+  std::vector<Pool> pools_;
+  std::vector<PublicAddress> addresses_;
+  std::unordered_map<std::uint32_t, std::uint32_t> address_index_;  // public addr (raw) -> addresses_
+  std::unordered_map<std::uint32_t, bool> static_public_;           // public addrs of static mappings
+  std::vector<Block> blocks_;
+  std::uint32_t blocks_in_use_ = 0;
+
+  std::vector<FragmentFlow> fragment_flows_;
+  std::vector<std::uint32_t> free_fragment_flows_;
+  FlowTable fragment_table_;
+  std::vector<std::uint32_t> fragment_fifo_;
+  std::uint64_t fragment_head_ = 0, fragment_tail_ = 0;
+  std::vector<HeldFragment> held_fragments_;
+  std::vector<std::uint8_t> held_buffer_;
+  std::uint32_t held_fragment_count_ = 0;
+  std::uint32_t released_count_ = 0;
+
+  stats::NatCounters counters_;
+  EventRing events_;
+
+  friend struct Impl;
+};
+
+template <typename Emit>
+void Engine::drain_released(Emit&& emit) {
+  if (released_count_ == 0) return;
+  for (HeldFragment& h : held_fragments_) {
+    if (h.state != HeldFragment::State::ready) continue;
+    emit(std::span<std::uint8_t>(held_buffer_.data() + h.buffer_offset, h.length), h.verdict);
+    h.state = HeldFragment::State::free;
+    --released_count_;
+    --held_fragment_count_;
+    counters_.add(stats::NatCounter::fragments_released);
+  }
+}
+
+}  // namespace passgate::nat

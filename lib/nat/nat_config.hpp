@@ -1,0 +1,85 @@
+// The NAT engine's configuration as plain values. lib/config fills it from
+// YAML (with file:line:column errors); tests and benchmarks build it directly.
+// validate() checks what the engine itself depends on.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "packet/byte_order.hpp"
+
+namespace passgate::nat {
+
+using packet::be16;
+using packet::be32;
+
+// RFC 4787 REQ-8 / RFC 5382 REQ-3 / RFC 6888 REQ-7.
+enum class Filtering : std::uint8_t {
+  endpoint_independent,      // any remote may use an existing mapping (default)
+  address_dependent,         // only remotes the subscriber has sent to
+  address_and_port_dependent // only the exact remote address and port
+};
+
+struct Ipv4Prefix {
+  be32 address;
+  std::uint8_t length = 32;
+  [[nodiscard]] std::uint32_t mask() const { return length == 0 ? 0 : ~std::uint32_t{0} << (32 - length); }
+  [[nodiscard]] bool contains(be32 a) const { return ((a.host() ^ address.host()) & mask()) == 0; }
+};
+
+struct AddressRange {  // inclusive
+  be32 first, last;
+  [[nodiscard]] std::uint32_t size() const { return last.host() - first.host() + 1; }
+};
+
+struct PoolConfig {
+  std::string name;
+  std::vector<Ipv4Prefix> subscribers;         // inside sources this pool serves
+  std::vector<AddressRange> public_addresses;  // may be non-contiguous (RFC 6888 REQ-3)
+  std::uint16_t port_min = 1024;
+  std::uint16_t port_max = 65535;
+  std::uint16_t block_size = 512;               // ports per block (RFC 6888 REQ-13/14)
+  std::uint16_t max_blocks_per_subscriber = 4;  // port limit = blocks * block size (REQ-4)
+  std::uint32_t max_sessions_per_subscriber = 4096;  // RFC 6888 REQ-5
+  Filtering filtering = Filtering::endpoint_independent;
+};
+
+// Seconds. Defaults are the RFC minimums operators expect.
+struct Timeouts {
+  std::uint32_t udp = 300;               // RFC 4787 REQ-5
+  std::uint32_t tcp_established = 7440;  // RFC 5382 REQ-5: 2 h 4 min
+  std::uint32_t tcp_transitory = 240;    // RFC 5382 REQ-5 / RFC 7857: 4 min
+  std::uint32_t icmp = 60;               // RFC 5508 REQ-1
+  std::uint32_t port_reuse_hold = 120;   // RFC 6888 REQ-8
+  std::uint32_t fragment_ms = 2000;      // how long an out-of-order fragment is held
+};
+
+struct StaticMapping {
+  std::uint8_t protocol;  // packet::ip_proto::tcp or udp
+  be32 inside_address;
+  be16 inside_port;
+  be32 public_address;
+  be16 public_port;
+};
+
+struct NatConfig {
+  std::vector<PoolConfig> pools;
+  std::vector<StaticMapping> static_mappings;
+  Timeouts timeouts;
+  std::uint32_t max_sessions = 1u << 20;
+  std::uint32_t max_subscribers = 1u << 16;
+  std::uint32_t fragment_flows = 4096;       // datagrams tracked at once
+  std::uint32_t fragment_hold_slots = 64;    // out-of-order fragments held at once
+  std::uint32_t fragment_hold_bytes = 2048;  // largest fragment held
+  std::uint32_t event_ring_size = 4096;
+  std::uint64_t random_seed = 0;             // hash keys and port choice (RFC 6056)
+
+  // Every problem found, one line each; empty when the configuration is usable.
+  [[nodiscard]] std::vector<std::string> validate() const;
+};
+
+std::string to_string(be32 address);
+const char* to_string(Filtering f);
+
+}  // namespace passgate::nat

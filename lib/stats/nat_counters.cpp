@@ -1,0 +1,21 @@
+#include "stats/nat_counters.hpp"
+
+namespace passgate::stats {
+
+namespace {
+#define PASSGATE_NAME(name, text) #name,
+#define PASSGATE_TEXT(name, text) text,
+constexpr const char* counter_names[] = {PASSGATE_NAT_COUNTERS(PASSGATE_NAME)};
+constexpr const char* counter_texts[] = {PASSGATE_NAT_COUNTERS(PASSGATE_TEXT)};
+constexpr const char* drop_names[] = {"none", PASSGATE_NAT_DROPS(PASSGATE_NAME)};
+constexpr const char* drop_texts[] = {"not dropped", PASSGATE_NAT_DROPS(PASSGATE_TEXT)};
+#undef PASSGATE_NAME
+#undef PASSGATE_TEXT
+}  // namespace
+
+const char* nat_counter_name(NatCounter c) { return counter_names[static_cast<unsigned>(c)]; }
+const char* nat_counter_help(NatCounter c) { return counter_texts[static_cast<unsigned>(c)]; }
+const char* drop_reason_name(DropReason r) { return drop_names[static_cast<unsigned>(r)]; }
+const char* drop_reason_help(DropReason r) { return drop_texts[static_cast<unsigned>(r)]; }
+
+}  // namespace passgate::stats

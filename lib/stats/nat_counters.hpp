@@ -1,0 +1,97 @@
+// Counter ids of one NAT engine (one worker core). Each engine owns a plain
+// block of them, written without atomics on the packet path; the control core
+// reads and sums the blocks of all workers. Names come from the same X-macro
+// lists as the enums, so a counter can never lose its name.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "packet/parse.hpp"
+
+namespace passgate::stats {
+
+#define PASSGATE_NAT_COUNTERS(X)                                                       \
+  X(packets_outbound, "packets received on the inside, to be translated outwards")    \
+  X(packets_inbound, "packets received on the outside, to be translated inwards")     \
+  X(translated_outbound, "packets translated inside to outside")                       \
+  X(translated_inbound, "packets translated outside to inside")                        \
+  X(hairpinned, "packets from one subscriber to another's public mapping (RFC 4787 REQ-9)") \
+  X(icmp_errors_translated, "ICMP errors translated with their embedded packet (RFC 5508)") \
+  X(fragments_translated, "non-first fragments translated by their first fragment's session") \
+  X(fragments_held, "out-of-order fragments held until their first fragment arrives") \
+  X(fragments_released, "held fragments translated and released")                     \
+  X(sessions_created, "sessions created")                                              \
+  X(sessions_expired, "sessions removed after their idle timeout")                     \
+  X(sessions_created_inbound, "sessions opened from outside through a mapping (filtering allowed)") \
+  X(mappings_created, "endpoint-independent mappings created")                         \
+  X(mappings_freed, "mappings freed after the port reuse hold (RFC 6888 REQ-8)")      \
+  X(subscribers_created, "subscribers seen for the first time")                        \
+  X(subscribers_freed, "subscribers with no ports left")                               \
+  X(blocks_allocated, "port blocks given to subscribers")                              \
+  X(blocks_released, "port blocks returned to the pool")                               \
+  X(tcp_resets, "TCP sessions moved to the transitory timeout by RST (RFC 7857)")      \
+  X(events_lost, "NAT events dropped because the event ring was full")
+
+#define PASSGATE_NAT_DROPS(X)                                                          \
+  X(malformed, "malformed packet (see the parse error counters)")                     \
+  X(no_pool, "source address is in no subscriber prefix")                              \
+  X(unsupported_protocol, "IP protocol not translated")                                \
+  X(icmp_not_translatable, "ICMP type that is neither a query nor an error")          \
+  X(icmp_query_inbound_no_session, "inbound ICMP query or reply with no session")     \
+  X(icmp_error_no_session, "ICMP error whose embedded packet matches no session (RFC 5508)") \
+  X(tcp_not_syn, "TCP packet with no session that is not a SYN")                      \
+  X(no_mapping, "inbound packet to a public address and port with no mapping")       \
+  X(filtered, "inbound packet refused by the pool's filtering behaviour")             \
+  X(ports_exhausted, "subscriber has no free port and no block left to take (RFC 6888 REQ-11)") \
+  X(pool_exhausted, "subscriber's public address has no free port block")             \
+  X(subscriber_session_limit, "subscriber reached its session limit (RFC 6888 REQ-5)") \
+  X(session_table_full, "session table full")                                          \
+  X(subscriber_table_full, "subscriber table full")                                    \
+  X(fragment_table_full, "fragment tracking table full")                               \
+  X(fragment_hold_full, "no room to hold an out-of-order fragment")                   \
+  X(fragment_too_large, "out-of-order fragment larger than a hold slot")              \
+  X(fragment_timeout, "held fragment whose first fragment never came")                 \
+  X(fragment_no_session, "first fragment was dropped, so its later fragments are too")
+
+#define PASSGATE_ENUM_ENTRY(name, text) name,
+enum class NatCounter : std::uint16_t { PASSGATE_NAT_COUNTERS(PASSGATE_ENUM_ENTRY) count_ };
+enum class DropReason : std::uint8_t { none = 0, PASSGATE_NAT_DROPS(PASSGATE_ENUM_ENTRY) count_ };
+#undef PASSGATE_ENUM_ENTRY
+
+inline constexpr unsigned nat_counter_count = static_cast<unsigned>(NatCounter::count_);
+inline constexpr unsigned drop_reason_count = static_cast<unsigned>(DropReason::count_);
+
+const char* nat_counter_name(NatCounter c);
+const char* nat_counter_help(NatCounter c);
+const char* drop_reason_name(DropReason r);
+const char* drop_reason_help(DropReason r);
+
+struct alignas(64) NatCounters {
+  std::array<std::uint64_t, nat_counter_count> counter{};
+  std::array<std::uint64_t, drop_reason_count> drop{};
+  std::array<std::uint64_t, packet::parse_error_count> parse_error{};
+
+  void add(NatCounter c, std::uint64_t n = 1) { counter[static_cast<unsigned>(c)] += n; }
+  void add(DropReason r) { ++drop[static_cast<unsigned>(r)]; }
+  void add(packet::ParseError e) {
+    ++parse_error[static_cast<unsigned>(e)];
+    ++drop[static_cast<unsigned>(DropReason::malformed)];
+  }
+  [[nodiscard]] std::uint64_t get(NatCounter c) const { return counter[static_cast<unsigned>(c)]; }
+  [[nodiscard]] std::uint64_t get(DropReason r) const { return drop[static_cast<unsigned>(r)]; }
+  [[nodiscard]] std::uint64_t get(packet::ParseError e) const { return parse_error[static_cast<unsigned>(e)]; }
+  [[nodiscard]] std::uint64_t total_drops() const {
+    std::uint64_t sum = 0;
+    for (auto v : drop) sum += v;
+    return sum;
+  }
+  NatCounters& operator+=(const NatCounters& o) {
+    for (unsigned i = 0; i < counter.size(); ++i) counter[i] += o.counter[i];
+    for (unsigned i = 0; i < drop.size(); ++i) drop[i] += o.drop[i];
+    for (unsigned i = 0; i < parse_error.size(); ++i) parse_error[i] += o.parse_error[i];
+    return *this;
+  }
+};
+
+}  // namespace passgate::stats
