@@ -651,14 +651,16 @@ struct Engine::Impl {
     e.free_sessions_.push_back(i);
     --e.session_count_;
     e.counters_.add(NatCounter::sessions_expired);
-    if (--map.sessions == 0 && !map.is_static) hold_mapping(e, s.mapping);
+    // The hold runs from when the session went idle, not from when the
+    // expiry pass happened to notice.
+    if (--map.sessions == 0 && !map.is_static) hold_mapping(e, s.mapping, s.last_seen + timeout_of(e, s));
   }
 
   // RFC 6888 REQ-8: the port stays with its mapping for port_reuse_hold
   // seconds after the last session; the same inside endpoint coming back in
   // that time gets the same public port.
-  static void hold_mapping(Engine& e, std::uint32_t m) {
-    const std::uint32_t until = e.now_s_ + e.config_.timeouts.port_reuse_hold;
+  static void hold_mapping(Engine& e, std::uint32_t m, std::uint32_t idle_since) {
+    const std::uint32_t until = std::min(idle_since, e.now_s_) + e.config_.timeouts.port_reuse_hold;
     e.mappings_[m].hold_until = until;
     if (e.held_head_ - e.held_tail_ == e.held_ring_.size()) {
       free_mapping(e, m);  // cannot be held: the ring is sized for every mapping
