@@ -135,14 +135,14 @@ struct Engine::Impl {
              s.proto == p;
     });
   }
-  static std::uint32_t find_mapping_in(const Engine& e, Proto p, be32 addr, be16 port) {
-    return e.mapping_in_.find(hash_mapping(e, p, addr, port), [&](std::uint32_t i) {
+  static std::uint32_t find_mapping_in(const Engine& e, std::uint64_t h, Proto p, be32 addr, be16 port) {
+    return e.mapping_in_.find(h, [&](std::uint32_t i) {
       const Mapping& m = e.mappings_[i];
       return m.in_addr == addr && m.in_port == port && m.proto == p;
     });
   }
-  static std::uint32_t find_mapping_out(const Engine& e, Proto p, be32 addr, be16 port) {
-    return e.mapping_out_.find(hash_mapping(e, p, addr, port), [&](std::uint32_t i) {
+  static std::uint32_t find_mapping_out(const Engine& e, std::uint64_t h, Proto p, be32 addr, be16 port) {
+    return e.mapping_out_.find(h, [&](std::uint32_t i) {
       const Mapping& m = e.mappings_[i];
       return m.out_addr == addr && m.out_port == port && m.proto == p;
     });
@@ -265,15 +265,26 @@ struct Engine::Impl {
     }
   }
 
+  // Stage 2 of a burst: the buckets were prefetched in stage 1. The key
+  // compare loads each session; these loads are independent, so the core
+  // overlaps several of them. (Measured: prefetching the candidate sessions
+  // here and comparing in stage 3 was slower on this machine.)
   template <Direction D>
   static void lookup(Engine& e, const ParsedIpv4& p, Lookup& l) {
     if (!l.fast) return;
     const be16 rem_port = l.proto == Proto::icmp ? be16{0} : (D == Direction::outbound ? p.dst_port : p.src_port);
-    if constexpr (D == Direction::outbound)
+    if constexpr (D == Direction::outbound) {
       l.session = find_in2out(e, l.hash, l.proto, p.src, p.src_port, p.dst, rem_port);
-    else
+      // A miss will create state in stage 3: start loading what that needs.
+      if (l.session == no_index) [[unlikely]] {
+        e.mapping_in_.prefetch(hash_mapping(e, l.proto, p.src, p.src_port));
+        e.subscriber_table_.prefetch(hash_subscriber(e, p.src));
+      }
+    } else {
       l.session = find_out2in(e, l.hash, l.proto, p.dst, p.dst_port, p.src, rem_port);
-    if (l.session != no_index) __builtin_prefetch(&e.sessions_[l.session], 1);
+      if (l.session == no_index) [[unlikely]]
+        e.mapping_out_.prefetch(hash_mapping(e, l.proto, p.dst, p.dst_port));
+    }
   }
 
   template <Direction D>
@@ -352,7 +363,8 @@ struct Engine::Impl {
       return DropReason::icmp_query_inbound_no_session;
     if (e.free_sessions_.empty()) return DropReason::session_table_full;
 
-    std::uint32_t m = find_mapping_in(e, l.proto, p.src, p.src_port);
+    const std::uint64_t h_map = hash_mapping(e, l.proto, p.src, p.src_port);
+    std::uint32_t m = find_mapping_in(e, h_map, l.proto, p.src, p.src_port);
     std::uint32_t sub = no_index;
     if (m == no_index || !e.mappings_[m].is_static) {
       const DropReason r = subscriber_for(e, p.src, sub);
@@ -364,14 +376,15 @@ struct Engine::Impl {
       }
     }
     if (m == no_index) {
-      const DropReason r = create_mapping(e, sub, l.proto, p.src, p.src_port, m);
+      const DropReason r = create_mapping(e, sub, l.proto, p.src, p.src_port, h_map, m);
       if (r != DropReason::none) {
         release_if_unused(e, sub);
         return r;
       }
     }
     const be16 rem_port = l.proto == Proto::icmp ? be16{0} : p.dst_port;
-    l.session = new_session(e, m, p.dst, rem_port, l.proto == Proto::tcp ? TcpState::syn_out : TcpState::none, false);
+    l.session =
+        new_session(e, m, p.dst, rem_port, l.proto == Proto::tcp ? TcpState::syn_out : TcpState::none, false, l.hash);
     if (l.session == no_index) return DropReason::session_table_full;
     return DropReason::none;
   }
@@ -380,7 +393,7 @@ struct Engine::Impl {
     lookup<Direction::inbound>(e, p, l);
     if (l.session != no_index) return DropReason::none;
     if (l.proto == Proto::icmp) return DropReason::icmp_query_inbound_no_session;
-    const std::uint32_t m = find_mapping_out(e, l.proto, p.dst, p.dst_port);
+    const std::uint32_t m = find_mapping_out(e, hash_mapping(e, l.proto, p.dst, p.dst_port), l.proto, p.dst, p.dst_port);
     // A mapping held after its last session is not live (RFC 4787 REQ-8:
     // filtering applies to existing mappings only).
     if (m == no_index || (e.mappings_[m].sessions == 0 && !e.mappings_[m].is_static))
@@ -407,14 +420,24 @@ struct Engine::Impl {
         return DropReason::subscriber_session_limit;
       }
     }
-    l.session = new_session(e, m, p.src, p.src_port, l.proto == Proto::tcp ? TcpState::syn_in : TcpState::none, true);
+    l.session =
+        new_session(e, m, p.src, p.src_port, l.proto == Proto::tcp ? TcpState::syn_in : TcpState::none, true, l.hash);
     if (l.session == no_index) return DropReason::session_table_full;
     e.counters_.add(NatCounter::sessions_created_inbound);
     return DropReason::none;
   }
 
+  static bool is_public(const Engine& e, be32 addr) {
+    const std::uint32_t a = addr.host();
+    for (const AddressRange& r : e.public_ranges_)
+      if (a >= r.first.host() && a <= r.last.host()) return true;
+    return false;
+  }
+
+  // `known_hash` is the table hash the caller already has: in2out's for a
+  // session opened outbound, out2in's for one opened inbound.
   static std::uint32_t new_session(Engine& e, std::uint32_t m, be32 rem_addr, be16 rem_port, TcpState state,
-                                   bool inbound) {
+                                   bool inbound, std::uint64_t known_hash) {
     if (e.free_sessions_.empty()) return no_index;
     Mapping& map = e.mappings_[m];
     const std::uint32_t i = e.free_sessions_.back();
@@ -428,7 +451,7 @@ struct Engine::Impl {
     s.proto = map.proto;
     s.tcp_state = state;
     s.flags = inbound ? session_flag::inbound_opened : 0;
-    if (e.address_index_.count(rem_addr.raw) || e.static_public_.count(rem_addr.raw)) s.flags |= session_flag::hairpin;
+    if (is_public(e, rem_addr)) s.flags |= session_flag::hairpin;
     s.reserved = 0;
     ChecksumDelta ip_delta;
     ip_delta.add(map.in_addr, map.out_addr);
@@ -440,8 +463,8 @@ struct Engine::Impl {
     s.last_seen = e.now_s_;
     s.mapping = m;
 
-    const std::uint64_t h_in = hash_in(e, s.proto, s.in_addr, s.in_port, s.rem_addr, s.rem_port);
-    const std::uint64_t h_out = hash_in(e, s.proto, s.out_addr, s.out_port, s.rem_addr, s.rem_port);
+    const std::uint64_t h_in = inbound ? hash_in(e, s.proto, s.in_addr, s.in_port, s.rem_addr, s.rem_port) : known_hash;
+    const std::uint64_t h_out = inbound ? known_hash : hash_in(e, s.proto, s.out_addr, s.out_port, s.rem_addr, s.rem_port);
     if (!e.in2out_.insert(h_in, i)) return no_index;
     if (!e.out2in_.insert(h_out, i)) {
       e.in2out_.erase(h_in, i);
@@ -514,22 +537,13 @@ struct Engine::Impl {
   }
 
   static be16 block_port(const Engine& e, std::uint32_t block, std::uint32_t offset) {
-    const PublicAddress& a = e.addresses_[address_of_block(e, block)];
-    const Pool& pl = e.pools_[a.pool];
-    const std::uint32_t n = block - a.first_block;
-    return be16::from_host(static_cast<std::uint16_t>(pl.config.port_min + n * pl.config.block_size + offset));
-  }
-  static std::uint32_t address_of_block(const Engine& e, std::uint32_t block) {
-    // Addresses are laid out in block order; find the last with first_block <= block.
-    auto it = std::upper_bound(e.addresses_.begin(), e.addresses_.end(), block,
-                               [](std::uint32_t b, const PublicAddress& a) { return b < a.first_block; });
-    return static_cast<std::uint32_t>(it - e.addresses_.begin() - 1);
+    return be16::from_host(static_cast<std::uint16_t>(e.blocks_[block].first_port + offset));
   }
 
   // RFC 6888 REQ-13/14 and RFC 6056: ports come from the subscriber's blocks;
   // inside a block the port is chosen at random, then the next free one.
   static DropReason create_mapping(Engine& e, std::uint32_t sub, Proto proto, be32 in_addr, be16 in_port,
-                               std::uint32_t& out) {
+                                   std::uint64_t h_in, std::uint32_t& out) {
     if (e.free_mappings_.empty()) return DropReason::session_table_full;
     Subscriber& s = e.subscribers_[sub];
     const Pool& pl = e.pools_[s.pool];
@@ -563,9 +577,11 @@ struct Engine::Impl {
     const be32 out_addr = e.addresses_[s.address].addr;
     const std::uint32_t start = static_cast<std::uint32_t>(xoshiro_next(e.rng_) % size);
     be16 out_port{0};
+    std::uint64_t h_out = 0;
     for (std::uint32_t k = 0; k < size; ++k) {
       const be16 candidate = block_port(e, block, (start + k) % size);
-      if (find_mapping_out(e, proto, out_addr, candidate) == no_index) {
+      h_out = hash_mapping(e, proto, out_addr, candidate);
+      if (find_mapping_out(e, h_out, proto, out_addr, candidate) == no_index) {
         out_port = candidate;
         break;
       }
@@ -573,10 +589,9 @@ struct Engine::Impl {
     if (out_port.raw == 0) return DropReason::ports_exhausted;  // only if counts drifted
 
     const std::uint32_t m = e.free_mappings_.back();
-    if (!e.mapping_in_.insert(hash_mapping(e, proto, in_addr, in_port), m))
-      return DropReason::session_table_full;
-    if (!e.mapping_out_.insert(hash_mapping(e, proto, out_addr, out_port), m)) {
-      e.mapping_in_.erase(hash_mapping(e, proto, in_addr, in_port), m);
+    if (!e.mapping_in_.insert(h_in, m)) return DropReason::session_table_full;
+    if (!e.mapping_out_.insert(h_out, m)) {
+      e.mapping_in_.erase(h_in, m);
       return DropReason::session_table_full;
     }
     e.free_mappings_.pop_back();
@@ -597,7 +612,8 @@ struct Engine::Impl {
     for (std::uint32_t k = 0; k < per; ++k) {
       const std::uint32_t b = a.first_block + (start + k) % per;
       if (e.blocks_[b].subscriber != no_index) continue;
-      e.blocks_[b] = Block{sub, {0, 0, 0}, 0};
+      e.blocks_[b].subscriber = sub;
+      e.blocks_[b].used[0] = e.blocks_[b].used[1] = e.blocks_[b].used[2] = 0;
       --a.free_blocks;
       e.subscriber_blocks_[std::size_t{sub} * e.max_blocks_ + s.blocks++] = b;
       ++e.blocks_in_use_;
@@ -678,9 +694,8 @@ struct Engine::Impl {
     e.counters_.add(NatCounter::mappings_freed);
     const Subscriber& s = e.subscribers_[map.subscriber];
     const Pool& pl = e.pools_[s.pool];
-    const std::uint32_t a = s.address;
     const std::uint32_t b =
-        e.addresses_[a].first_block + (map.out_port.host() - pl.config.port_min) / pl.config.block_size;
+        e.addresses_[s.address].first_block + (map.out_port.host() - pl.config.port_min) / pl.config.block_size;
     Block& block = e.blocks_[b];
     --block.used[static_cast<unsigned>(map.proto)];
     if (block.used[0] == 0 && block.used[1] == 0 && block.used[2] == 0) release_block(e, b);
@@ -937,19 +952,26 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
   std::uint32_t block_count = 0;
   for (std::uint32_t pi = 0; pi < config.pools.size(); ++pi) {
     const PoolConfig& pc = config.pools[pi];
+    e->public_ranges_.insert(e->public_ranges_.end(), pc.public_addresses.begin(), pc.public_addresses.end());
     Pool pool{pc, {}, static_cast<std::uint32_t>((pc.port_max - pc.port_min + 1u) / pc.block_size)};
     for (const AddressRange& r : pc.public_addresses)
       for (std::uint64_t a = r.first.host(); a <= r.last.host(); ++a) {
         const be32 addr = be32::from_host(static_cast<std::uint32_t>(a));
         const std::uint32_t index = static_cast<std::uint32_t>(e->addresses_.size());
         e->addresses_.push_back(PublicAddress{addr, pi, block_count, pool.blocks_per_address});
-        e->address_index_.emplace(addr.raw, index);
         pool.addresses.push_back(index);
         block_count += pool.blocks_per_address;
       }
     e->pools_.push_back(std::move(pool));
   }
-  e->blocks_.assign(block_count, Block{no_index, {0, 0, 0}, 0});
+  e->blocks_.resize(block_count);
+  for (const PublicAddress& a : e->addresses_) {
+    const Pool& pool = e->pools_[a.pool];
+    for (std::uint32_t n = 0; n < pool.blocks_per_address; ++n)
+      e->blocks_[a.first_block + n] =
+          Block{no_index, static_cast<std::uint32_t>(&a - e->addresses_.data()), {0, 0, 0},
+                static_cast<std::uint16_t>(pool.config.port_min + n * pool.config.block_size)};
+  }
 
   for (const StaticMapping& sm : config.static_mappings) {
     const Proto proto = sm.protocol == packet::ip_proto::tcp ? Proto::tcp : Proto::udp;
@@ -959,7 +981,7 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
                               no_index, no_index, 0};
     e->mapping_in_.insert(Impl::hash_mapping(*e, proto, sm.inside_address, sm.inside_port), m);
     e->mapping_out_.insert(Impl::hash_mapping(*e, proto, sm.public_address, sm.public_port), m);
-    e->static_public_.emplace(sm.public_address.raw, true);
+    e->public_ranges_.push_back(AddressRange{sm.public_address, sm.public_address});
     ++e->mapping_count_;
   }
 
@@ -1019,7 +1041,7 @@ Result Engine::process(Direction dir, std::span<std::uint8_t> ip_packet, std::ui
 void Engine::expire(std::uint64_t now_ms, unsigned budget) { Impl::expire(*this, now_ms, budget); }
 
 const Mapping* Engine::find_mapping(Proto proto, be32 in_addr, be16 in_port) const {
-  const std::uint32_t m = Impl::find_mapping_in(*this, proto, in_addr, in_port);
+  const std::uint32_t m = Impl::find_mapping_in(*this, Impl::hash_mapping(*this, proto, in_addr, in_port), proto, in_addr, in_port);
   return m == no_index ? nullptr : &mappings_[m];
 }
 

@@ -25,7 +25,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "nat/flow_table.hpp"
@@ -56,7 +55,7 @@ const char* to_string(Proto p);
 enum class TcpState : std::uint8_t { none, syn_out, syn_in, established, fin_out, fin_in, fin_both, reset };
 const char* to_string(TcpState s);
 
-struct Session {
+struct alignas(64) Session {
   be32 in_addr, out_addr, rem_addr;
   be16 in_port, out_port, rem_port;  // ICMP: identifier in in/out_port, rem_port 0
   Proto proto;
@@ -69,7 +68,7 @@ struct Session {
   std::uint32_t mapping;
   std::uint32_t mapping_next, mapping_prev;  // sessions of one mapping
 };
-static_assert(sizeof(Session) <= 64, "a session must fit one cache line");
+static_assert(sizeof(Session) == 64, "a session is exactly one cache line");
 
 namespace session_flag {
 inline constexpr std::uint8_t hairpin = 0x01;  // remote is one of our public addresses
@@ -190,8 +189,9 @@ class Engine {
   };
   struct Block {
     std::uint32_t subscriber;  // no_index = free
+    std::uint32_t address;     // index into addresses_
     std::uint16_t used[proto_count];
-    std::uint16_t reserved;
+    std::uint16_t first_port;  // host order
   };
   struct PublicAddress {
     be32 addr;
@@ -233,17 +233,17 @@ class Engine {
   std::uint64_t now_ms_ = 0;
   std::uint32_t now_s_ = 0;
 
-  std::vector<Session> sessions_;
-  std::vector<std::uint32_t> free_sessions_;
+  HugeVector<Session> sessions_;
+  HugeVector<std::uint32_t> free_sessions_;
   std::uint32_t session_count_ = 0;
   FlowTable in2out_, out2in_;
   TimerWheel wheel_;
 
-  std::vector<Mapping> mappings_;
-  std::vector<std::uint32_t> free_mappings_;
+  HugeVector<Mapping> mappings_;
+  HugeVector<std::uint32_t> free_mappings_;
   std::uint32_t mapping_count_ = 0;
   FlowTable mapping_in_, mapping_out_;
-  std::vector<HeldMapping> held_ring_;
+  HugeVector<HeldMapping> held_ring_;
   std::uint64_t held_head_ = 0, held_tail_ = 0;
 
   std::vector<Subscriber> subscribers_;
@@ -255,8 +255,7 @@ class Engine {
 
   std::vector<Pool> pools_;
   std::vector<PublicAddress> addresses_;
-  std::unordered_map<std::uint32_t, std::uint32_t> address_index_;  // public addr (raw) -> addresses_
-  std::unordered_map<std::uint32_t, bool> static_public_;           // public addrs of static mappings
+  std::vector<AddressRange> public_ranges_;  // every pool range and static public address
   std::vector<Block> blocks_;
   std::uint32_t blocks_in_use_ = 0;
 

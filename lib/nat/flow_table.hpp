@@ -18,6 +18,8 @@
 #include <memory>
 #include <vector>
 
+#include "nat/huge_pages.hpp"
+
 namespace passgate::nat {
 
 inline constexpr std::uint32_t no_index = 0xffffffffu;
@@ -104,7 +106,7 @@ class FlowTable {
  private:
   static std::uint16_t tag_of(std::uint64_t hash) { return static_cast<std::uint16_t>((hash >> 48) | 1u); }
 
-  std::vector<Bucket> buckets_;
+  HugeVector<Bucket> buckets_;
   std::uint64_t mask_ = 0;
   std::uint32_t size_ = 0;
 };

@@ -16,13 +16,16 @@
 #include <vector>
 
 #include "nat/flow_table.hpp"
+#include "nat/huge_pages.hpp"
 
 namespace passgate::nat {
 
 class TimerWheel {
  public:
   TimerWheel(std::uint32_t capacity, std::uint32_t horizon_seconds) {
-    const std::uint32_t slots = std::bit_ceil(horizon_seconds + 2u);
+    // At least 4 slots: a record re-filed while its slot is drained must land
+    // in another slot even when capped at the horizon (current + mask).
+    const std::uint32_t slots = std::bit_ceil((horizon_seconds < 2u ? 2u : horizon_seconds) + 2u);
     heads_.assign(slots, no_index);
     mask_ = slots - 1;
     next_.assign(capacity, no_index);
@@ -62,6 +65,10 @@ class TimerWheel {
   template <typename OnDue>
   unsigned advance(std::uint32_t now, unsigned budget, OnDue&& on_due) {
     unsigned handled = 0;
+    // A clock that stands still or steps back has nothing new to expire; it
+    // must not rewind current_ (below mask_ + 1 seconds the rewind wraps
+    // around and the wheel would never advance again).
+    if (now <= current_) return 0;
     // More than a turn behind (a clock jump, or the first call): visiting
     // every slot once is enough, since each record is re-checked when seen.
     if (now - current_ > mask_ + 1) current_ = now - mask_ - 1;
@@ -88,7 +95,7 @@ class TimerWheel {
     schedule(index, due < floor ? floor : due);
   }
 
-  std::vector<std::uint32_t> heads_, next_, prev_, slot_of_;
+  HugeVector<std::uint32_t> heads_, next_, prev_, slot_of_;
   std::uint32_t mask_ = 0;
   std::uint32_t current_ = 0;
 };
