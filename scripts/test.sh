@@ -51,8 +51,7 @@ if os.path.exists(log):
     with open(log) as fh:
         for line in fh:
             t = json.loads(line)
-            name = t["name"].split(" / ")[-1]
-            if name in gtest_names:
+            if "[==========]" in t.get("stdout", "") and gtest_names:
                 # A gtest binary that crashed mid-run reports fewer cases than
                 # it has; count the crash itself as a failure.
                 if t["result"] not in ("OK", "EXPECTEDFAIL"):
@@ -83,7 +82,8 @@ run_suite() {
     grep -E "error|FAILED" "$logs/$name-build.log" | head -20
     return
   fi
-  local gtest_dir="$build/gtest-reports"
+  local gtest_dir
+  gtest_dir="$(cd "$build" && pwd)/gtest-reports"
   rm -rf "$gtest_dir" && mkdir -p "$gtest_dir"
   GTEST_OUTPUT="json:$gtest_dir/" meson test -C "$build" --print-errorlogs --num-processes 2 \
     >"$logs/$name-test.log" 2>&1

@@ -19,3 +19,18 @@ const char* drop_reason_name(DropReason r) { return drop_names[static_cast<unsig
 const char* drop_reason_help(DropReason r) { return drop_texts[static_cast<unsigned>(r)]; }
 
 }  // namespace passgate::stats
+
+#include "stats/port_counters.hpp"
+
+namespace passgate::stats {
+namespace {
+#define PASSGATE_NAME(name, text) #name,
+#define PASSGATE_TEXT(name, text) text,
+constexpr const char* port_drop_names[] = {PASSGATE_PORT_DROPS(PASSGATE_NAME)};
+constexpr const char* port_drop_texts[] = {PASSGATE_PORT_DROPS(PASSGATE_TEXT)};
+#undef PASSGATE_NAME
+#undef PASSGATE_TEXT
+}  // namespace
+const char* port_drop_name(PortDrop d) { return port_drop_names[static_cast<unsigned>(d)]; }
+const char* port_drop_help(PortDrop d) { return port_drop_texts[static_cast<unsigned>(d)]; }
+}  // namespace passgate::stats

@@ -1,0 +1,262 @@
+#include "dataplane/gateway.hpp"
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/worker.hpp"
+
+namespace passgate::dataplane {
+
+namespace {
+
+bool is_vdev(const std::string& device) { return device.rfind("net_", 0) == 0; }
+std::string device_name(const std::string& device) { return device.substr(0, device.find(',')); }
+
+bool has_lcore_option(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "-l" || a == "-c" || a.rfind("--lcores", 0) == 0 || a.rfind("-l", 0) == 0) return true;
+  return false;
+}
+
+int worker_main(void* arg) {
+  auto* w = static_cast<std::pair<Worker*, const std::atomic<bool>*>*>(arg);
+  w->first->run(w->second);
+  return 0;
+}
+
+}  // namespace
+
+std::vector<std::string> eal_arguments(const config::GatewayConfig& cfg, const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"passgate"};
+  args.insert(args.end(), cfg.dataplane.eal_args.begin(), cfg.dataplane.eal_args.end());
+  args.insert(args.end(), extra.begin(), extra.end());
+  if (!has_lcore_option(args)) {
+    std::string lcores = "0";
+    if (cfg.dataplane.worker_lcores.empty()) lcores += ",1";
+    for (unsigned l : cfg.dataplane.worker_lcores) lcores += fmt::format(",{}", l);
+    args.push_back("-l");
+    args.push_back(lcores);
+  }
+  for (const auto& port : cfg.ports) {
+    if (is_vdev(port.device)) args.push_back("--vdev=" + port.device);
+    else {
+      args.push_back("-a");
+      args.push_back(port.device);
+    }
+  }
+  return args;
+}
+
+Gateway::Gateway(const config::GatewayConfig& cfg) : cfg_(cfg) {}
+
+std::unique_ptr<Gateway> Gateway::create(const config::GatewayConfig& cfg, std::string* error) {
+  std::unique_ptr<Gateway> g(new Gateway(cfg));
+  // Buffers large enough for the largest MTU plus an 802.1Q header.
+  std::uint16_t mtu = 1500;
+  for (const auto& p : cfg.ports) mtu = std::max(mtu, p.mtu);
+  const std::uint32_t data_room = std::max<std::uint32_t>(RTE_MBUF_DEFAULT_DATAROOM, mtu + 18u + 4u) + RTE_PKTMBUF_HEADROOM;
+  g->pool_ = rte_pktmbuf_pool_create("passgate_mbufs", cfg.dataplane.mbufs, cfg.dataplane.mbuf_cache, 0,
+                                     static_cast<std::uint16_t>(data_room), static_cast<int>(rte_socket_id()));
+  if (!g->pool_) {
+    *error = fmt::format("cannot create a pool of {} buffers: {}", cfg.dataplane.mbufs, rte_strerror(rte_errno));
+    return nullptr;
+  }
+  if (!g->setup_ports(error)) return nullptr;
+  return g;
+}
+
+bool Gateway::setup_ports(std::string* error) {
+  for (const auto& pc : cfg_.ports) {
+    std::uint16_t id = 0;
+    if (rte_eth_dev_get_port_by_name(device_name(pc.device).c_str(), &id) != 0) {
+      *error = fmt::format("port '{}': device {} not found (is the PMD available and the interface there?)", pc.name,
+                           pc.device);
+      return false;
+    }
+    port_ids_.push_back(id);
+    port_started_.push_back(false);
+    rte_eth_dev_info info{};
+    if (int rc = rte_eth_dev_info_get(id, &info); rc != 0) {
+      *error = fmt::format("port '{}': cannot read device info: {}", pc.name, rte_strerror(-rc));
+      return false;
+    }
+    if (pc.rx_queues > info.max_rx_queues || pc.tx_queues > info.max_tx_queues) {
+      *error = fmt::format("port '{}': {} rx / {} tx queues asked, the device has at most {} / {}", pc.name,
+                           pc.rx_queues, pc.tx_queues, info.max_rx_queues, info.max_tx_queues);
+      return false;
+    }
+    rte_eth_conf conf{};
+    if (pc.rx_queues > 1) {
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+    }
+    if (int rc = rte_eth_dev_configure(id, pc.rx_queues, pc.tx_queues, &conf); rc != 0) {
+      *error = fmt::format("port '{}': configure failed: {}", pc.name, rte_strerror(-rc));
+      return false;
+    }
+    std::uint16_t rxd = pc.rx_descriptors, txd = pc.tx_descriptors;
+    rte_eth_dev_adjust_nb_rx_tx_desc(id, &rxd, &txd);
+    const int socket = rte_eth_dev_socket_id(id) < 0 ? 0 : rte_eth_dev_socket_id(id);
+    for (std::uint16_t q = 0; q < pc.rx_queues; ++q)
+      if (int rc = rte_eth_rx_queue_setup(id, q, rxd, static_cast<unsigned>(socket), nullptr, pool_); rc != 0) {
+        *error = fmt::format("port '{}': rx queue {} setup failed: {}", pc.name, q, rte_strerror(-rc));
+        return false;
+      }
+    for (std::uint16_t q = 0; q < pc.tx_queues; ++q)
+      if (int rc = rte_eth_tx_queue_setup(id, q, txd, static_cast<unsigned>(socket), nullptr); rc != 0) {
+        *error = fmt::format("port '{}': tx queue {} setup failed: {}", pc.name, q, rte_strerror(-rc));
+        return false;
+      }
+    // Not every virtual device can change its MTU (af_packet follows the
+    // kernel interface); the configured MTU is enforced in software anyway.
+    rte_eth_dev_set_mtu(id, pc.mtu);
+    if (int rc = rte_eth_dev_start(id); rc != 0) {
+      *error = fmt::format("port '{}': start failed: {}", pc.name, rte_strerror(-rc));
+      return false;
+    }
+    port_started_.back() = true;
+    rte_eth_promiscuous_enable(id);
+  }
+  return true;
+}
+
+bool Gateway::start(std::string* error) {
+  // Worker lcores: every enabled lcore except the main one, as many as the
+  // ports have queues (one queue pair per worker).
+  std::vector<unsigned> lcores;
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) lcores.push_back(lcore);
+  if (lcores.empty()) {
+    *error = "no worker lcore: give EAL at least two lcores (-l 0,1), the first runs the control loop";
+    return false;
+  }
+  std::uint16_t queues = 0xffff;
+  for (const auto& pc : cfg_.ports) queues = std::min<std::uint16_t>({queues, pc.rx_queues, pc.tx_queues});
+  if (lcores.size() > queues) lcores.resize(queues);
+
+  // What each port answers ARP for.
+  std::vector<PortView> views;
+  for (std::size_t i = 0; i < cfg_.ports.size(); ++i) {
+    const auto& pc = cfg_.ports[i];
+    PortView v{&pc, port_ids_[i], {}, pc.role == config::PortRole::inside, {}, {}};
+    rte_ether_addr mac;
+    rte_eth_macaddr_get(port_ids_[i], &mac);
+    std::memcpy(v.mac.bytes.data(), mac.addr_bytes, 6);
+    v.arp_addresses.push_back({pc.address, pc.address});
+    if (!v.inside) {
+      for (const auto& pool : cfg_.nat.pools)
+        v.arp_addresses.insert(v.arp_addresses.end(), pool.public_addresses.begin(), pool.public_addresses.end());
+      for (const auto& s : cfg_.nat.static_mappings) v.arp_addresses.push_back({s.public_address, s.public_address});
+    }
+    for (const auto& pool : cfg_.nat.pools)
+      v.subscriber_prefixes.insert(v.subscriber_prefixes.end(), pool.subscribers.begin(), pool.subscribers.end());
+    views.push_back(std::move(v));
+  }
+  // Workers expect the inside port at index 0.
+  if (!views[0].inside) std::swap(views[0], views[1]);
+
+  for (std::size_t w = 0; w < lcores.size(); ++w) {
+    nat::NatConfig nat_cfg = cfg_.nat;
+    nat_cfg.random_seed += w;  // each worker its own keys and port sequence
+    std::vector<std::string> errors;
+    auto engine = nat::Engine::create(nat_cfg, &errors);
+    if (!engine) {
+      *error = "NAT configuration: " + (errors.empty() ? std::string("invalid") : errors.front());
+      return false;
+    }
+    auto worker = std::make_unique<Worker>(cfg_, views, pool_, static_cast<std::uint16_t>(w), std::move(engine));
+    worker->lcore = lcores[w];
+    workers_.push_back(std::move(worker));
+  }
+  stop_ = false;
+  static std::vector<std::pair<Worker*, const std::atomic<bool>*>> args;
+  args.clear();
+  for (auto& w : workers_) args.emplace_back(w.get(), &stop_);
+  for (std::size_t i = 0; i < workers_.size(); ++i)
+    if (int rc = rte_eal_remote_launch(worker_main, &args[i], workers_[i]->lcore); rc != 0) {
+      *error = fmt::format("cannot launch worker on lcore {}: {}", workers_[i]->lcore, rte_strerror(-rc));
+      stop_ = true;
+      rte_eal_mp_wait_lcore();
+      return false;
+    }
+  running_ = true;
+  return true;
+}
+
+void Gateway::stop() {
+  stop_ = true;
+  if (running_) rte_eal_mp_wait_lcore();
+  running_ = false;
+  for (auto& w : workers_) w->release_buffers();
+  for (std::size_t i = 0; i < port_ids_.size(); ++i)
+    if (port_started_[i]) {
+      rte_eth_dev_stop(port_ids_[i]);
+      port_started_[i] = false;
+    }
+}
+
+Gateway::~Gateway() {
+  stop();
+  for (std::uint16_t id : port_ids_) rte_eth_dev_close(id);
+  workers_.clear();
+  if (pool_) rte_mempool_free(pool_);
+}
+
+Gateway::Snapshot Gateway::snapshot() const {
+  Snapshot s;
+  for (const auto& pc : cfg_.ports) s.port_names.push_back(pc.name);
+  s.ports.resize(cfg_.ports.size());
+  for (const auto& w : workers_) {
+    for (std::size_t p = 0; p < w->ports.size(); ++p) {
+      // Worker port order is inside, outside; map back to configuration order.
+      const std::size_t cfg_index = static_cast<std::size_t>(w->ports[p].cfg - cfg_.ports.data());
+      s.ports[cfg_index] += w->counters[p];
+    }
+    s.nat += w->engine->counters();
+    s.sessions += w->engine->active_sessions();
+    s.mappings += w->engine->active_mappings();
+    s.subscribers += w->engine->active_subscribers();
+    s.blocks += w->engine->blocks_in_use();
+  }
+  if (pool_) {
+    s.mbufs_total = pool_->size;
+    s.mbufs_free = rte_mempool_avail_count(pool_);
+  }
+  return s;
+}
+
+void Gateway::print(std::FILE* out) const {
+  const Snapshot s = snapshot();
+  for (std::size_t p = 0; p < s.ports.size(); ++p) {
+    const auto& c = s.ports[p];
+    fmt::print(out, "port {}: rx {} packets {} bytes, tx {} packets {} bytes, arp answered {} sent {} learned {}, echo answered {}\n",
+               s.port_names[p], c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.arp_requests_answered,
+               c.arp_requests_sent, c.arp_replies_learned, c.icmp_echo_answered);
+    for (unsigned d = 0; d < stats::port_drop_count; ++d)
+      if (c.drop[d]) fmt::print(out, "  drop {:<24} {}\n", stats::port_drop_name(static_cast<stats::PortDrop>(d)), c.drop[d]);
+  }
+  fmt::print(out, "nat: sessions {} mappings {} subscribers {} port blocks {}\n", s.sessions, s.mappings, s.subscribers,
+             s.blocks);
+  for (unsigned k = 0; k < stats::nat_counter_count; ++k)
+    if (s.nat.counter[k])
+      fmt::print(out, "  {:<30} {}\n", stats::nat_counter_name(static_cast<stats::NatCounter>(k)), s.nat.counter[k]);
+  for (unsigned k = 1; k < stats::drop_reason_count; ++k)
+    if (s.nat.drop[k])
+      fmt::print(out, "  drop {:<25} {}\n", stats::drop_reason_name(static_cast<stats::DropReason>(k)), s.nat.drop[k]);
+  for (unsigned k = 1; k < packet::parse_error_count; ++k)
+    if (s.nat.parse_error[k])
+      fmt::print(out, "  malformed {:<20} {}\n", packet::parse_error_name(static_cast<packet::ParseError>(k)),
+                 s.nat.parse_error[k]);
+  fmt::print(out, "mbufs: {} of {} free\n", s.mbufs_free, s.mbufs_total);
+}
+
+}  // namespace passgate::dataplane

@@ -1,0 +1,447 @@
+#include "dataplane/worker.hpp"
+
+#include <rte_arp.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+
+#include <cstring>
+
+#include "packet/checksum.hpp"
+#include "packet/headers.hpp"
+
+namespace passgate::dataplane {
+
+using packet::ChecksumDelta;
+using packet::Ipv4Header;
+using stats::PortDrop;
+
+namespace {
+
+constexpr unsigned eth_len = 14;
+constexpr unsigned vlan_len = 4;
+constexpr std::uint16_t ethertype_ipv4 = 0x0800;
+constexpr std::uint16_t ethertype_arp = 0x0806;
+constexpr std::uint16_t ethertype_vlan = 0x8100;
+
+MacAddress mac_of(const rte_ether_addr& a) {
+  MacAddress m;
+  std::memcpy(m.bytes.data(), a.addr_bytes, 6);
+  return m;
+}
+rte_ether_addr ether_of(const MacAddress& m) {
+  rte_ether_addr a;
+  std::memcpy(a.addr_bytes, m.bytes.data(), 6);
+  return a;
+}
+be32 load_be32(const void* p) {
+  be32 v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+}  // namespace
+
+Worker::Worker(const config::GatewayConfig& c, std::vector<PortView> p, rte_mempool* mp, std::uint16_t q,
+               std::unique_ptr<nat::Engine> e)
+    : cfg(c), ports(std::move(p)), pool(mp), queue(q), engine(std::move(e)) {
+  counters.resize(ports.size());
+  tx.resize(ports.size());
+  for (const PortView& port : ports) {
+    auto table = std::make_unique<NeighbourTable>(cfg.dataplane.neighbour);
+    for (const auto& n : port.cfg->neighbours) table->add_static(n.address, n.mac);
+    neighbours.push_back(std::move(table));
+  }
+}
+
+void Worker::run(const std::atomic<bool>* stop) {
+  const std::uint64_t hz = rte_get_tsc_hz();
+  const std::uint64_t start = rte_rdtsc();
+  const std::uint64_t tick = hz / 1000;  // timers once a millisecond
+  std::uint64_t next_tick = start;
+  const unsigned burst = cfg.dataplane.burst;
+  rte_mbuf* mbufs[nat::Engine::max_burst];
+  // The engine's clock starts at 1 s so that "0" never means "now".
+  now_ms = 1000;
+  while (!stop->load(std::memory_order_relaxed)) {
+    for (unsigned p = 0; p < ports.size(); ++p) {
+      const std::uint16_t n = rte_eth_rx_burst(ports[p].id, queue, mbufs, static_cast<std::uint16_t>(burst));
+      if (n) receive(p, mbufs, n);
+    }
+    for (unsigned p = 0; p < ports.size(); ++p) flush(p);
+    const std::uint64_t tsc = rte_rdtsc();
+    if (tsc >= next_tick) {
+      next_tick = tsc + tick;
+      now_ms = 1000 + (tsc - start) * 1000 / hz;
+      timers();
+    }
+  }
+  for (unsigned p = 0; p < ports.size(); ++p) flush(p);
+}
+
+void Worker::timers() {
+  engine->expire(now_ms, 1024);
+  release_fragments();
+  for (unsigned p = 0; p < ports.size(); ++p) {
+    neighbours[p]->tick(
+        now_ms, [&](be32 target) { send_arp_request(p, target); },
+        [&](rte_mbuf* m) {
+          counters[p].add(PortDrop::neighbour_failed);
+          rte_pktmbuf_free(m);
+        });
+  }
+}
+
+void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
+  stats::PortCounters& c = counters[port];
+  const PortView& pv = ports[port];
+  nat::PacketRef refs[nat::Engine::max_burst];
+  rte_mbuf* nat_mbufs[nat::Engine::max_burst];
+  std::uint8_t l2_lens[nat::Engine::max_burst];
+  unsigned nat_count = 0;
+
+  for (unsigned i = 0; i < n; ++i) {
+    rte_mbuf* m = mbufs[i];
+    c.rx_packets++;
+    c.rx_bytes += rte_pktmbuf_pkt_len(m);
+    if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
+      c.add(PortDrop::multi_segment);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    const std::uint8_t* frame = rte_pktmbuf_mtod(m, const std::uint8_t*);
+    const unsigned len = rte_pktmbuf_data_len(m);
+    if (len < eth_len) {
+      c.add(PortDrop::runt);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    std::uint16_t type = static_cast<std::uint16_t>((frame[12] << 8) | frame[13]);
+    unsigned l2 = eth_len;
+    std::uint16_t vlan = 0;
+    if (type == ethertype_vlan) {
+      if (len < eth_len + vlan_len) {
+        c.add(PortDrop::runt);
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      vlan = static_cast<std::uint16_t>(((frame[14] << 8) | frame[15]) & 0x0fff);
+      type = static_cast<std::uint16_t>((frame[16] << 8) | frame[17]);
+      l2 += vlan_len;
+    }
+    if (vlan != pv.cfg->vlan) {
+      c.add(PortDrop::vlan_mismatch);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (type == ethertype_arp) {
+      handle_arp(port, m, l2);
+      continue;
+    }
+    if (type != ethertype_ipv4) {
+      c.add(PortDrop::not_ipv4_or_arp);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (len < l2 + sizeof(Ipv4Header)) {
+      c.add(PortDrop::runt);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    const auto* ip = reinterpret_cast<const Ipv4Header*>(frame + l2);
+    if (ip->dst == pv.cfg->address) {
+      answer_echo(port, m, l2);
+      continue;
+    }
+    // Subscriber addresses only ever come from the inside (anti-spoofing),
+    // and the inside subnet is never routed back through the NAT.
+    if (pv.inside ? pv.cfg->subnet().contains(ip->dst) : pv.is_subscriber(ip->src)) {
+      c.add(PortDrop::wrong_side);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    refs[nat_count] = {std::span<std::uint8_t>(rte_pktmbuf_mtod_offset(m, std::uint8_t*, l2), len - l2), {}};
+    nat_mbufs[nat_count] = m;
+    l2_lens[nat_count] = static_cast<std::uint8_t>(l2);
+    ++nat_count;
+  }
+  if (nat_count == 0) return;
+
+  engine->process_burst(pv.inside ? nat::Direction::outbound : nat::Direction::inbound,
+                        std::span<nat::PacketRef>(refs, nat_count), now_ms);
+  for (unsigned i = 0; i < nat_count; ++i) {
+    switch (refs[i].result.verdict) {
+      case nat::Verdict::to_outside: forward(1, nat_mbufs[i], l2_lens[i]); break;
+      case nat::Verdict::to_inside: forward(0, nat_mbufs[i], l2_lens[i]); break;
+      case nat::Verdict::held: rte_pktmbuf_free(nat_mbufs[i]); break;  // the engine kept a copy
+      case nat::Verdict::drop:
+        c.add(PortDrop::nat);
+        rte_pktmbuf_free(nat_mbufs[i]);
+        break;
+    }
+  }
+  if (engine->has_released()) release_fragments();
+}
+
+// RFC 826. Answers requests for our addresses (the port's own and, on the
+// outside, every public NAT address), learns the sender when we are the
+// target, and merges replies into waiting entries.
+void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2) {
+  stats::PortCounters& c = counters[port];
+  const PortView& pv = ports[port];
+  if (rte_pktmbuf_data_len(m) < l2 + sizeof(rte_arp_hdr)) {
+    c.add(PortDrop::runt);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  auto* arp = rte_pktmbuf_mtod_offset(m, rte_arp_hdr*, l2);
+  if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+      arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) || arp->arp_hlen != 6 || arp->arp_plen != 4) {
+    c.add(PortDrop::arp_ignored);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  const be32 sender = load_be32(&arp->arp_data.arp_sip);
+  const be32 target = load_be32(&arp->arp_data.arp_tip);
+  const MacAddress sender_mac = mac_of(arp->arp_data.arp_sha);
+  const bool for_us = pv.answers_arp_for(target);
+  const bool on_link = pv.cfg->subnet().contains(sender);
+  if (on_link) {
+    const unsigned before = static_cast<unsigned>(c.arp_replies_learned);
+    (void)before;
+    neighbours[port]->learn(sender, sender_mac, now_ms, for_us, [&](rte_mbuf* queued, const MacAddress& mac) {
+      send_l2(port, queued, mac);
+    });
+    if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY)) c.arp_replies_learned++;
+  }
+  if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) && for_us) {
+    // Turn the request into the reply in place.
+    arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+    arp->arp_data.arp_tha = arp->arp_data.arp_sha;
+    arp->arp_data.arp_tip = arp->arp_data.arp_sip;
+    arp->arp_data.arp_sha = ether_of(pv.mac);
+    std::memcpy(&arp->arp_data.arp_sip, &target.raw, 4);
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    eth->dst_addr = eth->src_addr;
+    eth->src_addr = ether_of(pv.mac);
+    c.arp_requests_answered++;
+    transmit(port, m);
+    return;
+  }
+  if (!on_link || arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REPLY)) c.add(PortDrop::arp_ignored);
+  rte_pktmbuf_free(m);
+}
+
+// ICMP echo to the gateway's own address on this port: answered in place
+// (RFC 1122 3.2.2.6). Anything else addressed to us is dropped and counted.
+void Worker::answer_echo(unsigned port, rte_mbuf* m, unsigned l2) {
+  stats::PortCounters& c = counters[port];
+  std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+  const unsigned len = rte_pktmbuf_data_len(m);
+  packet::ParsedIpv4 p;
+  const auto err = packet::parse_ipv4(std::span<const std::uint8_t>(frame + l2, len - l2), p);
+  if (err != packet::ParseError::ok || p.kind != packet::L4Kind::icmp_query ||
+      p.icmp_type != packet::icmp_type::echo_request || p.fragmented) {
+    c.add(PortDrop::not_for_us);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  auto* ip = reinterpret_cast<Ipv4Header*>(frame + l2);
+  const be32 requester = ip->src;
+  ip->src = ip->dst;
+  ip->dst = requester;
+  ip->ttl = 64;
+  ip->checksum = packet::be16{0};
+  ip->checksum = packet::internet_checksum(std::span<const std::uint8_t>(frame + l2, ip->header_bytes()));
+  auto* icmp = reinterpret_cast<packet::IcmpHeader*>(frame + l2 + ip->header_bytes());
+  icmp->checksum = ChecksumDelta()
+                       .add(packet::be16{static_cast<std::uint16_t>(icmp->type)}, packet::be16{0})
+                       .apply(icmp->checksum);
+  icmp->type = packet::icmp_type::echo_reply;
+  if (rte_pktmbuf_data_len(m) > l2 + p.total_length) rte_pktmbuf_trim(m, rte_pktmbuf_data_len(m) - l2 - p.total_length);
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
+  eth->dst_addr = eth->src_addr;
+  eth->src_addr = ether_of(ports[port].mac);
+  c.icmp_echo_answered++;
+  transmit(port, m);
+}
+
+bool Worker::next_hop(unsigned egress, be32 dst, be32& hop) const {
+  const config::PortConfig& pc = *ports[egress].cfg;
+  if (pc.subnet().contains(dst)) {
+    hop = dst;
+    return true;
+  }
+  std::uint8_t best = 0;
+  bool found = false;
+  for (const config::Route& r : pc.routes)
+    if (r.prefix.contains(dst) && (!found || r.prefix.length > best)) {
+      hop = r.via;
+      best = r.prefix.length;
+      found = true;
+    }
+  if (found) return true;
+  if (pc.gateway) {
+    hop = *pc.gateway;
+    return true;
+  }
+  return false;
+}
+
+// Routes a translated packet out of `egress`: TTL (RFC 1812 5.3.1), MTU,
+// next hop, then the neighbour's MAC or the ARP queue.
+void Worker::forward(unsigned egress, rte_mbuf* m, unsigned l2_in) {
+  stats::PortCounters& c = counters[egress];
+  auto* ip = rte_pktmbuf_mtod_offset(m, Ipv4Header*, l2_in);
+  if (ip->ttl <= 1) {
+    c.add(PortDrop::ttl_exceeded);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  // TTL shares a 16-bit word with the protocol: update the checksum for it.
+  const packet::be16 before = packet::load<packet::be16>(&ip->ttl);
+  --ip->ttl;
+  ip->checksum = ChecksumDelta().add(before, packet::load<packet::be16>(&ip->ttl)).apply(ip->checksum);
+  const unsigned total = ip->total_length.host();
+  if (total > ports[egress].cfg->mtu) {
+    c.add(PortDrop::mtu_exceeded);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  be32 hop;
+  if (!next_hop(egress, ip->dst, hop)) {
+    c.add(PortDrop::no_route);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  // Frame it for the egress port: drop Ethernet padding, fit the header.
+  const unsigned l2_out = eth_len + (ports[egress].cfg->vlan ? vlan_len : 0);
+  if (rte_pktmbuf_data_len(m) > l2_in + total) rte_pktmbuf_trim(m, rte_pktmbuf_data_len(m) - l2_in - total);
+  if (l2_out < l2_in) rte_pktmbuf_adj(m, static_cast<std::uint16_t>(l2_in - l2_out));
+  else if (l2_out > l2_in && !rte_pktmbuf_prepend(m, static_cast<std::uint16_t>(l2_out - l2_in))) {
+    c.add(PortDrop::no_mbuf);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  if (const MacAddress* mac = neighbours[egress]->lookup(hop, now_ms)) {
+    send_l2(egress, m, *mac);
+    return;
+  }
+  switch (neighbours[egress]->enqueue(hop, m, now_ms)) {
+    case NeighbourTable::QueueResult::queued: break;
+    case NeighbourTable::QueueResult::queued_send_request: send_arp_request(egress, hop); break;
+    case NeighbourTable::QueueResult::full:
+      c.add(PortDrop::neighbour_queue_full);
+      rte_pktmbuf_free(m);
+      break;
+    case NeighbourTable::QueueResult::table_full:
+      c.add(PortDrop::neighbour_table_full);
+      rte_pktmbuf_free(m);
+      break;
+  }
+}
+
+// Writes the Ethernet (and 802.1Q) header of a frame whose L2 room is
+// already the egress size, and queues it for transmission.
+void Worker::send_l2(unsigned egress, rte_mbuf* m, const MacAddress& dst) {
+  auto* eth = rte_pktmbuf_mtod(m, std::uint8_t*);
+  std::memcpy(eth, dst.bytes.data(), 6);
+  std::memcpy(eth + 6, ports[egress].mac.bytes.data(), 6);
+  const std::uint16_t vlan = ports[egress].cfg->vlan;
+  if (vlan) {
+    eth[12] = 0x81, eth[13] = 0x00;
+    eth[14] = static_cast<std::uint8_t>(vlan >> 8), eth[15] = static_cast<std::uint8_t>(vlan);
+    eth[16] = 0x08, eth[17] = 0x00;
+  } else {
+    eth[12] = 0x08, eth[13] = 0x00;
+  }
+  transmit(egress, m);
+}
+
+void Worker::send_arp_request(unsigned port, be32 target) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  if (!m) {
+    counters[port].add(PortDrop::no_mbuf);
+    return;
+  }
+  const std::uint16_t vlan = ports[port].cfg->vlan;
+  const unsigned l2 = eth_len + (vlan ? vlan_len : 0);
+  auto* frame = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(l2 + sizeof(rte_arp_hdr))));
+  if (!frame) {
+    counters[port].add(PortDrop::no_mbuf);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  std::memset(frame, 0xff, 6);
+  std::memcpy(frame + 6, ports[port].mac.bytes.data(), 6);
+  if (vlan) {
+    frame[12] = 0x81, frame[13] = 0x00;
+    frame[14] = static_cast<std::uint8_t>(vlan >> 8), frame[15] = static_cast<std::uint8_t>(vlan);
+  }
+  frame[l2 - 2] = 0x08, frame[l2 - 1] = 0x06;
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(frame + l2);
+  arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  arp->arp_hlen = 6;
+  arp->arp_plen = 4;
+  arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+  arp->arp_data.arp_sha = ether_of(ports[port].mac);
+  std::memcpy(&arp->arp_data.arp_sip, &ports[port].cfg->address.raw, 4);
+  std::memset(&arp->arp_data.arp_tha, 0, 6);
+  std::memcpy(&arp->arp_data.arp_tip, &target.raw, 4);
+  counters[port].arp_requests_sent++;
+  transmit(port, m);
+}
+
+void Worker::transmit(unsigned port, rte_mbuf* m) {
+  TxBuffer& b = tx[port];
+  if (b.count == TxBuffer::capacity) flush(port);
+  b.mbufs[b.count++] = m;
+}
+
+void Worker::flush(unsigned port) {
+  TxBuffer& b = tx[port];
+  if (b.count == 0) return;
+  std::uint64_t bytes = 0;
+  for (unsigned i = 0; i < b.count; ++i) bytes += rte_pktmbuf_pkt_len(b.mbufs[i]);
+  const std::uint16_t sent = rte_eth_tx_burst(ports[port].id, queue, b.mbufs, static_cast<std::uint16_t>(b.count));
+  for (unsigned i = sent; i < b.count; ++i) {
+    bytes -= rte_pktmbuf_pkt_len(b.mbufs[i]);
+    rte_pktmbuf_free(b.mbufs[i]);
+  }
+  counters[port].tx_packets += sent;
+  counters[port].tx_bytes += bytes;
+  if (sent < b.count) counters[port].add(PortDrop::tx_full, b.count - sent);
+  b.count = 0;
+}
+
+// Out-of-order fragments the engine held are released as plain bytes once
+// their first fragment has gone: give each a buffer and route it.
+void Worker::release_fragments() {
+  engine->drain_released([&](std::span<std::uint8_t> bytes, nat::Verdict v) {
+    const unsigned egress = v == nat::Verdict::to_outside ? 1 : 0;
+    rte_mbuf* m = rte_pktmbuf_alloc(pool);
+    if (!m) {
+      counters[egress].add(PortDrop::no_mbuf);
+      return;
+    }
+    auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(eth_len + bytes.size())));
+    if (!data) {
+      counters[egress].add(PortDrop::no_mbuf);
+      rte_pktmbuf_free(m);
+      return;
+    }
+    std::memcpy(data + eth_len, bytes.data(), bytes.size());
+    forward(egress, m, eth_len);
+  });
+}
+
+void Worker::release_buffers() {
+  for (unsigned p = 0; p < tx.size(); ++p) {
+    for (unsigned i = 0; i < tx[p].count; ++i) rte_pktmbuf_free(tx[p].mbufs[i]);
+    tx[p].count = 0;
+  }
+  neighbours.clear();  // frees queued packets
+}
+
+}  // namespace passgate::dataplane
