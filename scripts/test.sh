@@ -51,7 +51,16 @@ if os.path.exists(log):
     with open(log) as fh:
         for line in fh:
             t = json.loads(line)
-            if "[==========]" in t.get("stdout", "") and gtest_names:
+            out = t.get("stdout", "") or ""
+            tap = [l for l in out.splitlines() if l.startswith("ok ") or l.startswith("not ok ")]
+            if tap:
+                # A TAP test (the end-to-end suite): count its checks.
+                p += sum(1 for l in tap if l.startswith("ok ") and "# SKIP" not in l)
+                f += sum(1 for l in tap if l.startswith("not ok "))
+                if t["result"] not in ("OK", "EXPECTEDFAIL", "SKIP") and not any(l.startswith("not ok ") for l in tap):
+                    f += 1
+                continue
+            if "[==========]" in out and gtest_names:
                 # A gtest binary that crashed mid-run reports fewer cases than
                 # it has; count the crash itself as a failure.
                 if t["result"] not in ("OK", "EXPECTEDFAIL"):
