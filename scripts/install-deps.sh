@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential pkg-config meson ninja-build clang lld
-  libdpdk-dev dpdk
+  libdpdk-dev dpdk dpdk-dev
   libboost-program-options-dev libfmt-dev libyaml-cpp-dev
   # tests, sanitizers, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev

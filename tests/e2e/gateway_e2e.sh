@@ -51,6 +51,13 @@ pg_ns pg-net iperf3 -s -p 5201 >/dev/null 2>&1 &
 pg_ns pg-sub2 $TOOL tcp-echo 8080 >/dev/null 2>&1 &
 sleep 0.5
 
+t_static() {  # a port forward from outside to subscriber 2
+  pg_ns pg-net $TOOL tcp-ask "$PG_STATIC_PUBLIC" 80 | tee "$work/static"
+  expect_in "^seen $PG_SERVER:[0-9]+$" "$work/static"
+}
+# First, before subscriber 2 has sent anything: passgate must resolve it by ARP.
+check "static mapping 198.51.100.30:80 reaches subscriber 2's port 8080 (resolved by ARP)" t_static
+
 t_ping() { pg_ns "$1" ping -c 3 -i 0.2 -W 2 "$PG_SERVER"; }
 check "ping from subscriber 1 to the internet host, replies come back" t_ping pg-sub1
 check "ping from subscriber 2 to the internet host, replies come back" t_ping pg-sub2
@@ -81,11 +88,6 @@ check "iperf3 TCP from subscriber 1 through the gateway" t_iperf pg-sub1
 check "iperf3 TCP download (reverse) to subscriber 2" t_iperf pg-sub2 -R
 check "iperf3 UDP from subscriber 1 at 20 Mbit/s" t_iperf pg-sub1 -u -b 20M
 
-t_static() {  # a port forward from outside to subscriber 2
-  pg_ns pg-net $TOOL tcp-ask "$PG_STATIC_PUBLIC" 80 | tee "$work/static"
-  expect_in "^seen $PG_SERVER:[0-9]+$" "$work/static"
-}
-check "static mapping 198.51.100.30:80 reaches subscriber 2's port 8080" t_static
 
 t_hairpin() {  # RFC 4787 REQ-9: sub1 -> sub2's public mapping, seen with sub1's public address
   local p2 p1
@@ -144,6 +146,8 @@ t_mbufs() {
   [[ -n "$free" && "$free" == "$total" ]]
 }
 check "every buffer returned to the pool after traffic stops (no mbuf leak)" t_mbufs
+check "passgate resolved a neighbour itself (ARP request sent, reply learned)" \
+  expect_in '^port inside: .*arp answered [0-9]+ sent [1-9][0-9]* learned [1-9]' "$work/passgate.log"
 check "SIGTERM stops passgate cleanly with its final counters" expect_in '^nat: sessions [0-9]+' "$work/passgate.log"
 
 t_check_good() {

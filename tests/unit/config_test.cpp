@@ -1,0 +1,492 @@
+// The YAML configuration: the examples in conf/ load with the values they
+// show, every broken file in tests/conf-bad/ fails with exactly the errors its
+// `# expect: line:column text` header lists, and single rules are checked on
+// small inline documents. Errors are all reported at once, with positions.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/gateway_config.hpp"
+#include "packet/byte_order.hpp"
+#include "packet/headers.hpp"
+
+#ifndef PASSGATE_SOURCE_DIR
+#error "PASSGATE_SOURCE_DIR must name the source tree (set in tests/unit/meson.build)"
+#endif
+
+namespace passgate::config {
+namespace {
+
+using packet::ipv4;
+namespace fs = std::filesystem;
+
+const fs::path source_dir{PASSGATE_SOURCE_DIR};
+
+std::string describe(const std::vector<ConfigError>& errors) {
+  std::string out;
+  for (const auto& e : errors) out += "  " + to_string(e) + "\n";
+  return out;
+}
+
+bool mentions(const std::vector<ConfigError>& errors, const std::string& text) {
+  return std::any_of(errors.begin(), errors.end(),
+                     [&](const ConfigError& e) { return e.message.find(text) != std::string::npos; });
+}
+
+// The smallest valid file; tests replace one piece of it.
+const std::string minimal = R"(ports:
+  - name: inside
+    device: "net_af_packet0,iface=pg-in"
+    role: inside
+    address: 100.64.0.1/24
+  - name: outside
+    device: "net_af_packet1,iface=pg-out"
+    role: outside
+    address: 198.51.100.1/24
+    gateway: 198.51.100.254
+nat:
+  pools:
+    - name: cgn
+      subscribers: [100.64.0.0/10]
+      public: [198.51.100.10-198.51.100.13]
+)";
+
+std::string with(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << "test bug: '" << from << "' not in the document";
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+LoadResult parse(const std::string& text) { return parse_gateway_config(text, "test.yaml"); }
+
+// Exactly one error, at line:column, whose message contains `text`.
+void expect_one_error(const std::string& yaml, int line, int column, const std::string& text) {
+  const LoadResult r = parse(yaml);
+  EXPECT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 1u) << describe(r.errors);
+  EXPECT_EQ(r.errors[0].line, line) << describe(r.errors);
+  EXPECT_EQ(r.errors[0].column, column) << describe(r.errors);
+  EXPECT_NE(r.errors[0].message.find(text), std::string::npos) << describe(r.errors);
+}
+
+// ------------------------------------------------------------ examples
+
+TEST(GatewayConfig, FullExampleLoadsEveryField) {
+  const LoadResult r = load_gateway_config((source_dir / "conf/passgate.yaml").string());
+  ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+  const GatewayConfig& g = *r.config;
+  EXPECT_EQ(g.source, (source_dir / "conf/passgate.yaml").string());
+
+  const std::vector<std::string> eal{"--no-huge", "-m", "512", "--no-pci", "--no-shconf"};
+  EXPECT_EQ(g.dataplane.eal_args, eal);
+  EXPECT_EQ(g.dataplane.worker_lcores, std::vector<unsigned>{1});
+  EXPECT_EQ(g.dataplane.mbufs, 16383u);
+  EXPECT_EQ(g.dataplane.mbuf_cache, 256u);
+  EXPECT_EQ(g.dataplane.burst, 32u);
+  EXPECT_EQ(g.dataplane.neighbour.reachable_seconds, 300u);
+  EXPECT_EQ(g.dataplane.neighbour.retry_ms, 1000u);
+  EXPECT_EQ(g.dataplane.neighbour.max_retries, 3u);
+  EXPECT_EQ(g.dataplane.neighbour.queue_packets, 16u);
+  EXPECT_EQ(g.dataplane.neighbour.table_size, 4096u);
+
+  ASSERT_EQ(g.ports.size(), 2u);
+  const PortConfig& in = g.ports[0];
+  EXPECT_EQ(in.name, "inside");
+  EXPECT_EQ(in.device, "net_af_packet0,iface=pg-in");
+  EXPECT_EQ(in.role, PortRole::inside);
+  EXPECT_EQ(in.address, ipv4(100, 64, 0, 1));
+  EXPECT_EQ(in.prefix_length, 24);
+  EXPECT_FALSE(in.gateway.has_value());
+  ASSERT_EQ(in.routes.size(), 1u);
+  EXPECT_EQ(in.routes[0].prefix.address, ipv4(100, 65, 0, 0));
+  EXPECT_EQ(in.routes[0].prefix.length, 16);
+  EXPECT_EQ(in.routes[0].via, ipv4(100, 64, 0, 2));
+  EXPECT_EQ(in.mtu, 1500);
+  EXPECT_EQ(in.vlan, 0);
+  ASSERT_EQ(in.neighbours.size(), 1u);
+  EXPECT_EQ(in.neighbours[0].address, ipv4(100, 64, 0, 2));
+  EXPECT_EQ(to_string(in.neighbours[0].mac), "02:00:00:00:00:02");
+  EXPECT_EQ(in.rx_queues, 1);
+  EXPECT_EQ(in.tx_queues, 1);
+  EXPECT_EQ(in.rx_descriptors, 1024);
+  EXPECT_EQ(in.tx_descriptors, 1024);
+
+  const PortConfig& out = g.ports[1];
+  EXPECT_EQ(out.name, "outside");
+  EXPECT_EQ(out.device, "net_af_packet1,iface=pg-out");
+  EXPECT_EQ(out.role, PortRole::outside);
+  EXPECT_EQ(out.address, ipv4(198, 51, 100, 1));
+  EXPECT_EQ(out.prefix_length, 24);
+  ASSERT_TRUE(out.gateway.has_value());
+  EXPECT_EQ(*out.gateway, ipv4(198, 51, 100, 254));
+  EXPECT_TRUE(out.routes.empty());
+  EXPECT_TRUE(out.neighbours.empty());
+
+  const nat::NatConfig& n = g.nat;
+  EXPECT_EQ(n.max_sessions, 1048576u);
+  EXPECT_EQ(n.max_subscribers, 65536u);
+  EXPECT_TRUE(g.random_seed_given);
+  EXPECT_EQ(n.random_seed, 12345u);
+  EXPECT_EQ(n.timeouts.udp, 300u);
+  EXPECT_EQ(n.timeouts.tcp_established, 7440u);
+  EXPECT_EQ(n.timeouts.tcp_transitory, 240u);
+  EXPECT_EQ(n.timeouts.icmp, 60u);
+  EXPECT_EQ(n.timeouts.port_reuse_hold, 120u);
+  EXPECT_EQ(n.timeouts.fragment_ms, 2000u);
+  EXPECT_EQ(n.fragment_flows, 4096u);
+  EXPECT_EQ(n.fragment_hold_slots, 64u);
+  EXPECT_EQ(n.fragment_hold_bytes, 2048u);
+  EXPECT_EQ(n.event_ring_size, 4096u);
+  ASSERT_EQ(n.pools.size(), 1u);
+  const nat::PoolConfig& p = n.pools[0];
+  EXPECT_EQ(p.name, "cgn");
+  ASSERT_EQ(p.subscribers.size(), 1u);
+  EXPECT_EQ(p.subscribers[0].address, ipv4(100, 64, 0, 0));
+  EXPECT_EQ(p.subscribers[0].length, 10);
+  ASSERT_EQ(p.public_addresses.size(), 1u);
+  EXPECT_EQ(p.public_addresses[0].first, ipv4(198, 51, 100, 10));
+  EXPECT_EQ(p.public_addresses[0].last, ipv4(198, 51, 100, 13));
+  EXPECT_EQ(p.port_min, 1024);
+  EXPECT_EQ(p.port_max, 65535);
+  EXPECT_EQ(p.block_size, 512);
+  EXPECT_EQ(p.max_blocks_per_subscriber, 4);
+  EXPECT_EQ(p.max_sessions_per_subscriber, 4096u);
+  EXPECT_EQ(p.filtering, nat::Filtering::endpoint_independent);
+  ASSERT_EQ(n.static_mappings.size(), 1u);
+  const nat::StaticMapping& s = n.static_mappings[0];
+  EXPECT_EQ(s.protocol, packet::ip_proto::tcp);
+  EXPECT_EQ(s.inside_address, ipv4(100, 64, 0, 20));
+  EXPECT_EQ(s.inside_port.host(), 8080);
+  EXPECT_EQ(s.public_address, ipv4(198, 51, 100, 30));
+  EXPECT_EQ(s.public_port.host(), 80);
+
+  EXPECT_TRUE(n.validate().empty());
+}
+
+TEST(GatewayConfig, MinimalExampleTakesTheDefaults) {
+  const LoadResult r = load_gateway_config((source_dir / "conf/minimal.yaml").string());
+  ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+  const GatewayConfig& g = *r.config;
+  const DataplaneConfig dataplane_defaults;
+  EXPECT_TRUE(g.dataplane.eal_args.empty());
+  EXPECT_TRUE(g.dataplane.worker_lcores.empty());
+  EXPECT_EQ(g.dataplane.mbufs, dataplane_defaults.mbufs);
+  EXPECT_EQ(g.dataplane.burst, dataplane_defaults.burst);
+  ASSERT_EQ(g.ports.size(), 2u);
+  EXPECT_EQ(g.ports[0].mtu, 1500);
+  EXPECT_EQ(g.ports[1].rx_descriptors, 1024);
+  EXPECT_FALSE(g.random_seed_given);
+  EXPECT_EQ(g.nat.random_seed, 0u);
+  const nat::Timeouts timeout_defaults;
+  EXPECT_EQ(g.nat.timeouts.udp, timeout_defaults.udp);
+  ASSERT_EQ(g.nat.pools.size(), 1u);
+  EXPECT_EQ(g.nat.pools[0].block_size, nat::PoolConfig{}.block_size);
+  EXPECT_TRUE(g.nat.static_mappings.empty());
+  EXPECT_TRUE(g.nat.validate().empty());
+}
+
+TEST(GatewayConfig, EveryExampleInConfLoads) {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(source_dir / "conf")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    const LoadResult r = load_gateway_config(entry.path().string());
+    EXPECT_TRUE(r.config.has_value()) << entry.path() << "\n" << describe(r.errors);
+  }
+  EXPECT_GE(files, 2);
+}
+
+// ------------------------------------------------------------ broken files
+
+struct Expected {
+  int line, column;
+  std::string text;
+};
+
+std::vector<Expected> expectations(const fs::path& file) {
+  std::vector<Expected> out;
+  std::ifstream in(file);
+  std::string line;
+  const std::string tag = "# expect: ";
+  while (std::getline(in, line)) {
+    if (line.rfind(tag, 0) != 0) continue;
+    std::istringstream fields(line.substr(tag.size()));
+    Expected e{};
+    char colon = 0;
+    fields >> e.line >> colon >> e.column;
+    EXPECT_EQ(colon, ':') << file << ": malformed expectation: " << line;
+    std::getline(fields >> std::ws, e.text);
+    out.push_back(e);
+  }
+  return out;
+}
+
+TEST(GatewayConfig, EveryBrokenFileFailsWithExactlyTheExpectedErrors) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(source_dir / "tests/conf-bad"))
+    if (entry.path().extension() == ".yaml") files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  ASSERT_GE(files.size(), 8u);
+  for (const fs::path& file : files) {
+    SCOPED_TRACE(file.filename().string());
+    const std::vector<Expected> expected = expectations(file);
+    ASSERT_FALSE(expected.empty()) << "no '# expect:' lines";
+    const LoadResult r = load_gateway_config(file.string());
+    EXPECT_FALSE(r.config.has_value());
+    ASSERT_EQ(r.errors.size(), expected.size()) << describe(r.errors);
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(r.errors[i].file, file.string());
+      EXPECT_EQ(r.errors[i].line, expected[i].line) << describe(r.errors);
+      EXPECT_EQ(r.errors[i].column, expected[i].column) << describe(r.errors);
+      EXPECT_NE(r.errors[i].message.find(expected[i].text), std::string::npos)
+          << "expected '" << expected[i].text << "' in\n"
+          << describe(r.errors);
+    }
+  }
+}
+
+// ------------------------------------------------------------ all at once
+
+TEST(GatewayConfig, EveryProblemIsReportedAtOnce) {
+  std::string yaml = with(minimal, "    gateway: 198.51.100.254\n", "    gateway: 198.51.100.254\n    mtu: 100\n");
+  yaml = with(yaml, "nat:\n", "nat:\n  timeouts: {udp: 30}\n  colour: blue\n");
+  const LoadResult r = parse(yaml);
+  EXPECT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 3u) << describe(r.errors);
+  EXPECT_EQ(r.errors[0].line, 11);  // mtu
+  EXPECT_NE(r.errors[0].message.find("mtu"), std::string::npos);
+  EXPECT_EQ(r.errors[1].line, 13);  // udp below RFC 4787's minimum
+  EXPECT_NE(r.errors[1].message.find("RFC 4787"), std::string::npos);
+  EXPECT_EQ(r.errors[2].line, 14);  // unknown key
+  EXPECT_NE(r.errors[2].message.find("unknown key 'colour' in nat"), std::string::npos);
+}
+
+TEST(GatewayConfig, ErrorsAreSortedByPosition) {
+  std::string yaml = with(minimal, "public: [198.51.100.10-198.51.100.13]", "public: [300.1.1.1]");
+  yaml = with(yaml, "    role: inside\n", "    role: inside\n    vlan: 5000\n");
+  const LoadResult r = parse(yaml);
+  ASSERT_EQ(r.errors.size(), 2u) << describe(r.errors);
+  EXPECT_LT(r.errors[0].line, r.errors[1].line);
+}
+
+// ------------------------------------------------------------ single rules
+
+TEST(GatewayConfig, ToStringForms) {
+  EXPECT_EQ(to_string(ConfigError{"a.yaml", 12, 7, "unknown key 'x'"}), "a.yaml:12:7: error: unknown key 'x'");
+  EXPECT_EQ(to_string(ConfigError{"a.yaml", 0, 0, "cannot read"}), "a.yaml: error: cannot read");
+  EXPECT_EQ(to_string(MacAddress{{0x02, 0x00, 0x00, 0xab, 0x0c, 0x10}}), "02:00:00:ab:0c:10");
+}
+
+TEST(GatewayConfig, UnreadableFileIsOneErrorWithoutPosition) {
+  const LoadResult r = load_gateway_config("/nonexistent/passgate.yaml");
+  EXPECT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].line, 0);
+  EXPECT_EQ(r.errors[0].file, "/nonexistent/passgate.yaml");
+  EXPECT_NE(r.errors[0].message.find("No such file"), std::string::npos) << r.errors[0].message;
+}
+
+TEST(GatewayConfig, DocumentShape) {
+  expect_one_error("just a string\n", 1, 1, "expected a mapping with the keys dataplane, ports, nat");
+  expect_one_error(minimal + "---\nports: []\n", 16, 1, "a second YAML document");
+  expect_one_error(minimal + "extra: 1\n", 16, 1, "unknown key 'extra' in the top level");
+  expect_one_error("# comment\n" + with(minimal,
+                                        "nat:\n  pools:\n    - name: cgn\n      subscribers: [100.64.0.0/10]\n"
+                                        "      public: [198.51.100.10-198.51.100.13]\n",
+                                        ""),
+                   2, 1, "missing required key 'nat' in the top level");
+  expect_one_error(minimal.substr(0, minimal.find("nat:")) + "nat:\n  max_sessions: 10\n", 11, 1,
+                   "missing required key 'pools' in nat");
+  expect_one_error(with(minimal, "      subscribers: [100.64.0.0/10]\n", "      subscribers: []\n"), 14, 20,
+                   "expected at least one of subscriber prefixes");
+  expect_one_error("ports:\n" + minimal.substr(minimal.find("nat:")), 1, 1,
+                   "expected a list of ports (one inside, one outside), got nothing");
+}
+
+TEST(GatewayConfig, YamlSyntaxErrorHasItsPosition) {
+  const LoadResult r = parse("ports:\n  - name: inside\n   role: x\n");
+  ASSERT_EQ(r.errors.size(), 1u) << describe(r.errors);
+  EXPECT_GT(r.errors[0].line, 0);
+  EXPECT_NE(r.errors[0].message.find("YAML syntax error"), std::string::npos);
+  // yaml-cpp 0.7's LoadAll never returns on these; they must be errors, fast.
+  expect_one_error(",\n" + minimal, 1, 1, "YAML syntax error: unexpected ','");
+  expect_one_error("- a\n,\n", 2, 1, "YAML syntax error: unexpected ','");
+}
+
+TEST(GatewayConfig, EmptyValueIsReportedAtItsKey) {
+  // yaml-cpp places an empty value where the next token starts; the key is
+  // the useful place.
+  expect_one_error(with(minimal, "gateway: 198.51.100.254", "gateway:"), 10, 5,
+                   "ports[1].gateway: expected an IPv4 address like 198.51.100.254, got nothing");
+}
+
+TEST(GatewayConfig, AddressesAndPrefixes) {
+  expect_one_error(with(minimal, "100.64.0.1/24", "100.64.0.1"), 5, 14, "address and prefix length");
+  expect_one_error(with(minimal, "100.64.0.1/24", "100.064.0.1/24"), 5, 14, "got '100.064.0.1/24'");
+  expect_one_error(with(minimal, "100.64.0.1/24", "100.64.0.1/32"), 5, 14, "expected /1 to /31");
+  expect_one_error(with(minimal, "100.64.0.1/24", "127.0.0.1/8"), 5, 14, "loopback");
+  expect_one_error(with(minimal, "[100.64.0.0/10]", "[100.64.0.0/9]"), 14, 21, "has host bits set");
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.13-198.51.100.10"), 15, 16,
+                   "ends before it starts");
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "224.0.0.1"), 15, 16, "multicast");
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.10-198.51.100.13, 198.51.100.12"), 15, 45,
+                   "overlap 198.51.100.10-198.51.100.13 (line 15) of the same pool");
+  // A /31 has no network or broadcast address (RFC 3021).
+  EXPECT_TRUE(
+      parse(with(minimal, "198.51.100.1/24\n    gateway: 198.51.100.254", "198.51.100.0/31\n    gateway: 198.51.100.1"))
+          .config.has_value());
+}
+
+TEST(GatewayConfig, PortRules) {
+  expect_one_error(with(minimal, "net_af_packet1,iface=pg-out", "net_af_packet0,iface=other"), 7, 13,
+                   "device net_af_packet0 is already used by port 'inside'");
+  expect_one_error(with(minimal, "198.51.100.1/24\n    gateway: 198.51.100.254", "100.64.0.129/25"), 9, 14,
+                   "subnet 100.64.0.128/25 overlaps subnet 100.64.0.0/24 of port 'inside'");
+  {
+    const LoadResult r = parse(with(minimal, "    role: outside", "    role: inside"));
+    ASSERT_EQ(r.errors.size(), 2u) << describe(r.errors);
+    EXPECT_EQ(r.errors[0].line, 1);
+    EXPECT_NE(r.errors[0].message.find("no outside port"), std::string::npos);
+    EXPECT_EQ(r.errors[1].line, 8);
+    EXPECT_NE(r.errors[1].message.find("a second inside port; passgate supports exactly one inside and one outside"),
+              std::string::npos);
+  }
+  expect_one_error(with(minimal, "name: outside", "name: Outside"), 6, 11, "lowercase letters");
+  {
+    std::string two_outside = with(minimal, "    role: inside", "    role: outside");
+    two_outside = with(two_outside, "    role: outside\n    address: 198", "    role: inside\n    address: 198");
+    EXPECT_TRUE(parse(two_outside).config.has_value()) << "roles may come in any order";
+  }
+  {
+    const LoadResult r = parse(with(minimal, "    role: inside\n", "    role: outside\n"));
+    EXPECT_TRUE(mentions(r.errors, "a second outside port"));
+  }
+  // Only an inside port: the missing outside one is reported at `ports`.
+  const std::string one_port =
+      "ports:\n"
+      "  - name: inside\n"
+      "    device: \"net_af_packet0,iface=pg-in\"\n"
+      "    role: inside\n"
+      "    address: 100.64.0.1/24\n" +
+      minimal.substr(minimal.find("nat:"));
+  expect_one_error(one_port, 1, 1,
+                   "no outside port; expected exactly one port with role inside and one with role outside");
+  expect_one_error(with(minimal, "    role: inside\n",
+                        "    role: inside\n    routes:\n      - {prefix: 10.0.0.0/8, via: 100.64.0.2}\n"
+                        "      - {prefix: 10.0.0.0/8, via: 100.64.0.3}\n"),
+                   7, 18, "a second route to 10.0.0.0/8");
+  expect_one_error(with(minimal, "    role: inside\n", "    role: inside\n    routes:\n      - {prefix: 10.0.0.0/8}\n"),
+                   6, 9, "missing required key 'via' in ports[0].routes[0]");
+  expect_one_error(with(minimal, "gateway: 198.51.100.254", "gateway: 198.51.100.255"), 10, 14,
+                   "is the broadcast address of 198.51.100.0/24");
+  expect_one_error(with(minimal, "    role: inside\n",
+                        "    role: inside\n    neighbours:\n"
+                        "      - {address: 100.64.0.9, mac: \"02:00:00:00:00:09\"}\n"
+                        "      - {address: 100.64.0.9, mac: \"02:00:00:00:00:0a\"}\n"),
+                   7, 19, "neighbour 100.64.0.9 is given twice");
+  expect_one_error(with(minimal, "    role: inside\n",
+                        "    role: inside\n    neighbours:\n"
+                        "      - {address: 100.64.0.9, mac: \"00:00:00:00:00:00\"}\n"),
+                   6, 36, "zero MAC address");
+}
+
+TEST(GatewayConfig, DataplaneRules) {
+  expect_one_error("dataplane:\n  workers: [1, 2, 1]\n" + minimal, 2, 19, "lcore 1 is listed twice");
+  expect_one_error("dataplane:\n  workers: [128]\n" + minimal, 2, 13, "RTE_MAX_LCORE");
+  expect_one_error("dataplane:\n  mbufs: 100\n" + minimal, 2, 10, "expected an integer from 1023 to");
+  expect_one_error(
+      "dataplane:\n  mbufs: 4095\n" + minimal, 2, 10,
+      "4095 mbufs cannot cover the 4096 receive and transmit descriptors of the ports plus 288 per worker");
+  EXPECT_TRUE(
+      parse("dataplane:\n  mbufs: 4095\n" +
+            with(minimal, "    role: inside\n", "    role: inside\n    rx_descriptors: 256\n    tx_descriptors: 256\n"))
+          .config.has_value());
+  expect_one_error("dataplane:\n  neighbour: {queue: 0}\n" + minimal, 2, 22,
+                   "neighbour.queue: expected an integer from 1");
+  const LoadResult ok = parse("dataplane:\n  eal: []\n  workers:\n  neighbour: {retry_ms: 500}\n" + minimal);
+  ASSERT_TRUE(ok.config.has_value()) << describe(ok.errors);
+  EXPECT_EQ(ok.config->dataplane.neighbour.retry_ms, 500u);
+}
+
+TEST(GatewayConfig, NatRules) {
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  random_seed: 18446744073709551616\n"), 12, 16,
+                   "got '18446744073709551616'");
+  {
+    const LoadResult r = parse(with(minimal, "nat:\n", "nat:\n  random_seed: 18446744073709551615\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_TRUE(r.config->random_seed_given);
+    EXPECT_EQ(r.config->nat.random_seed, 18446744073709551615u);
+  }
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  timeouts: {tcp_transitory: 60}\n"), 12, 30, "RFC 5382 REQ-5");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  timeouts: {udp: 700000}\n"), 12, 19,
+                   "expected an integer from 120 to 604800");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  fragments: {hold_bytes: 60}\n"), 12, 27, "from 68 to 9216");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  max_sessions: 0\n"), 12, 17, "from 1 to 1073741824");
+  expect_one_error(
+      with(minimal, "[198.51.100.10-198.51.100.13]", "[198.51.100.10-198.51.100.13]\n      filtering: full-cone"), 16,
+      18, "expected endpoint-independent, address-dependent or address-and-port-dependent");
+  expect_one_error(
+      with(minimal, "[198.51.100.10-198.51.100.13]", "[198.51.100.10-198.51.100.13]\n      ports: 2000-1000"), 16, 14,
+      "expected a port range like 1024-65535");
+  expect_one_error(with(minimal, "[198.51.100.10-198.51.100.13]",
+                        "[198.51.100.10-198.51.100.13]\n      max_blocks_per_subscriber: 65"),
+                   16, 34, "from 1 to 64");
+  {
+    const LoadResult r =
+        parse(with(minimal, "[198.51.100.10-198.51.100.13]",
+                   "[198.51.100.10-198.51.100.13]\n      filtering: address-and-port-dependent\n"
+                   "      ports: 20000-29999\n      block_size: 1000\n      max_blocks_per_subscriber: 10"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_EQ(r.config->nat.pools[0].filtering, nat::Filtering::address_and_port_dependent);
+    EXPECT_EQ(r.config->nat.pools[0].port_min, 20000);
+    EXPECT_EQ(r.config->nat.pools[0].port_max, 29999);
+  }
+  // 2^23 addresses x 126 blocks is far above the engine's 2^26 blocks; reported
+  // once, at `pools`, not again by NatConfig::validate.
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "11.0.0.0/9"), 12, 3, "at most 67108864 (2^26)");
+}
+
+TEST(GatewayConfig, PoolsMayNotOverlap) {
+  const std::string second = "    - name: b\n      subscribers: [100.128.0.0/16]\n      public: [198.51.100.20/31]\n";
+  EXPECT_TRUE(parse(minimal + second).config.has_value());
+  expect_one_error(minimal + with(second, "100.128.0.0/16", "100.100.0.0/16"), 17, 21,
+                   "subscriber prefix 100.100.0.0/16 overlaps 100.64.0.0/10 of pool 'cgn' (line 13)");
+  expect_one_error(minimal + with(second, "198.51.100.20/31", "198.51.100.12/30"), 18, 16,
+                   "public addresses 198.51.100.12-198.51.100.15 overlap 198.51.100.10-198.51.100.13 of pool 'cgn'");
+  expect_one_error(minimal + with(second, "name: b", "name: cgn"), 16, 13,
+                   "duplicate pool name 'cgn'; first used on line 13");
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.1"), 15, 16,
+                   "the own address of port 'outside'");
+}
+
+TEST(GatewayConfig, StaticMappings) {
+  const std::string statics =
+      "  static:\n"
+      "    - {protocol: tcp, inside: 100.64.0.20:8080, public: 198.51.100.30:80}\n";
+  {
+    const LoadResult r = parse(minimal + statics);
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_EQ(r.config->nat.static_mappings.size(), 1u);
+  }
+  expect_one_error(minimal + with(statics, "198.51.100.30:80", "198.51.100.11:2000"), 17, 57,
+                   "198.51.100.11:2000 lies inside the dynamic range of pool 'cgn' (line 13)");
+  // A pool address, but below the pool's dynamic port range: fine.
+  EXPECT_TRUE(parse(minimal + with(statics, "198.51.100.30:80", "198.51.100.11:80")).config.has_value());
+  expect_one_error(minimal + with(statics, "protocol: tcp", "protocol: icmp"), 17, 18,
+                   "expected tcp or udp, got 'icmp'");
+  expect_one_error(minimal + with(statics, "100.64.0.20:8080", "100.64.0.20:0"), 17, 31, "port from 1 to 65535");
+  expect_one_error(minimal + statics + "    - {protocol: udp, inside: 100.64.0.20:8080, public: 198.51.100.30:81}\n" +
+                       "    - {protocol: tcp, inside: 100.64.0.20:8080, public: 198.51.100.30:82}\n",
+                   19, 31, "inside 100.64.0.20:8080 is already mapped by the static mapping on line 17");
+  expect_one_error(minimal + with(statics, "public: 198.51.100.30:80", "public: 198.51.100.30:80, via: x"), 17, 75,
+                   "unknown key 'via' in nat.static[0]; expected one of: protocol, inside, public");
+}
+
+}  // namespace
+}  // namespace passgate::config
