@@ -142,6 +142,17 @@ bool Gateway::start(std::string* error) {
   std::uint16_t queues = 0xffff;
   for (const auto& pc : cfg_.ports) queues = std::min<std::uint16_t>({queues, pc.rx_queues, pc.tx_queues});
   if (lcores.size() > queues) lcores.resize(queues);
+  // Each worker would allocate ports from the same public addresses and the
+  // NIC would hand replies to any of them: until ports are partitioned per
+  // worker and replies steered to their owner, more than one worker could
+  // give two subscribers the same public port. Refuse rather than corrupt.
+  if (lcores.size() > 1) {
+    *error = fmt::format(
+        "{} workers asked for (lcores and {} queues per port), but per-worker port ownership and reply steering "
+        "are not implemented yet: use one queue per port (rx_queues/tx_queues: 1) or one worker lcore",
+        lcores.size(), queues);
+    return false;
+  }
 
   // What each port answers ARP for.
   std::vector<PortView> views;
