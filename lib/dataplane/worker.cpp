@@ -118,7 +118,9 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
     }
     std::uint16_t type = static_cast<std::uint16_t>((frame[12] << 8) | frame[13]);
     unsigned l2 = eth_len;
-    std::uint16_t vlan = 0;
+    // A PMD may strip the tag into the mbuf (af_packet does, as the kernel
+    // hands it over in auxiliary data); otherwise it is inline.
+    std::uint16_t vlan = (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) ? (m->vlan_tci & 0x0fff) : 0;
     if (type == ethertype_vlan) {
       if (len < eth_len + vlan_len) {
         c.add(PortDrop::runt);

@@ -346,6 +346,7 @@ struct Engine::Impl {
   [[gnu::noinline]] static Result translate_other(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
     switch (p.kind) {
       case L4Kind::later_fragment: return later_fragment(e, D, ip, p);
+      case L4Kind::esp: return D == Direction::outbound ? esp_outbound(e, ip, p) : esp_inbound(e, ip, p);
       case L4Kind::icmp_error:
         return D == Direction::outbound ? icmp_error_outbound(e, ip, p) : icmp_error_inbound(e, ip, p);
       case L4Kind::icmp_other: return drop(DropReason::icmp_not_translatable);
@@ -723,6 +724,80 @@ struct Engine::Impl {
       if (map.sessions == 0 && map.hold_until == h.until && !map.is_static) free_mapping(e, h.mapping);
     }
     expire_fragments(e, now_ms);
+    expire_esp(e, now_ms, budget);
+  }
+
+  // ------------------------------------------------------------------ ESP
+  // lib/passthrough/esp.hpp explains the learning. The engine's part: ESP
+  // leaves from the subscriber's paired public address (the same as its IKE
+  // on UDP 500/4500, RFC 6888 REQ-2), and every SA counts against the
+  // subscriber's session limit.
+  // The tracker keeps its own counts; mirror what changed into the engine's
+  // counters so that everything is read from one place.
+  static void sync_esp_counters(Engine& e) {
+    const passthrough::EspCounters& now = e.esp_.counters();
+    passthrough::EspCounters& was = e.esp_synced_;
+    auto mirror = [&](NatCounter c, std::uint64_t passthrough::EspCounters::*field) {
+      e.counters_.add(c, now.*field - was.*field);
+    };
+    mirror(NatCounter::esp_sas_created, &passthrough::EspCounters::sas_created);
+    mirror(NatCounter::esp_sas_expired, &passthrough::EspCounters::sas_expired);
+    mirror(NatCounter::esp_spis_learned, &passthrough::EspCounters::spis_learned);
+    mirror(NatCounter::esp_translated_outbound, &passthrough::EspCounters::translated_out);
+    mirror(NatCounter::esp_translated_inbound, &passthrough::EspCounters::translated_in);
+    mirror(NatCounter::esp_held, &passthrough::EspCounters::held);
+    mirror(NatCounter::esp_learn_timeouts, &passthrough::EspCounters::learn_timeouts);
+    e.counters_.drop[static_cast<unsigned>(DropReason::esp_hold_timeout)] += now.drop_hold_timeout - was.drop_hold_timeout;
+    was = now;
+    e.esp_.take_created([&](std::uint32_t sub) { ++e.subscribers_[sub].sessions; });
+  }
+
+  static Result esp_result(Engine& e, passthrough::EspTracker::Outcome o, Verdict pass) {
+    using O = passthrough::EspTracker::Outcome;
+    sync_esp_counters(e);
+    switch (o) {
+      case O::forward: return {pass, DropReason::none};
+      case O::held: return {Verdict::held, DropReason::none};
+      case O::drop_disabled: return drop(DropReason::esp_disabled);
+      case O::drop_unknown_spi: return drop(DropReason::esp_unknown_spi);
+      case O::drop_hold_full: return drop(DropReason::esp_hold_full);
+      case O::drop_table_full: return drop(DropReason::esp_table_full);
+    }
+    return drop(DropReason::esp_table_full);
+  }
+
+  static Result esp_outbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    if (!e.config_.passthrough.esp.enabled) return drop(DropReason::esp_disabled);
+    if (p.fragmented) return drop(DropReason::unsupported_protocol);  // ESP is never fragmented by IPsec peers in practice
+    std::uint32_t sub = no_index;
+    if (const DropReason r = subscriber_for(e, p.src, sub); r != DropReason::none) return drop(r);
+    const Subscriber& s = e.subscribers_[sub];
+    if (!e.esp_.has_sa(p.src, p.dst, p.esp_spi) &&
+        s.sessions >= e.pools_[s.pool].config.max_sessions_per_subscriber) {
+      log_event(e, NatEvent::Type::session_limit, sub, 0, 0);
+      release_if_unused(e, sub);
+      return drop(DropReason::subscriber_session_limit);
+    }
+    bool created = false;
+    const auto o = e.esp_.outbound(ip, p, e.addresses_[s.address].addr, sub, e.now_ms_, created);
+    if (created) ++e.subscribers_[sub].sessions;
+    const Result r = esp_result(e, o, Verdict::to_outside);
+    if (r.verdict == Verdict::drop || (r.verdict == Verdict::held && !created)) release_if_unused(e, sub);
+    return r;
+  }
+
+  static Result esp_inbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    if (!e.config_.passthrough.esp.enabled) return drop(DropReason::esp_disabled);
+    if (p.fragmented) return drop(DropReason::unsupported_protocol);
+    return esp_result(e, e.esp_.inbound(ip, p, e.now_ms_), Verdict::to_inside);
+  }
+
+  static void expire_esp(Engine& e, std::uint64_t now_ms, unsigned budget) {
+    e.esp_.expire(now_ms, budget, [&](std::uint32_t sub) {
+      --e.subscribers_[sub].sessions;
+      release_if_unused(e, sub);
+    });
+    sync_esp_counters(e);
   }
 
   // ------------------------------------------------------------ ICMP errors
@@ -905,8 +980,19 @@ struct Engine::Impl {
 
 // ------------------------------------------------------------------ public
 
+namespace {
+FlowHasher seeded_hasher(std::uint64_t seed) {
+  FlowHasher h;
+  h.k0 = splitmix(seed);
+  h.k1 = splitmix(seed);
+  h.k2 = splitmix(seed);
+  return h;
+}
+}  // namespace
+
 Engine::Engine(const NatConfig& config)
     : config_(config),
+      hasher_(seeded_hasher(config.random_seed)),
       in2out_(config.max_sessions),
       out2in_(config.max_sessions),
       wheel_(config.max_sessions,
@@ -916,7 +1002,8 @@ Engine::Engine(const NatConfig& config)
       mapping_out_(config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size())),
       subscriber_table_(config.max_subscribers),
       fragment_table_(config.fragment_flows),
-      events_(config.event_ring_size) {}
+      events_(config.event_ring_size),
+      esp_(config.passthrough.esp, hasher_) {}
 
 Engine::~Engine() = default;
 
@@ -927,10 +1014,7 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
     return nullptr;
   }
   std::unique_ptr<Engine> e(new Engine(config));
-  std::uint64_t seed = config.random_seed;
-  e->hasher_.k0 = splitmix(seed);
-  e->hasher_.k1 = splitmix(seed);
-  e->hasher_.k2 = splitmix(seed);
+  std::uint64_t seed = config.random_seed ^ 0x5eed5eed5eed5eedull;  // not the hash keys' sequence
   for (auto& word : e->rng_) word = splitmix(seed);
 
   const std::uint32_t mapping_capacity = config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size());

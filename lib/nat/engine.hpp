@@ -30,6 +30,7 @@
 #include "nat/flow_table.hpp"
 #include "nat/nat_config.hpp"
 #include "nat/timer_wheel.hpp"
+#include "passthrough/esp.hpp"
 #include "packet/parse.hpp"
 #include "stats/nat_counters.hpp"
 
@@ -156,7 +157,8 @@ class Engine {
   // ready to send: emit(bytes, verdict) for each, then their slots are free.
   template <typename Emit>
   void drain_released(Emit&& emit);
-  [[nodiscard]] bool has_released() const { return released_count_ != 0; }
+  [[nodiscard]] bool has_released() const { return released_count_ != 0 || esp_.has_released(); }
+  [[nodiscard]] const passthrough::EspTracker& esp() const { return esp_; }
 
   [[nodiscard]] const stats::NatCounters& counters() const { return counters_; }
   [[nodiscard]] EventRing& events() { return events_; }
@@ -271,12 +273,18 @@ class Engine {
 
   stats::NatCounters counters_;
   EventRing events_;
+  passthrough::EspTracker esp_;
+  passthrough::EspCounters esp_synced_;  // tracker counts already mirrored into counters_
 
   friend struct Impl;
 };
 
 template <typename Emit>
 void Engine::drain_released(Emit&& emit) {
+  esp_.drain_released([&](std::span<std::uint8_t> bytes) {
+    counters_.add(stats::NatCounter::esp_released);
+    emit(bytes, Verdict::to_outside);
+  });
   if (released_count_ == 0) return;
   for (HeldFragment& h : held_fragments_) {
     if (h.state != HeldFragment::State::ready) continue;

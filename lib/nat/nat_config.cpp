@@ -57,6 +57,13 @@ std::vector<std::string> NatConfig::validate() const {
     if (v > 86400 * 7) error(fmt::format("timeout {} s is longer than a week", v));
   if (t.fragment_ms == 0 || t.fragment_ms > 60000) error("timeouts.fragment_ms must be between 1 and 60000");
 
+  const EspConfig& esp = passthrough.esp;
+  if (esp.max_sas == 0 || esp.max_sas > (1u << 24)) error("passthrough.esp.max_sas must be between 1 and 2^24");
+  if (esp.idle_timeout < 30 || esp.idle_timeout > 86400) error("passthrough.esp.idle_timeout must be between 30 and 86400 s");
+  if (esp.hold_packets == 0 || esp.hold_packets > 65536) error("passthrough.esp.hold_packets must be between 1 and 65536");
+  if (esp.learn_window_ms < 100 || esp.hold_window_ms < 100 || esp.hold_window_ms > esp.learn_window_ms)
+    error("passthrough.esp: learn_window_ms and hold_window_ms must be at least 100, hold no longer than learn");
+
   std::uint64_t total_blocks = 0;
   for (std::size_t i = 0; i < pools.size(); ++i) {
     const PoolConfig& p = pools[i];

@@ -63,6 +63,22 @@ struct StaticMapping {
   be16 public_port;
 };
 
+// VPN passthrough (lib/passthrough). ESP has no ports: an outbound SPI is
+// known from the client's packets, the inbound SPI only from the server's
+// first answer, so learning is serialised per (public address, server).
+struct EspConfig {
+  bool enabled = true;
+  std::uint32_t idle_timeout = 300;      // seconds without packets before an SA is forgotten
+  std::uint32_t learn_window_ms = 5000;  // how long one client may wait for the server's first answer
+  std::uint32_t hold_window_ms = 2000;   // how long another client's new SPI is held meanwhile
+  std::uint32_t hold_packets = 64;       // held packets at once, all servers together
+  std::uint32_t max_sas = 65536;         // security associations tracked
+};
+
+struct PassthroughConfig {
+  EspConfig esp;
+};
+
 struct NatConfig {
   std::vector<PoolConfig> pools;
   std::vector<StaticMapping> static_mappings;
@@ -74,6 +90,7 @@ struct NatConfig {
   std::uint32_t fragment_hold_bytes = 2048;  // largest fragment held
   std::uint32_t event_ring_size = 4096;
   std::uint64_t random_seed = 0;             // hash keys and port choice (RFC 6056)
+  PassthroughConfig passthrough;
 
   // Every problem found, one line each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;

@@ -31,7 +31,15 @@ namespace passgate::stats {
   X(blocks_allocated, "port blocks given to subscribers")                              \
   X(blocks_released, "port blocks returned to the pool")                               \
   X(tcp_resets, "TCP sessions moved to the transitory timeout by RST (RFC 7857)")      \
-  X(events_lost, "NAT events dropped because the event ring was full")
+  X(events_lost, "NAT events dropped because the event ring was full")                 \
+  X(esp_sas_created, "ESP security associations created (new outbound SPI)")            \
+  X(esp_sas_expired, "ESP security associations idle past passthrough.esp.idle_timeout") \
+  X(esp_spis_learned, "inbound ESP SPIs bound to the one client waiting for that server") \
+  X(esp_translated_outbound, "ESP packets translated inside to outside")               \
+  X(esp_translated_inbound, "ESP packets translated outside to inside")                \
+  X(esp_held, "new outbound SPIs held while another client learned from the same server") \
+  X(esp_released, "held ESP packets sent once their turn to learn came")               \
+  X(esp_learn_timeouts, "clients whose server never answered within learn_window_ms")
 
 #define PASSGATE_NAT_DROPS(X)                                                          \
   X(malformed, "malformed packet (see the parse error counters)")                     \
@@ -52,7 +60,11 @@ namespace passgate::stats {
   X(fragment_hold_full, "no room to hold an out-of-order fragment")                   \
   X(fragment_too_large, "out-of-order fragment larger than a hold slot")              \
   X(fragment_timeout, "held fragment whose first fragment never came")                 \
-  X(fragment_no_session, "first fragment was dropped, so its later fragments are too")
+  X(esp_disabled, "ESP while passthrough.esp.enabled is false")                        \
+  X(esp_unknown_spi, "inbound ESP with an SPI no client is known for or waiting on")   \
+  X(esp_hold_full, "no room to hold another client's new SPI while one learns")       \
+  X(esp_hold_timeout, "held ESP packet whose turn to learn did not come in hold_window_ms") \
+  X(esp_table_full, "ESP security association table full")
 
 #define PASSGATE_ENUM_ENTRY(name, text) name,
 enum class NatCounter : std::uint16_t { PASSGATE_NAT_COUNTERS(PASSGATE_ENUM_ENTRY) count_ };

@@ -3,6 +3,7 @@
 // (checksum_problems), independent of the engine's incremental updates.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 
 #include "nat/engine.hpp"
@@ -533,10 +534,15 @@ TEST_F(Nat, MalformedCountedWithItsReason) {
 }
 
 TEST_F(Nat, UnsupportedProtocolsCountedUntilPassthroughHandlesThem) {
-  Bytes esp = esp_packet({sub_a, server}, 0x1000, 1);
-  EXPECT_EQ(out(esp).reason, DropReason::unsupported_protocol);
   Bytes gre = gre_packet({sub_a, server}, 0, false, 0);
   EXPECT_EQ(out(gre).reason, DropReason::unsupported_protocol);
+  IpFields f{sub_a, server};
+  Bytes sctp = udp_packet(f, 1, 2);
+  sctp[9] = 132;  // SCTP
+  sctp[10] = sctp[11] = 0;
+  const auto sum = packet::internet_checksum(std::span<const std::uint8_t>(sctp.data(), 20));
+  std::memcpy(&sctp[10], &sum.raw, 2);
+  EXPECT_EQ(out(sctp).reason, DropReason::unsupported_protocol);
   EXPECT_EQ(drops(DropReason::unsupported_protocol), 2u);
 }
 

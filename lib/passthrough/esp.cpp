@@ -1,0 +1,244 @@
+#include "passthrough/esp.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "packet/checksum.hpp"
+#include "packet/headers.hpp"
+
+namespace passgate::passthrough {
+
+using nat::no_index;
+using packet::ChecksumDelta;
+using packet::Ipv4Header;
+
+namespace {
+constexpr std::uint64_t tag_out = 5ull << 40, tag_in = 6ull << 40, tag_learner = 7ull << 40;
+std::uint32_t learner_capacity(std::uint32_t sas) { return std::clamp<std::uint32_t>(sas / 4, 64, 65536); }
+}  // namespace
+
+EspTracker::EspTracker(const nat::EspConfig& cfg, const nat::FlowHasher& hasher)
+    : cfg_(cfg),
+      hasher_(hasher),
+      by_out_(cfg.max_sas),
+      by_in_(cfg.max_sas),
+      wheel_(cfg.max_sas, cfg.idle_timeout),
+      learner_table_(learner_capacity(cfg.max_sas)) {
+  sas_.resize(cfg.max_sas);
+  free_sas_.resize(cfg.max_sas);
+  for (std::uint32_t i = 0; i < cfg.max_sas; ++i) free_sas_[i] = cfg.max_sas - 1 - i;
+  const std::uint32_t nl = learner_capacity(cfg.max_sas);
+  learners_.resize(nl, Learner{{}, {}, {}, no_index, 0});
+  free_learners_.resize(nl);
+  for (std::uint32_t i = 0; i < nl; ++i) free_learners_[i] = nl - 1 - i;
+  held_.resize(cfg.hold_packets);
+  held_bytes_.resize(std::size_t{cfg.hold_packets} * slot_bytes);
+  pending_created_.reserve(cfg.hold_packets);
+}
+
+std::uint64_t EspTracker::key_out(be32 in_addr, be32 server, be32 spi) const {
+  return hasher_((std::uint64_t{in_addr.raw} << 32) | server.raw, spi.raw | tag_out);
+}
+std::uint64_t EspTracker::key_in(be32 out_addr, be32 server, be32 spi) const {
+  return hasher_((std::uint64_t{out_addr.raw} << 32) | server.raw, spi.raw | tag_in);
+}
+std::uint64_t EspTracker::key_learner(be32 out_addr, be32 server) const {
+  return hasher_((std::uint64_t{out_addr.raw} << 32) | server.raw, tag_learner);
+}
+
+std::uint32_t EspTracker::find_out(be32 in_addr, be32 server, be32 spi) const {
+  return by_out_.find(key_out(in_addr, server, spi), [&](std::uint32_t i) {
+    const Sa& s = sas_[i];
+    return s.in_addr == in_addr && s.server == server && s.spi_out == spi;
+  });
+}
+std::uint32_t EspTracker::find_in(be32 out_addr, be32 server, be32 spi) const {
+  return by_in_.find(key_in(out_addr, server, spi), [&](std::uint32_t i) {
+    const Sa& s = sas_[i];
+    return s.bound && s.out_addr == out_addr && s.server == server && s.spi_in == spi;
+  });
+}
+std::uint32_t EspTracker::find_learner(be32 out_addr, be32 server) const {
+  return learner_table_.find(key_learner(out_addr, server), [&](std::uint32_t i) {
+    const Learner& L = learners_[i];
+    return L.sa != no_index && L.out_addr == out_addr && L.server == server;
+  });
+}
+
+void EspTracker::rewrite_out(std::uint8_t* ip, const Sa& sa) {
+  auto* h = reinterpret_cast<Ipv4Header*>(ip);
+  h->src = sa.out_addr;
+  h->checksum = ChecksumDelta(sa.ip_delta).apply(h->checksum);
+}
+void EspTracker::rewrite_in(std::uint8_t* ip, const Sa& sa) {
+  auto* h = reinterpret_cast<Ipv4Header*>(ip);
+  h->dst = sa.in_addr;
+  h->checksum = ChecksumDelta(sa.ip_delta).inverse().apply(h->checksum);
+}
+
+std::uint32_t EspTracker::create_sa(const packet::ParsedIpv4& p, be32 public_addr, std::uint32_t subscriber) {
+  if (free_sas_.empty()) return no_index;
+  const std::uint32_t i = free_sas_.back();
+  if (!by_out_.insert(key_out(p.src, p.dst, p.esp_spi), i)) return no_index;
+  free_sas_.pop_back();
+  Sa& sa = sas_[i];
+  sa.in_addr = p.src;
+  sa.out_addr = public_addr;
+  sa.server = p.dst;
+  sa.spi_out = p.esp_spi;
+  sa.spi_in = be32{0};
+  sa.subscriber = subscriber;
+  sa.last_seen_s = now_s_;
+  sa.ip_delta = ChecksumDelta().add(p.src, public_addr).folded();
+  sa.bound = false;
+  wheel_.schedule(i, now_s_ + cfg_.idle_timeout);
+  ++sa_count_;
+  ++counters_.sas_created;
+  return i;
+}
+
+void EspTracker::start_learning(std::uint32_t sa, std::uint64_t now_ms) {
+  const Sa& s = sas_[sa];
+  std::uint32_t l = find_learner(s.out_addr, s.server);
+  if (l == no_index) {
+    if (free_learners_.empty()) return;  // the SA still works outbound; inbound will be unknown
+    l = free_learners_.back();
+    if (!learner_table_.insert(key_learner(s.out_addr, s.server), l)) return;
+    free_learners_.pop_back();
+    ++learner_count_;
+  }
+  learners_[l] = Learner{s.out_addr, s.server, s.in_addr, sa, now_ms + cfg_.learn_window_ms};
+}
+
+void EspTracker::end_learning(std::uint32_t l) {
+  Learner& L = learners_[l];
+  learner_table_.erase(key_learner(L.out_addr, L.server), l);
+  L.sa = no_index;
+  free_learners_.push_back(l);
+  --learner_count_;
+}
+
+void EspTracker::free_sa(std::uint32_t i) {
+  Sa& sa = sas_[i];
+  by_out_.erase(key_out(sa.in_addr, sa.server, sa.spi_out), i);
+  if (sa.bound) by_in_.erase(key_in(sa.out_addr, sa.server, sa.spi_in), i);
+  const std::uint32_t l = find_learner(sa.out_addr, sa.server);
+  if (l != no_index && learners_[l].sa == i) end_learning(l);
+  free_sas_.push_back(i);
+  --sa_count_;
+  ++counters_.sas_expired;
+}
+
+EspTracker::Outcome EspTracker::outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 public_addr,
+                                         std::uint32_t subscriber, std::uint64_t now_ms, bool& created) {
+  created = false;
+  now_s_ = static_cast<std::uint32_t>(now_ms / 1000);
+  if (!cfg_.enabled) {
+    ++counters_.drop_disabled;
+    return Outcome::drop_disabled;
+  }
+  std::uint32_t i = find_out(p.src, p.dst, p.esp_spi);
+  if (i == no_index) {
+    // A new SPI. If another client behind this public address is waiting
+    // for this server's first answer, binding would be ambiguous: hold.
+    const std::uint32_t l = find_learner(public_addr, p.dst);
+    if (l != no_index && learners_[l].client != p.src && learners_[l].deadline_ms > now_ms) {
+      for (std::size_t k = 0; k < held_.size(); ++k) {
+        Held& h = held_[k];
+        if (h.state != Held::State::free) continue;
+        if (p.total_length > slot_bytes) break;
+        std::memcpy(held_bytes_.data() + k * slot_bytes, ip, p.total_length);
+        h = Held{Held::State::held, p.src, public_addr, p.dst, subscriber, now_ms + cfg_.hold_window_ms, held_order_++,
+                 p.total_length};
+        ++held_count_;
+        ++counters_.held;
+        return Outcome::held;
+      }
+      ++counters_.drop_hold_full;
+      return Outcome::drop_hold_full;
+    }
+    i = create_sa(p, public_addr, subscriber);
+    if (i == no_index) {
+      ++counters_.drop_table_full;
+      return Outcome::drop_table_full;
+    }
+    created = true;
+    start_learning(i, now_ms);
+  }
+  Sa& sa = sas_[i];
+  sa.last_seen_s = now_s_;
+  rewrite_out(ip, sa);
+  ++counters_.translated_out;
+  return Outcome::forward;
+}
+
+EspTracker::Outcome EspTracker::inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t now_ms) {
+  now_s_ = static_cast<std::uint32_t>(now_ms / 1000);
+  if (!cfg_.enabled) {
+    ++counters_.drop_disabled;
+    return Outcome::drop_disabled;
+  }
+  std::uint32_t i = find_in(p.dst, p.src, p.esp_spi);
+  if (i == no_index) {
+    // Not seen before: the answer to the one client waiting, if any.
+    const std::uint32_t l = find_learner(p.dst, p.src);
+    if (l == no_index || learners_[l].deadline_ms <= now_ms) {
+      ++counters_.drop_unknown_spi;
+      return Outcome::drop_unknown_spi;
+    }
+    i = learners_[l].sa;
+    Sa& sa = sas_[i];
+    if (!by_in_.insert(key_in(sa.out_addr, sa.server, p.esp_spi), i)) {
+      ++counters_.drop_table_full;
+      return Outcome::drop_table_full;
+    }
+    if (sa.bound) by_in_.erase(key_in(sa.out_addr, sa.server, sa.spi_in), i);
+    sa.spi_in = p.esp_spi;
+    sa.bound = true;
+    ++counters_.spis_learned;
+    end_learning(l);
+    release_held(sa.out_addr, sa.server, now_ms);
+  }
+  Sa& sa = sas_[i];
+  sa.last_seen_s = now_s_;
+  rewrite_in(ip, sa);
+  ++counters_.translated_in;
+  return Outcome::forward;
+}
+
+// The learner for (out_addr, server) is gone: the held packets get their
+// turn in arrival order. The first one's client becomes the next learner;
+// packets of that same client follow it out, the others stay held.
+void EspTracker::release_held(be32 out_addr, be32 server, std::uint64_t now_ms) {
+  if (held_count_ == 0) return;
+  for (;;) {
+    Held* first = nullptr;
+    for (Held& h : held_)
+      if (h.state == Held::State::held && h.out_addr == out_addr && h.server == server &&
+          (!first || h.order < first->order))
+        first = &h;
+    if (!first) return;
+    const std::uint32_t l = find_learner(out_addr, server);
+    if (l != no_index && learners_[l].client != first->in_addr) return;  // someone learns again: stay held
+    const std::size_t k = static_cast<std::size_t>(first - held_.data());
+    std::uint8_t* bytes = held_bytes_.data() + k * slot_bytes;
+    packet::ParsedIpv4 p;
+    if (packet::parse_ipv4(std::span<const std::uint8_t>(bytes, first->length), p) != packet::ParseError::ok) {
+      first->state = Held::State::free;
+      --held_count_;
+      continue;
+    }
+    bool created = false;
+    const Outcome o = outbound(bytes, p, out_addr, first->subscriber, now_ms, created);
+    if (o == Outcome::forward) {
+      first->state = Held::State::ready;
+      ++released_;
+    } else {
+      first->state = Held::State::free;
+      --held_count_;
+    }
+    if (created) pending_created_.push_back(first->subscriber);
+  }
+}
+
+}  // namespace passgate::passthrough

@@ -1,0 +1,247 @@
+// ESP passthrough through the engine (lib/passthrough/esp.hpp): SPI
+// learning serialised per (public address, server), holds, timeouts, rekey.
+// Several subscribers share one public address here, the case where other
+// NATs let only one client talk to a given server.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "nat/engine.hpp"
+#include "packet/headers.hpp"
+#include "support/packet_builder.hpp"
+
+namespace passgate::nat {
+namespace {
+
+using namespace passgate::testing;
+using stats::NatCounter;
+
+const be32 server = ipv4(203, 0, 113, 50);
+const be32 public_addr = ipv4(198, 51, 100, 1);
+be32 client(int i) { return be32::from_host(ipv4(100, 64, 0, 10).host() + static_cast<std::uint32_t>(i)); }
+
+std::uint32_t spi_of(const Bytes& p) {
+  return (std::uint32_t{p[20]} << 24) | (std::uint32_t{p[21]} << 16) | (std::uint32_t{p[22]} << 8) | p[23];
+}
+
+class Esp : public ::testing::Test {
+ protected:
+  void make(bool enabled = true) {
+    NatConfig c;
+    PoolConfig p;
+    p.name = "one-address";
+    p.subscribers.push_back({ipv4(100, 64, 0, 0), 16});
+    p.public_addresses.push_back({public_addr, public_addr});  // everyone shares it
+    p.block_size = 1024;
+    p.max_blocks_per_subscriber = 1;
+    c.pools.push_back(p);
+    c.max_sessions = 4096;
+    c.max_subscribers = 256;
+    c.random_seed = 9;
+    c.passthrough.esp.enabled = enabled;
+    std::vector<std::string> errors;
+    engine = Engine::create(c, &errors);
+    ASSERT_TRUE(engine) << (errors.empty() ? "" : errors.front());
+  }
+  void SetUp() override { make(); }
+
+  // Client -> server; returns the packet as it left (empty if dropped/held).
+  Bytes send(int c, std::uint32_t spi, Verdict expect = Verdict::to_outside) {
+    Bytes p = esp_packet({client(c), server}, spi, ++seq);
+    const Result r = engine->process(Direction::outbound, p, now_ms);
+    EXPECT_EQ(r.verdict, expect) << stats::drop_reason_name(r.reason);
+    if (r.verdict != Verdict::to_outside) return {};
+    EXPECT_EQ(checksum_problems(p), "");
+    EXPECT_EQ(ip_src(p), public_addr);
+    return p;
+  }
+  // Server -> public address with `spi`; returns the client it reached, or -1.
+  int answer(std::uint32_t spi) {
+    Bytes p = esp_packet({server, public_addr}, spi, ++seq);
+    const Result r = engine->process(Direction::inbound, p, now_ms);
+    if (r.verdict != Verdict::to_inside) return -1;
+    EXPECT_EQ(checksum_problems(p), "");
+    for (int c = 0; c < 64; ++c)
+      if (ip_dst(p) == client(c)) return c;
+    return -2;
+  }
+  std::vector<Bytes> released() {
+    std::vector<Bytes> out;
+    engine->drain_released([&](std::span<std::uint8_t> b, Verdict v) {
+      EXPECT_EQ(v, Verdict::to_outside);
+      out.emplace_back(b.begin(), b.end());
+    });
+    return out;
+  }
+  void advance_ms(std::uint64_t ms) {
+    now_ms += ms;
+    engine->expire(now_ms, 1u << 20);
+  }
+  std::uint64_t count(NatCounter c) const { return engine->counters().get(c); }
+  std::uint64_t drops(DropReason r) const { return engine->counters().get(r); }
+
+  std::unique_ptr<Engine> engine;
+  std::uint64_t now_ms = 50'000;
+  std::uint32_t seq = 0;
+};
+
+TEST_F(Esp, Rfc3715OneClientLearnsTheServersSpi) {
+  send(0, 0xc0000001);
+  EXPECT_EQ(answer(0x5e000001), 0);
+  EXPECT_EQ(count(NatCounter::esp_spis_learned), 1u);
+  for (int i = 0; i < 3; ++i) {
+    send(0, 0xc0000001);
+    EXPECT_EQ(answer(0x5e000001), 0);
+  }
+  EXPECT_EQ(engine->esp().active_sas(), 1u);
+}
+
+TEST_F(Esp, UnknownInboundSpiWithNobodyWaitingIsDropped) {
+  EXPECT_EQ(answer(0x12345678), -1);
+  EXPECT_EQ(drops(DropReason::esp_unknown_spi), 1u);
+  send(0, 0xc0000001);
+  EXPECT_EQ(answer(0x5e000001), 0);
+  EXPECT_EQ(answer(0x5e000099), -1) << "a second unknown SPI is not bound to an already answered client";
+}
+
+TEST_F(Esp, TwoClientsSameServerSameMillisecondAreSerialised) {
+  send(0, 0xa0000001);
+  // Client 1 starts in the same millisecond: its new SPI waits.
+  send(1, 0xb0000001, Verdict::held);
+  EXPECT_EQ(count(NatCounter::esp_held), 1u);
+  EXPECT_TRUE(released().empty());
+  // The server answers client 0 first; only then does client 1's packet go.
+  EXPECT_EQ(answer(0x5a000001), 0);
+  const std::vector<Bytes> out = released();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(spi_of(out[0]), 0xb0000001u);
+  EXPECT_EQ(ip_src(out[0]), public_addr);
+  EXPECT_EQ(checksum_problems(out[0]), "");
+  EXPECT_EQ(answer(0x5b000001), 1) << "the next unknown SPI belongs to client 1";
+  // And from now on each direction reaches its own client only.
+  for (int round = 0; round < 5; ++round) {
+    EXPECT_EQ(answer(0x5a000001), 0);
+    EXPECT_EQ(answer(0x5b000001), 1);
+  }
+}
+
+TEST_F(Esp, TenClientsToOneServerAllLearnTheirOwnSpi) {
+  std::map<std::uint32_t, int> server_spi_for;  // what the "server" assigns
+  for (int c = 0; c < 10; ++c) send(c, 0xc1000000u + static_cast<std::uint32_t>(c), c == 0 ? Verdict::to_outside : Verdict::held);
+  // The server answers each client's SA in the order the SPIs reach it.
+  std::vector<std::uint32_t> arrived = {0xc1000000u};
+  for (std::size_t k = 0; k < arrived.size(); ++k) {
+    const int c = static_cast<int>(arrived[k] - 0xc1000000u);
+    const std::uint32_t reply = 0xd1000000u + static_cast<std::uint32_t>(c);
+    EXPECT_EQ(answer(reply), c) << "client " << c;
+    server_spi_for[reply] = c;
+    for (const Bytes& b : released()) arrived.push_back(spi_of(b));
+  }
+  EXPECT_EQ(arrived.size(), 10u);
+  for (const auto& [spi, c] : server_spi_for) EXPECT_EQ(answer(spi), c);
+  EXPECT_EQ(count(NatCounter::esp_spis_learned), 10u);
+  EXPECT_EQ(drops(DropReason::esp_hold_timeout), 0u);
+}
+
+TEST_F(Esp, SameClientSecondSpiIsNotHeld) {
+  send(0, 0xa0000001);
+  send(0, 0xa0000002);  // the same client, e.g. a second child SA: no ambiguity
+  EXPECT_EQ(count(NatCounter::esp_held), 0u);
+}
+
+TEST_F(Esp, UnansweredLearnerGivesWayAfterTheLearnWindow) {
+  send(0, 0xa0000001);
+  send(1, 0xb0000001, Verdict::held);
+  advance_ms(2100);  // hold_window_ms: the held packet is dropped and counted
+  EXPECT_EQ(drops(DropReason::esp_hold_timeout), 1u);
+  send(1, 0xb0000001, Verdict::held);  // still client 0's turn (learn window 5 s)
+  advance_ms(3000);                    // client 0 never answered
+  EXPECT_EQ(count(NatCounter::esp_learn_timeouts), 1u);
+  const std::vector<Bytes> out = released();
+  ASSERT_EQ(out.size(), 1u) << "client 1's held packet goes when client 0 gives up";
+  EXPECT_EQ(answer(0x5b000001), 1);
+}
+
+TEST_F(Esp, RekeyLearnsTheNewSpis) {
+  send(0, 0xa0000001);
+  EXPECT_EQ(answer(0x5a000001), 0);
+  send(1, 0xb0000001);
+  EXPECT_EQ(answer(0x5b000001), 1);
+  // Client 0 re-keys: new SPIs both ways; the old SA keeps working meanwhile.
+  send(0, 0xa0000002);
+  EXPECT_EQ(answer(0x5a000001), 0);
+  EXPECT_EQ(answer(0x5a000002), 0);
+  EXPECT_EQ(answer(0x5b000001), 1);
+  EXPECT_EQ(count(NatCounter::esp_spis_learned), 3u);
+}
+
+TEST_F(Esp, DifferentServersLearnInParallel) {
+  send(0, 0xa0000001);
+  Bytes other = esp_packet({client(1), ipv4(203, 0, 113, 51)}, 0xb0000001, 1);
+  EXPECT_EQ(engine->process(Direction::outbound, other, now_ms).verdict, Verdict::to_outside);
+  EXPECT_EQ(count(NatCounter::esp_held), 0u);
+}
+
+TEST_F(Esp, Rfc6888Req2EspLeavesFromTheSubscribersIkeAddress) {
+  // A second pool address: whatever address the subscriber's UDP 4500 got,
+  // its ESP uses the same one.
+  NatConfig c;
+  PoolConfig p;
+  p.subscribers.push_back({ipv4(100, 64, 0, 0), 16});
+  p.public_addresses.push_back({ipv4(198, 51, 100, 1), ipv4(198, 51, 100, 8)});
+  c.pools.push_back(p);
+  c.max_sessions = 1024;
+  c.max_subscribers = 64;
+  engine = Engine::create(c, nullptr);
+  for (int i = 0; i < 8; ++i) {
+    Bytes ike = udp_packet({client(i), server}, 4500, 4500);
+    ASSERT_EQ(engine->process(Direction::outbound, ike, now_ms).verdict, Verdict::to_outside);
+    Bytes esp = esp_packet({client(i), server}, 0xa0000000u + static_cast<std::uint32_t>(i), 1);
+    const Result r = engine->process(Direction::outbound, esp, now_ms);
+    ASSERT_TRUE(r.verdict == Verdict::to_outside || r.verdict == Verdict::held);
+    if (r.verdict == Verdict::to_outside) EXPECT_EQ(ip_src(esp), ip_src(ike));
+  }
+}
+
+TEST_F(Esp, IdleSasExpireAndFreeTheSubscriber) {
+  send(0, 0xa0000001);
+  EXPECT_EQ(answer(0x5a000001), 0);
+  EXPECT_EQ(engine->active_subscribers(), 1u);
+  advance_ms(299'000);
+  EXPECT_EQ(engine->esp().active_sas(), 1u);
+  advance_ms(2'000);
+  EXPECT_EQ(engine->esp().active_sas(), 0u);
+  EXPECT_EQ(count(NatCounter::esp_sas_expired), 1u);
+  EXPECT_EQ(engine->active_subscribers(), 0u);
+  EXPECT_EQ(answer(0x5a000001), -1);
+}
+
+TEST_F(Esp, SessionLimitCountsSas) {
+  NatConfig c;
+  PoolConfig p;
+  p.subscribers.push_back({ipv4(100, 64, 0, 0), 16});
+  p.public_addresses.push_back({public_addr, public_addr});
+  p.max_sessions_per_subscriber = 3;
+  c.pools.push_back(p);
+  c.max_sessions = 1024;
+  c.max_subscribers = 64;
+  engine = Engine::create(c, nullptr);
+  for (std::uint32_t s = 0; s < 3; ++s) send(0, 0xa0000000u + s);
+  Bytes fourth = esp_packet({client(0), server}, 0xa0000009, 1);
+  EXPECT_EQ(engine->process(Direction::outbound, fourth, now_ms).reason, DropReason::subscriber_session_limit);
+  send(0, 0xa0000001);  // existing SAs keep working
+}
+
+TEST_F(Esp, DisabledDropsAndCountsEspOnly) {
+  make(/*enabled=*/false);
+  Bytes p = esp_packet({client(0), server}, 0xa0000001, 1);
+  EXPECT_EQ(engine->process(Direction::outbound, p, now_ms).reason, DropReason::esp_disabled);
+  Bytes in = esp_packet({server, public_addr}, 0x5a000001, 1);
+  EXPECT_EQ(engine->process(Direction::inbound, in, now_ms).reason, DropReason::esp_disabled);
+  EXPECT_EQ(drops(DropReason::esp_disabled), 2u);
+  Bytes u = udp_packet({client(0), server}, 4500, 4500);
+  EXPECT_EQ(engine->process(Direction::outbound, u, now_ms).verdict, Verdict::to_outside) << "UDP unaffected";
+}
+
+}  // namespace
+}  // namespace passgate::nat
