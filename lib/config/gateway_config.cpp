@@ -21,6 +21,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -189,7 +190,7 @@ std::string device_key(std::string_view device) {
   return key;
 }
 
-std::string join(std::initializer_list<std::string_view> items) {
+std::string join(std::span<const std::string_view> items) {
   std::string out;
   for (std::string_view item : items) {
     if (!out.empty()) out += ", ";
@@ -272,6 +273,27 @@ class Checker {
     return v;
   }
 
+  // A YAML boolean: plain true or false (YAML 1.2 also spells them True, TRUE,
+  // False, FALSE). YAML 1.1's yes/no/on/off, 1/0 and quoted strings are refused.
+  std::optional<bool> boolean(const Field& f) {
+    const auto s = text(f, "true or false");
+    if (!s) return std::nullopt;
+    const std::string& tag = f.node.Tag();
+    const bool plain = tag == "?" || tag == "tag:yaml.org,2002:bool";
+    if (plain && (*s == "true" || *s == "True" || *s == "TRUE")) return true;
+    if (plain && (*s == "false" || *s == "False" || *s == "FALSE")) return false;
+    if (tag == "!") {
+      error(f, fmt::format("expected true or false, got the quoted string '{}'; write the boolean without quotes", *s));
+    } else if (plain && (*s == "yes" || *s == "no" || *s == "on" || *s == "off" || *s == "y" || *s == "n" ||
+                         *s == "Yes" || *s == "No" || *s == "On" || *s == "Off" || *s == "YES" || *s == "NO" ||
+                         *s == "ON" || *s == "OFF")) {
+      error(f, fmt::format("expected true or false, got '{}' (a YAML 1.1 spelling, not a boolean here)", *s));
+    } else {
+      error(f, fmt::format("expected true or false, got '{}'", *s));
+    }
+    return std::nullopt;
+  }
+
   std::optional<std::string> name(const Field& f, std::string_view example) {
     const std::string expected =
         fmt::format("a name of 1 to 32 lowercase letters, digits, '_' or '-' like {}", example);
@@ -349,7 +371,11 @@ class Checker {
 // keys are reported when it is opened.
 class Mapping {
  public:
-  Mapping(Checker& c, const Field& f, std::initializer_list<std::string_view> keys) : c_(c), f_(f) {
+  Mapping(Checker& c, const Field& f, std::initializer_list<std::string_view> keys)
+      : Mapping(c, f, std::span<const std::string_view>(keys.begin(), keys.size())) {}
+
+  // Keys from a table (the passthrough protocols).
+  Mapping(Checker& c, const Field& f, std::span<const std::string_view> keys) : c_(c), f_(f) {
     if (!f.node.IsMap()) {
       c.error(f, fmt::format("expected a mapping with the keys {}, got {}", join(keys), got(f.node)));
       return;
@@ -429,6 +455,11 @@ void set_integer(Checker& c, const Mapping& m, std::string_view key, T& out, std
                  std::string_view unit = {}, std::string_view minimum_note = {}) {
   if (const Field* f = m.get(key))
     if (const auto v = c.integer(*f, min, max, unit, minimum_note)) out = static_cast<T>(*v);
+}
+
+void set_bool(Checker& c, const Mapping& m, std::string_view key, bool& out) {
+  if (const Field* f = m.get(key))
+    if (const auto v = c.boolean(*f)) out = *v;
 }
 
 constexpr std::uint32_t max_timeout_s = 7 * 86400;  // NatConfig::validate's upper bound
@@ -1022,10 +1053,71 @@ void read_static(Checker& c, StaticSeen& s, const std::vector<PoolSeen>& pools, 
   s.clean = c.count() == errors_before;
 }
 
+// ------------------------------------------------------------ passthrough
+
+// nat.passthrough.esp: ESP (IP protocol 50) has no ports. The client's SPI is seen in its
+// packets; the server's SPI only in the server's first answer, so the engine
+// learns one (public address, server) pair at a time.
+void read_esp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
+  const Mapping m(c, f, {"enabled", "idle_timeout", "learn_window_ms", "hold_window_ms", "hold_packets", "max_sas"});
+  if (!m.ok()) return;
+  nat::EspConfig& e = out.esp;
+  set_bool(c, m, "enabled", e.enabled);
+  set_integer(c, m, "idle_timeout", e.idle_timeout, 30, 86400, "seconds");
+  // hold_window_ms <= learn_window_ms: a held SPI must not wait longer than the
+  // client already learning. Reported at hold_window_ms, or at
+  // learn_window_ms when hold_window_ms keeps its default.
+  const Field* learn_f = m.get("learn_window_ms");
+  const Field* hold_f = m.get("hold_window_ms");
+  const auto learn = learn_f ? c.integer(*learn_f, 100, 60000, "milliseconds") : e.learn_window_ms;
+  const auto hold = hold_f ? c.integer(*hold_f, 100, 60000, "milliseconds") : e.hold_window_ms;
+  if (learn && hold && *hold > *learn) {
+    if (hold_f)
+      c.error(*hold_f, fmt::format("{} ms exceeds learn_window_ms {} ms{}; expected at most {} (a held SPI must "
+                                   "not wait longer than the client already learning)",
+                                   *hold, *learn, learn_f ? "" : " (the default)", *learn));
+    else
+      c.error(*learn_f, fmt::format("{} ms is below hold_window_ms {} ms (the default); expected at least {} or "
+                                    "a hold_window_ms of at most {}",
+                                    *learn, *hold, *hold, *learn));
+  } else {
+    if (learn) e.learn_window_ms = static_cast<std::uint32_t>(*learn);
+    if (hold) e.hold_window_ms = static_cast<std::uint32_t>(*hold);
+  }
+  set_integer(c, m, "hold_packets", e.hold_packets, 1, 65536, "packets held at once, all servers together");
+  set_integer(c, m, "max_sas", e.max_sas, 1, 1u << 24, "security associations tracked");
+}
+
+// The protocols nat.passthrough accepts. Adding one (pptp, gre, ike, l2tp):
+// its struct in nat::PassthroughConfig, a reader like read_esp, a row here.
+struct PassthroughProtocol {
+  std::string_view key;
+  void (*read)(Checker&, const Field&, nat::PassthroughConfig&);
+};
+constexpr PassthroughProtocol passthrough_protocols[] = {
+    {"esp", read_esp},
+};
+constexpr auto passthrough_keys = [] {
+  std::array<std::string_view, std::size(passthrough_protocols)> keys{};
+  for (std::size_t i = 0; i < keys.size(); ++i) keys[i] = passthrough_protocols[i].key;
+  return keys;
+}();
+
+// True when nothing under nat.passthrough was reported.
+bool read_passthrough(Checker& c, const Field& f, nat::PassthroughConfig& out) {
+  const std::size_t errors_before = c.count();
+  const Mapping m(c, f, passthrough_keys);
+  if (m.ok())
+    for (const PassthroughProtocol& p : passthrough_protocols)
+      if (const Field* pf = m.get(p.key)) p.read(c, *pf, out);
+  return c.count() == errors_before;
+}
+
 struct NatSeen {
   std::optional<Field> section;
-  bool pools_reported = false;   // a problem with the pools list itself or any pool
-  bool blocks_reported = false;  // the total block count was reported
+  bool pools_reported = false;        // a problem with the pools list itself or any pool
+  bool blocks_reported = false;       // the total block count was reported
+  bool passthrough_reported = false;  // something under nat.passthrough was reported
 };
 
 void read_nat(Checker& c, const Field& f, GatewayConfig& g, const std::vector<PortSeen>& ports,
@@ -1034,7 +1126,8 @@ void read_nat(Checker& c, const Field& f, GatewayConfig& g, const std::vector<Po
   nat::NatConfig& n = g.nat;
   const Mapping m(
       c, f,
-      {"max_sessions", "max_subscribers", "random_seed", "timeouts", "fragments", "event_ring", "pools", "static"});
+      {"max_sessions", "max_subscribers", "random_seed", "timeouts", "fragments", "event_ring", "pools", "static",
+       "passthrough"});
   if (!m.ok()) {
     seen.pools_reported = true;
     return;
@@ -1072,6 +1165,7 @@ void read_nat(Checker& c, const Field& f, GatewayConfig& g, const std::vector<Po
     }
   }
   set_integer(c, m, "event_ring", n.event_ring_size, 1, 1u << 24, "NAT events buffered for logging");
+  if (const Field* pf = m.get("passthrough")) seen.passthrough_reported = !read_passthrough(c, *pf, n.passthrough);
 
   if (const Field* pf = m.require("pools")) {
     const std::size_t errors_before = c.count();
@@ -1130,6 +1224,7 @@ void cross_check_with_engine(Checker& c, const GatewayConfig& g, const std::vect
     if (p.clean) clean.pools.push_back(p.cfg);
   for (const StaticSeen& s : statics)
     if (s.clean) clean.static_mappings.push_back(s.map);
+  if (seen.passthrough_reported) clean.passthrough = {};  // already reported; the engine checks the defaults
   for (const std::string& problem : clean.validate()) {
     if (seen.pools_reported && clean.pools.empty() && problem == "at least one pool is required") continue;
     if (seen.blocks_reported && problem.rfind("the pools hold ", 0) == 0) continue;

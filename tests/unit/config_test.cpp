@@ -165,8 +165,29 @@ TEST(GatewayConfig, FullExampleLoadsEveryField) {
   EXPECT_EQ(s.inside_port.host(), 8080);
   EXPECT_EQ(s.public_address, ipv4(198, 51, 100, 30));
   EXPECT_EQ(s.public_port.host(), 80);
+  const nat::EspConfig& esp = n.passthrough.esp;
+  EXPECT_TRUE(esp.enabled);
+  EXPECT_EQ(esp.idle_timeout, 300u);
+  EXPECT_EQ(esp.learn_window_ms, 5000u);
+  EXPECT_EQ(esp.hold_window_ms, 2000u);
+  EXPECT_EQ(esp.hold_packets, 64u);
+  EXPECT_EQ(esp.max_sas, 65536u);
 
   EXPECT_TRUE(n.validate().empty());
+}
+
+// The full example writes out every default; it must not drift from the structs.
+TEST(GatewayConfig, FullExampleEspValuesAreTheDefaults) {
+  const LoadResult r = load_gateway_config((source_dir / "conf/passgate.yaml").string());
+  ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+  const nat::EspConfig defaults;
+  const nat::EspConfig& esp = r.config->nat.passthrough.esp;
+  EXPECT_EQ(esp.enabled, defaults.enabled);
+  EXPECT_EQ(esp.idle_timeout, defaults.idle_timeout);
+  EXPECT_EQ(esp.learn_window_ms, defaults.learn_window_ms);
+  EXPECT_EQ(esp.hold_window_ms, defaults.hold_window_ms);
+  EXPECT_EQ(esp.hold_packets, defaults.hold_packets);
+  EXPECT_EQ(esp.max_sas, defaults.max_sas);
 }
 
 TEST(GatewayConfig, MinimalExampleTakesTheDefaults) {
@@ -188,6 +209,10 @@ TEST(GatewayConfig, MinimalExampleTakesTheDefaults) {
   ASSERT_EQ(g.nat.pools.size(), 1u);
   EXPECT_EQ(g.nat.pools[0].block_size, nat::PoolConfig{}.block_size);
   EXPECT_TRUE(g.nat.static_mappings.empty());
+  const nat::EspConfig esp_defaults;
+  EXPECT_EQ(g.nat.passthrough.esp.enabled, esp_defaults.enabled);
+  EXPECT_EQ(g.nat.passthrough.esp.learn_window_ms, esp_defaults.learn_window_ms);
+  EXPECT_EQ(g.nat.passthrough.esp.max_sas, esp_defaults.max_sas);
   EXPECT_TRUE(g.nat.validate().empty());
 }
 
@@ -486,6 +511,141 @@ TEST(GatewayConfig, StaticMappings) {
                    19, 31, "inside 100.64.0.20:8080 is already mapped by the static mapping on line 17");
   expect_one_error(minimal + with(statics, "public: 198.51.100.30:80", "public: 198.51.100.30:80, via: x"), 17, 75,
                    "unknown key 'via' in nat.static[0]; expected one of: protocol, inside, public");
+}
+
+// nat.passthrough.esp appended to `minimal`: `passthrough:` is line 16,
+// `esp:` line 17, its fields from line 18 in this order, values at column
+// 6 + key length + 3.
+std::string esp_block(const std::string& fields) { return minimal + "  passthrough:\n    esp:\n" + fields; }
+
+const std::string esp_fields =
+    "      enabled: true\n"
+    "      idle_timeout: 300\n"
+    "      learn_window_ms: 5000\n"
+    "      hold_window_ms: 2000\n"
+    "      hold_packets: 64\n"
+    "      max_sas: 65536\n";
+
+TEST(GatewayConfig, PassthroughEspGoodValuesAreParsed) {
+  {
+    const LoadResult r = parse(esp_block(
+        "      enabled: false\n      idle_timeout: 86400\n      learn_window_ms: 60000\n"
+        "      hold_window_ms: 60000\n      hold_packets: 1\n      max_sas: 16777216\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::EspConfig& e = r.config->nat.passthrough.esp;
+    EXPECT_FALSE(e.enabled);
+    EXPECT_EQ(e.idle_timeout, 86400u);
+    EXPECT_EQ(e.learn_window_ms, 60000u);
+    EXPECT_EQ(e.hold_window_ms, 60000u);  // equal to learn_window_ms is fine
+    EXPECT_EQ(e.hold_packets, 1u);
+    EXPECT_EQ(e.max_sas, 16777216u);
+    EXPECT_TRUE(r.config->nat.validate().empty());
+  }
+  {
+    const LoadResult r = parse(esp_block(
+        "      enabled: TRUE\n      idle_timeout: 30\n      learn_window_ms: 100\n      hold_window_ms: 100\n"
+        "      hold_packets: 65536\n      max_sas: 1\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::EspConfig& e = r.config->nat.passthrough.esp;
+    EXPECT_TRUE(e.enabled);
+    EXPECT_EQ(e.idle_timeout, 30u);
+    EXPECT_EQ(e.learn_window_ms, 100u);
+    EXPECT_EQ(e.hold_window_ms, 100u);
+    EXPECT_EQ(e.hold_packets, 65536u);
+    EXPECT_EQ(e.max_sas, 1u);
+  }
+  {
+    // Flow style, a subset: the rest keep their defaults. An explicit !!bool tag is a boolean too.
+    const LoadResult r = parse(minimal + "  passthrough: {esp: {enabled: !!bool false, learn_window_ms: 2500}}\n");
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::EspConfig& e = r.config->nat.passthrough.esp;
+    EXPECT_FALSE(e.enabled);
+    EXPECT_EQ(e.learn_window_ms, 2500u);
+    EXPECT_EQ(e.hold_window_ms, nat::EspConfig{}.hold_window_ms);
+    EXPECT_EQ(e.max_sas, nat::EspConfig{}.max_sas);
+  }
+  for (const char* empty : {"  passthrough: {}\n", "  passthrough: {esp: {}}\n"}) {
+    const LoadResult r = parse(minimal + empty);
+    ASSERT_TRUE(r.config.has_value()) << empty << describe(r.errors);
+    EXPECT_TRUE(r.config->nat.passthrough.esp.enabled);
+    EXPECT_EQ(r.config->nat.passthrough.esp.idle_timeout, nat::EspConfig{}.idle_timeout);
+  }
+  EXPECT_TRUE(parse(esp_block(esp_fields)).config.has_value());
+}
+
+TEST(GatewayConfig, PassthroughEspRangesHaveTheirPositions) {
+  const auto bad = [](const std::string& from, const std::string& to) { return esp_block(with(esp_fields, from, to)); };
+  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 29"), 19, 21,
+                   "nat.passthrough.esp.idle_timeout: expected an integer from 30 to 86400 (seconds), got 29");
+  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 86401"), 19, 21,
+                   "expected an integer from 30 to 86400 (seconds), got 86401");
+  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 99"), 20, 24,
+                   "nat.passthrough.esp.learn_window_ms: expected an integer from 100 to 60000 (milliseconds), got 99");
+  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 60001"), 20, 24,
+                   "expected an integer from 100 to 60000 (milliseconds), got 60001");
+  expect_one_error(bad("hold_window_ms: 2000", "hold_window_ms: 99"), 21, 23,
+                   "nat.passthrough.esp.hold_window_ms: expected an integer from 100 to 60000 (milliseconds), got 99");
+  expect_one_error(bad("hold_window_ms: 2000", "hold_window_ms: 60001"), 21, 23,
+                   "expected an integer from 100 to 60000 (milliseconds), got 60001");
+  expect_one_error(bad("hold_packets: 64", "hold_packets: 0"), 22, 21,
+                   "nat.passthrough.esp.hold_packets: expected an integer from 1 to 65536");
+  expect_one_error(bad("hold_packets: 64", "hold_packets: 65537"), 22, 21, "got 65537");
+  expect_one_error(bad("max_sas: 65536", "max_sas: 0"), 23, 16,
+                   "nat.passthrough.esp.max_sas: expected an integer from 1 to 16777216");
+  expect_one_error(bad("max_sas: 65536", "max_sas: 16777217"), 23, 16, "got 16777217");
+  expect_one_error(bad("max_sas: 65536", "max_sas: -1"), 23, 16, "got '-1'");
+  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 5m"), 19, 21, "got '5m'");
+  // Out-of-range learn_window_ms is not compared with hold_window_ms as well.
+  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 50"), 20, 24, "got 50");
+}
+
+TEST(GatewayConfig, PassthroughEspEnabledIsARealBoolean) {
+  const auto bad = [](const std::string& value) {
+    return esp_block(with(esp_fields, "enabled: true", "enabled: " + value));
+  };
+  expect_one_error(bad("yes"), 18, 16, "nat.passthrough.esp.enabled: expected true or false, got 'yes'");
+  expect_one_error(bad("off"), 18, 16, "expected true or false, got 'off'");
+  expect_one_error(bad("1"), 18, 16, "expected true or false, got '1'");
+  expect_one_error(bad("\"true\""), 18, 16, "expected true or false, got the quoted string 'true'");
+  expect_one_error(bad("'false'"), 18, 16, "expected true or false, got the quoted string 'false'");
+  expect_one_error(bad("!!str true"), 18, 16, "expected true or false");
+  expect_one_error(bad("[true]"), 18, 16, "expected true or false, got a list");
+  // An empty value is reported at its key.
+  expect_one_error(esp_block(with(esp_fields, "enabled: true", "enabled:")), 18, 7,
+                   "expected true or false, got nothing");
+}
+
+TEST(GatewayConfig, PassthroughHoldWindowMayNotExceedLearnWindow) {
+  expect_one_error(esp_block(with(esp_fields, "learn_window_ms: 5000", "learn_window_ms: 1000")), 21, 23,
+                   "nat.passthrough.esp.hold_window_ms: 2000 ms exceeds learn_window_ms 1000 ms; "
+                   "expected at most 1000");
+  // Against the default learn_window_ms (5000).
+  expect_one_error(esp_block("      hold_window_ms: 6000\n"), 18, 23,
+                   "6000 ms exceeds learn_window_ms 5000 ms (the default); expected at most 5000");
+  // hold_window_ms left at its default (2000): reported at learn_window_ms.
+  expect_one_error(esp_block("      learn_window_ms: 1500\n"), 18, 24,
+                   "1500 ms is below hold_window_ms 2000 ms (the default); expected at least 2000");
+}
+
+TEST(GatewayConfig, PassthroughUnknownKeysListTheAllowedOnes) {
+  expect_one_error(minimal + "  passthrough:\n    gre: {enabled: true}\n", 17, 5,
+                   "unknown key 'gre' in nat.passthrough; expected one of: esp");
+  expect_one_error(esp_block(with(esp_fields, "\n      max_sas: 65536\n", "\n      max_sa: 65536\n")), 23, 7,
+                   "unknown key 'max_sa' in nat.passthrough.esp; expected one of: enabled, idle_timeout, "
+                   "learn_window_ms, hold_window_ms, hold_packets, max_sas");
+  expect_one_error(minimal + "  passthrough: esp\n", 16, 16,
+                   "nat.passthrough: expected a mapping with the keys esp, got 'esp'");
+  expect_one_error(minimal + "  passthrough:\n    esp: true\n", 17, 10,
+                   "nat.passthrough.esp: expected a mapping with the keys enabled, idle_timeout");
+  expect_one_error(minimal + "  passthrough:\n    esp: {}\n    esp: {}\n", 18, 5,
+                   "duplicate key 'esp' in nat.passthrough; first given on line 17");
+  // Every problem at once, each once (the engine's own check does not repeat them).
+  const LoadResult r = parse(esp_block("      enabled: on\n      max_sas: 0\n      colour: red\n"));
+  ASSERT_EQ(r.errors.size(), 3u) << describe(r.errors);
+  EXPECT_EQ(r.errors[0].line, 18);
+  EXPECT_EQ(r.errors[1].line, 19);
+  EXPECT_EQ(r.errors[2].line, 20);
+  EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check"));
 }
 
 }  // namespace
