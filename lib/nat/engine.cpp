@@ -306,12 +306,16 @@ struct Engine::Impl {
       rewrite_outbound(ip, p.ihl_bytes, s);
       e.counters_.add(NatCounter::translated_outbound);
       r = {Verdict::to_outside, DropReason::none};
+      if (s.flags & session_flag::pptp_control) [[unlikely]]
+        pptp_control<D>(e, ip, p, s, l.session);
       if (s.flags & session_flag::hairpin) [[unlikely]]
         r = hairpin(e, ip, p, s);
     } else {
       rewrite_inbound(ip, p.ihl_bytes, s);
       e.counters_.add(NatCounter::translated_inbound);
       r = {Verdict::to_inside, DropReason::none};
+      if (s.flags & session_flag::pptp_control) [[unlikely]]
+        pptp_control<D>(e, ip, p, s, l.session);
     }
     if (p.fragmented && r.verdict != Verdict::drop) [[unlikely]]
       remember_fragment(e, D, ip, p, r.verdict);
@@ -347,6 +351,9 @@ struct Engine::Impl {
     switch (p.kind) {
       case L4Kind::later_fragment: return later_fragment(e, D, ip, p);
       case L4Kind::esp: return D == Direction::outbound ? esp_outbound(e, ip, p) : esp_inbound(e, ip, p);
+      case L4Kind::gre:
+        if (p.gre_version == 1) return D == Direction::outbound ? gre_outbound(e, ip, p) : gre_inbound(e, ip, p);
+        return drop(DropReason::unsupported_protocol);  // GRE v0 passthrough: not yet
       case L4Kind::icmp_error:
         return D == Direction::outbound ? icmp_error_outbound(e, ip, p) : icmp_error_inbound(e, ip, p);
       case L4Kind::icmp_other: return drop(DropReason::icmp_not_translatable);
@@ -453,6 +460,8 @@ struct Engine::Impl {
     s.tcp_state = state;
     s.flags = inbound ? session_flag::inbound_opened : 0;
     if (is_public(e, rem_addr)) s.flags |= session_flag::hairpin;
+    if (map.proto == Proto::tcp && !inbound && rem_port.host() == 1723 && e.pptp_.enabled())
+      s.flags |= session_flag::pptp_control;
     s.reserved = 0;
     ChecksumDelta ip_delta;
     ip_delta.add(map.in_addr, map.out_addr);
@@ -665,6 +674,10 @@ struct Engine::Impl {
     else map.first_session = s.mapping_next;
     if (s.mapping_next != no_index) e.sessions_[s.mapping_next].mapping_prev = s.mapping_prev;
     if (map.subscriber != no_index) --e.subscribers_[map.subscriber].sessions;
+    if (s.flags & session_flag::pptp_control) {
+      e.pptp_.control_closed(i);
+      sync_pptp_counters(e);
+    }
     e.free_sessions_.push_back(i);
     --e.session_count_;
     e.counters_.add(NatCounter::sessions_expired);
@@ -725,6 +738,8 @@ struct Engine::Impl {
     }
     expire_fragments(e, now_ms);
     expire_esp(e, now_ms, budget);
+    e.pptp_.expire(now_ms);
+    sync_pptp_counters(e);
   }
 
   // ------------------------------------------------------------------ ESP
@@ -798,6 +813,67 @@ struct Engine::Impl {
       release_if_unused(e, sub);
     });
     sync_esp_counters(e);
+  }
+
+  // ----------------------------------------------------------------- PPTP
+  // lib/passthrough/pptp.hpp explains the Call ID translation. The control
+  // connection is an ordinary TCP session (so paired pooling and
+  // endpoint-independent mapping hold for it); its payload is handed over
+  // after the addresses and ports were rewritten.
+  template <Direction D>
+  [[gnu::noinline]] static void pptp_control(Engine& e, std::uint8_t* ip, const ParsedIpv4& p, const Session& s,
+                                            std::uint32_t index) {
+    if (p.fragmented) return;
+    if constexpr (D == Direction::outbound)
+      e.pptp_.control_outbound(ip, p, s.in_addr, s.out_addr, s.rem_addr, index, e.now_ms_);
+    else
+      e.pptp_.control_inbound(ip, p, s.out_addr, s.rem_addr, e.now_ms_);
+    sync_pptp_counters(e);
+  }
+
+  static Result pptp_result(Engine& e, passthrough::PptpTracker::Outcome o, Verdict pass) {
+    sync_pptp_counters(e);
+    switch (o) {
+      case passthrough::PptpTracker::Outcome::forward: return {pass, DropReason::none};
+      case passthrough::PptpTracker::Outcome::drop_disabled: return drop(DropReason::pptp_disabled);
+      case passthrough::PptpTracker::Outcome::drop_unknown_call: return drop(DropReason::pptp_unknown_call);
+    }
+    return drop(DropReason::pptp_unknown_call);
+  }
+
+  static Result gre_outbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    if (p.fragmented) return drop(DropReason::unsupported_protocol);
+    // The client's control connection made it a subscriber with a paired
+    // address; GRE leaves from that address.
+    if (!e.config_.passthrough.pptp.enabled)
+      return pptp_result(e, passthrough::PptpTracker::Outcome::drop_disabled, Verdict::to_outside);
+    const std::uint32_t sub = find_subscriber(e, p.src);
+    if (sub == no_index) return pptp_result(e, passthrough::PptpTracker::Outcome::drop_unknown_call, Verdict::to_outside);
+    return pptp_result(e, e.pptp_.gre_outbound(ip, p, e.addresses_[e.subscribers_[sub].address].addr, e.now_ms_),
+                       Verdict::to_outside);
+  }
+
+  static Result gre_inbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    if (p.fragmented) return drop(DropReason::unsupported_protocol);
+    return pptp_result(e, e.pptp_.gre_inbound(ip, p, e.now_ms_), Verdict::to_inside);
+  }
+
+  static void sync_pptp_counters(Engine& e) {
+    const passthrough::PptpCounters& now = e.pptp_.counters();
+    passthrough::PptpCounters& was = e.pptp_synced_;
+    auto mirror = [&](NatCounter c, std::uint64_t passthrough::PptpCounters::*field) {
+      e.counters_.add(c, now.*field - was.*field);
+    };
+    mirror(NatCounter::pptp_calls_created, &passthrough::PptpCounters::calls_created);
+    mirror(NatCounter::pptp_calls_cleared, &passthrough::PptpCounters::calls_cleared);
+    mirror(NatCounter::pptp_calls_expired, &passthrough::PptpCounters::calls_expired);
+    mirror(NatCounter::pptp_calls_refused, &passthrough::PptpCounters::calls_refused);
+    mirror(NatCounter::pptp_call_ids_translated, &passthrough::PptpCounters::call_ids_translated);
+    mirror(NatCounter::pptp_call_ids_restored, &passthrough::PptpCounters::call_ids_restored);
+    mirror(NatCounter::pptp_messages_split, &passthrough::PptpCounters::messages_partial);
+    mirror(NatCounter::pptp_gre_translated_outbound, &passthrough::PptpCounters::gre_out);
+    mirror(NatCounter::pptp_gre_translated_inbound, &passthrough::PptpCounters::gre_in);
+    was = now;
   }
 
   // ------------------------------------------------------------ ICMP errors
@@ -1003,7 +1079,8 @@ Engine::Engine(const NatConfig& config)
       subscriber_table_(config.max_subscribers),
       fragment_table_(config.fragment_flows),
       events_(config.event_ring_size),
-      esp_(config.passthrough.esp, hasher_) {}
+      esp_(config.passthrough.esp, hasher_),
+      pptp_(config.passthrough.pptp, hasher_) {}
 
 Engine::~Engine() = default;
 

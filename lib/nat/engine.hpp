@@ -31,6 +31,7 @@
 #include "nat/nat_config.hpp"
 #include "nat/timer_wheel.hpp"
 #include "passthrough/esp.hpp"
+#include "passthrough/pptp.hpp"
 #include "packet/parse.hpp"
 #include "stats/nat_counters.hpp"
 
@@ -74,6 +75,7 @@ static_assert(sizeof(Session) == 64, "a session is exactly one cache line");
 namespace session_flag {
 inline constexpr std::uint8_t hairpin = 0x01;  // remote is one of our public addresses
 inline constexpr std::uint8_t inbound_opened = 0x02;
+inline constexpr std::uint8_t pptp_control = 0x04;  // TCP to port 1723: Call IDs are translated
 }  // namespace session_flag
 
 struct Mapping {
@@ -159,6 +161,7 @@ class Engine {
   void drain_released(Emit&& emit);
   [[nodiscard]] bool has_released() const { return released_count_ != 0 || esp_.has_released(); }
   [[nodiscard]] const passthrough::EspTracker& esp() const { return esp_; }
+  [[nodiscard]] const passthrough::PptpTracker& pptp() const { return pptp_; }
 
   [[nodiscard]] const stats::NatCounters& counters() const { return counters_; }
   [[nodiscard]] EventRing& events() { return events_; }
@@ -275,6 +278,8 @@ class Engine {
   EventRing events_;
   passthrough::EspTracker esp_;
   passthrough::EspCounters esp_synced_;  // tracker counts already mirrored into counters_
+  passthrough::PptpTracker pptp_;
+  passthrough::PptpCounters pptp_synced_;
 
   friend struct Impl;
 };

@@ -64,6 +64,11 @@ std::vector<std::string> NatConfig::validate() const {
   if (esp.learn_window_ms < 100 || esp.hold_window_ms < 100 || esp.hold_window_ms > esp.learn_window_ms)
     error("passthrough.esp: learn_window_ms and hold_window_ms must be at least 100, hold no longer than learn");
 
+  const PptpConfig& pptp = passthrough.pptp;
+  if (pptp.max_calls == 0 || pptp.max_calls > (1u << 22)) error("passthrough.pptp.max_calls must be between 1 and 2^22");
+  if (pptp.call_idle_timeout < 60 || pptp.call_idle_timeout > 86400 * 7)
+    error("passthrough.pptp.call_idle_timeout must be between 60 s and a week");
+
   std::uint64_t total_blocks = 0;
   for (std::size_t i = 0; i < pools.size(); ++i) {
     const PoolConfig& p = pools[i];

@@ -75,8 +75,18 @@ struct EspConfig {
   std::uint32_t max_sas = 65536;         // security associations tracked
 };
 
+// PPTP (RFC 2637): the TCP 1723 control connection is watched and the
+// client's Call IDs are translated so that several clients behind one
+// public address can each hold calls to one server; GRE v1 follows by key.
+struct PptpConfig {
+  bool enabled = true;
+  std::uint32_t max_calls = 16384;          // calls tracked at once
+  std::uint32_t call_idle_timeout = 7440;   // seconds without GRE or control traffic (as TCP established)
+};
+
 struct PassthroughConfig {
   EspConfig esp;
+  PptpConfig pptp;
 };
 
 struct NatConfig {

@@ -39,7 +39,16 @@ namespace passgate::stats {
   X(esp_translated_inbound, "ESP packets translated outside to inside")                \
   X(esp_held, "new outbound SPIs held while another client learned from the same server") \
   X(esp_released, "held ESP packets sent once their turn to learn came")               \
-  X(esp_learn_timeouts, "clients whose server never answered within learn_window_ms")
+  X(esp_learn_timeouts, "clients whose server never answered within learn_window_ms") \
+  X(pptp_calls_created, "PPTP calls whose client Call ID got a translated value")        \
+  X(pptp_calls_cleared, "PPTP calls ended by Call-Clear-Request, Call-Disconnect-Notify or the control connection") \
+  X(pptp_calls_expired, "PPTP calls idle past passthrough.pptp.call_idle_timeout")       \
+  X(pptp_calls_refused, "PPTP calls left untranslated because the call table was full")  \
+  X(pptp_call_ids_translated, "client Call IDs rewritten in control messages to the server") \
+  X(pptp_call_ids_restored, "Peer's Call IDs restored in control messages from the server") \
+  X(pptp_messages_split, "PPTP control messages split across TCP segments (not inspected)") \
+  X(pptp_gre_translated_outbound, "GRE v1 packets translated inside to outside")         \
+  X(pptp_gre_translated_inbound, "GRE v1 packets translated outside to inside, key restored")
 
 #define PASSGATE_NAT_DROPS(X)                                                          \
   X(malformed, "malformed packet (see the parse error counters)")                     \
@@ -64,7 +73,9 @@ namespace passgate::stats {
   X(esp_unknown_spi, "inbound ESP with an SPI no client is known for or waiting on")   \
   X(esp_hold_full, "no room to hold another client's new SPI while one learns")       \
   X(esp_hold_timeout, "held ESP packet whose turn to learn did not come in hold_window_ms") \
-  X(esp_table_full, "ESP security association table full")
+  X(esp_table_full, "ESP security association table full")                            \
+  X(pptp_disabled, "GRE v1 while passthrough.pptp.enabled is false")                   \
+  X(pptp_unknown_call, "GRE v1 whose Call ID (inbound) or client (outbound) has no call")
 
 #define PASSGATE_ENUM_ENTRY(name, text) name,
 enum class NatCounter : std::uint16_t { PASSGATE_NAT_COUNTERS(PASSGATE_ENUM_ENTRY) count_ };
