@@ -12,7 +12,7 @@ PACKAGES=(
   # tests, sanitizers, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # end-to-end peers and tools
-  iproute2 iputils-ping ethtool tshark iperf3 netcat-openbsd python3 python3-scapy
+  iproute2 iputils-ping ethtool tshark iperf3 netcat-openbsd python3 python3-scapy nftables
 )
 
 missing=()

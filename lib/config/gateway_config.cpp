@@ -1088,7 +1088,20 @@ void read_esp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
   set_integer(c, m, "max_sas", e.max_sas, 1, 1u << 24, "security associations tracked");
 }
 
-// The protocols nat.passthrough accepts. Adding one (pptp, gre, ike, l2tp):
+// nat.passthrough.pptp: PPTP (RFC 2637). The TCP 1723 control connection is
+// watched; each client Call ID gets a translated value unique per (public
+// address, server), restored where the server quotes it, and GRE v1 is
+// matched by that key. Ranges are the engine's (NatConfig::validate).
+void read_pptp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
+  const Mapping m(c, f, {"enabled", "max_calls", "call_idle_timeout"});
+  if (!m.ok()) return;
+  nat::PptpConfig& p = out.pptp;
+  set_bool(c, m, "enabled", p.enabled);
+  set_integer(c, m, "max_calls", p.max_calls, 1, 1u << 22, "calls tracked at once");
+  set_integer(c, m, "call_idle_timeout", p.call_idle_timeout, 60, max_timeout_s, "seconds");
+}
+
+// The protocols nat.passthrough accepts. Adding one (gre, ike, l2tp):
 // its struct in nat::PassthroughConfig, a reader like read_esp, a row here.
 struct PassthroughProtocol {
   std::string_view key;
@@ -1096,6 +1109,7 @@ struct PassthroughProtocol {
 };
 constexpr PassthroughProtocol passthrough_protocols[] = {
     {"esp", read_esp},
+    {"pptp", read_pptp},
 };
 constexpr auto passthrough_keys = [] {
   std::array<std::string_view, std::size(passthrough_protocols)> keys{};

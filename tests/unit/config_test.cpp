@@ -172,12 +172,16 @@ TEST(GatewayConfig, FullExampleLoadsEveryField) {
   EXPECT_EQ(esp.hold_window_ms, 2000u);
   EXPECT_EQ(esp.hold_packets, 64u);
   EXPECT_EQ(esp.max_sas, 65536u);
+  const nat::PptpConfig& pptp = n.passthrough.pptp;
+  EXPECT_TRUE(pptp.enabled);
+  EXPECT_EQ(pptp.max_calls, 16384u);
+  EXPECT_EQ(pptp.call_idle_timeout, 7440u);
 
   EXPECT_TRUE(n.validate().empty());
 }
 
 // The full example writes out every default; it must not drift from the structs.
-TEST(GatewayConfig, FullExampleEspValuesAreTheDefaults) {
+TEST(GatewayConfig, FullExamplePassthroughValuesAreTheDefaults) {
   const LoadResult r = load_gateway_config((source_dir / "conf/passgate.yaml").string());
   ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
   const nat::EspConfig defaults;
@@ -188,6 +192,11 @@ TEST(GatewayConfig, FullExampleEspValuesAreTheDefaults) {
   EXPECT_EQ(esp.hold_window_ms, defaults.hold_window_ms);
   EXPECT_EQ(esp.hold_packets, defaults.hold_packets);
   EXPECT_EQ(esp.max_sas, defaults.max_sas);
+  const nat::PptpConfig pptp_defaults;
+  const nat::PptpConfig& pptp = r.config->nat.passthrough.pptp;
+  EXPECT_EQ(pptp.enabled, pptp_defaults.enabled);
+  EXPECT_EQ(pptp.max_calls, pptp_defaults.max_calls);
+  EXPECT_EQ(pptp.call_idle_timeout, pptp_defaults.call_idle_timeout);
 }
 
 TEST(GatewayConfig, MinimalExampleTakesTheDefaults) {
@@ -213,6 +222,10 @@ TEST(GatewayConfig, MinimalExampleTakesTheDefaults) {
   EXPECT_EQ(g.nat.passthrough.esp.enabled, esp_defaults.enabled);
   EXPECT_EQ(g.nat.passthrough.esp.learn_window_ms, esp_defaults.learn_window_ms);
   EXPECT_EQ(g.nat.passthrough.esp.max_sas, esp_defaults.max_sas);
+  const nat::PptpConfig pptp_defaults;
+  EXPECT_EQ(g.nat.passthrough.pptp.enabled, pptp_defaults.enabled);
+  EXPECT_EQ(g.nat.passthrough.pptp.max_calls, pptp_defaults.max_calls);
+  EXPECT_EQ(g.nat.passthrough.pptp.call_idle_timeout, pptp_defaults.call_idle_timeout);
   EXPECT_TRUE(g.nat.validate().empty());
 }
 
@@ -629,12 +642,12 @@ TEST(GatewayConfig, PassthroughHoldWindowMayNotExceedLearnWindow) {
 
 TEST(GatewayConfig, PassthroughUnknownKeysListTheAllowedOnes) {
   expect_one_error(minimal + "  passthrough:\n    gre: {enabled: true}\n", 17, 5,
-                   "unknown key 'gre' in nat.passthrough; expected one of: esp");
+                   "unknown key 'gre' in nat.passthrough; expected one of: esp, pptp");
   expect_one_error(esp_block(with(esp_fields, "\n      max_sas: 65536\n", "\n      max_sa: 65536\n")), 23, 7,
                    "unknown key 'max_sa' in nat.passthrough.esp; expected one of: enabled, idle_timeout, "
                    "learn_window_ms, hold_window_ms, hold_packets, max_sas");
   expect_one_error(minimal + "  passthrough: esp\n", 16, 16,
-                   "nat.passthrough: expected a mapping with the keys esp, got 'esp'");
+                   "nat.passthrough: expected a mapping with the keys esp, pptp, got 'esp'");
   expect_one_error(minimal + "  passthrough:\n    esp: true\n", 17, 10,
                    "nat.passthrough.esp: expected a mapping with the keys enabled, idle_timeout");
   expect_one_error(minimal + "  passthrough:\n    esp: {}\n    esp: {}\n", 18, 5,
@@ -646,6 +659,123 @@ TEST(GatewayConfig, PassthroughUnknownKeysListTheAllowedOnes) {
   EXPECT_EQ(r.errors[1].line, 19);
   EXPECT_EQ(r.errors[2].line, 20);
   EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check"));
+}
+
+// nat.passthrough.pptp appended to `minimal`: `passthrough:` is line 16,
+// `pptp:` line 17, its fields from line 18 in this order, values at column
+// 6 + key length + 3.
+std::string pptp_block(const std::string& fields) { return minimal + "  passthrough:\n    pptp:\n" + fields; }
+
+const std::string pptp_fields =
+    "      enabled: true\n"
+    "      max_calls: 16384\n"
+    "      call_idle_timeout: 7440\n";
+
+TEST(GatewayConfig, PassthroughPptpGoodValuesAreParsed) {
+  {
+    const LoadResult r = parse(pptp_block("      enabled: false\n      max_calls: 4194304\n"
+                                          "      call_idle_timeout: 604800\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::PptpConfig& p = r.config->nat.passthrough.pptp;
+    EXPECT_FALSE(p.enabled);
+    EXPECT_EQ(p.max_calls, 4194304u);
+    EXPECT_EQ(p.call_idle_timeout, 604800u);
+    EXPECT_TRUE(r.config->nat.validate().empty());
+  }
+  {
+    const LoadResult r = parse(pptp_block("      enabled: True\n      max_calls: 1\n      call_idle_timeout: 60\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::PptpConfig& p = r.config->nat.passthrough.pptp;
+    EXPECT_TRUE(p.enabled);
+    EXPECT_EQ(p.max_calls, 1u);
+    EXPECT_EQ(p.call_idle_timeout, 60u);
+    EXPECT_TRUE(r.config->nat.validate().empty());
+  }
+  {
+    // Flow style, a subset, next to esp: the rest keep their defaults.
+    const LoadResult r =
+        parse(minimal + "  passthrough: {esp: {enabled: false}, pptp: {max_calls: 100}}\n");
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::PptpConfig& p = r.config->nat.passthrough.pptp;
+    EXPECT_TRUE(p.enabled);
+    EXPECT_EQ(p.max_calls, 100u);
+    EXPECT_EQ(p.call_idle_timeout, nat::PptpConfig{}.call_idle_timeout);
+    EXPECT_FALSE(r.config->nat.passthrough.esp.enabled);
+  }
+  for (const char* empty : {"  passthrough: {}\n", "  passthrough: {pptp: {}}\n", "  passthrough: {esp: {}}\n"}) {
+    const LoadResult r = parse(minimal + empty);
+    ASSERT_TRUE(r.config.has_value()) << empty << describe(r.errors);
+    const nat::PptpConfig& p = r.config->nat.passthrough.pptp;
+    EXPECT_EQ(p.enabled, nat::PptpConfig{}.enabled);
+    EXPECT_EQ(p.max_calls, nat::PptpConfig{}.max_calls);
+    EXPECT_EQ(p.call_idle_timeout, nat::PptpConfig{}.call_idle_timeout);
+  }
+  EXPECT_TRUE(parse(pptp_block(pptp_fields)).config.has_value());
+}
+
+TEST(GatewayConfig, PassthroughPptpRangesHaveTheirPositions) {
+  const auto bad = [](const std::string& from, const std::string& to) {
+    return pptp_block(with(pptp_fields, from, to));
+  };
+  expect_one_error(bad("max_calls: 16384", "max_calls: 0"), 19, 18,
+                   "nat.passthrough.pptp.max_calls: expected an integer from 1 to 4194304 (calls tracked at once), "
+                   "got 0");
+  expect_one_error(bad("max_calls: 16384", "max_calls: 4194305"), 19, 18, "got 4194305");
+  expect_one_error(bad("max_calls: 16384", "max_calls: -5"), 19, 18, "got '-5'");
+  expect_one_error(bad("max_calls: 16384", "max_calls: 16k"), 19, 18, "got '16k'");
+  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 59"), 20, 26,
+                   "nat.passthrough.pptp.call_idle_timeout: expected an integer from 60 to 604800 (seconds), got 59");
+  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 604801"), 20, 26, "got 604801");
+  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 2h"), 20, 26, "got '2h'");
+  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: [7440]"), 20, 26, "got a list");
+  expect_one_error(bad("enabled: true", "enabled: yes"), 18, 16,
+                   "nat.passthrough.pptp.enabled: expected true or false, got 'yes' (a YAML 1.1 spelling");
+  expect_one_error(bad("enabled: true", "enabled: \"false\""), 18, 16, "got the quoted string 'false'");
+  // An empty value is reported at its key.
+  expect_one_error(bad("max_calls: 16384", "max_calls:"), 19, 7, "max_calls: expected an integer from 1 to 4194304");
+}
+
+TEST(GatewayConfig, PassthroughPptpUnknownKeysAndShape) {
+  expect_one_error(pptp_block(with(pptp_fields, "max_calls:", "max_call:")), 19, 7,
+                   "unknown key 'max_call' in nat.passthrough.pptp; expected one of: enabled, max_calls, "
+                   "call_idle_timeout");
+  expect_one_error(pptp_block(pptp_fields + "      idle_timeout: 300\n"), 21, 7,
+                   "unknown key 'idle_timeout' in nat.passthrough.pptp; expected one of: enabled, max_calls, "
+                   "call_idle_timeout");
+  expect_one_error(minimal + "  passthrough:\n    pptp: true\n", 17, 11,
+                   "nat.passthrough.pptp: expected a mapping with the keys enabled, max_calls, call_idle_timeout, "
+                   "got 'true'");
+  expect_one_error(minimal + "  passthrough:\n    pptp: {}\n    pptp: {max_calls: 1}\n", 18, 5,
+                   "duplicate key 'pptp' in nat.passthrough; first given on line 17");
+  // GRE has no key of its own: PPTP's GRE follows nat.passthrough.pptp.
+  expect_one_error(minimal + "  passthrough:\n    gre: {}\n", 17, 5,
+                   "unknown key 'gre' in nat.passthrough; expected one of: esp, pptp");
+}
+
+// Every problem at once, each once: values out of range are reported where
+// they stand and NatConfig::validate (which checks the same ranges) adds nothing.
+TEST(GatewayConfig, PassthroughPptpProblemsAreNotRepeatedByTheEngine) {
+  {
+    const LoadResult r =
+        parse(pptp_block("      max_calls: 4194305\n      call_idle_timeout: 30\n      colour: red\n"));
+    ASSERT_EQ(r.errors.size(), 3u) << describe(r.errors);
+    EXPECT_EQ(r.errors[0].line, 18);
+    EXPECT_EQ(r.errors[1].line, 19);
+    EXPECT_EQ(r.errors[2].line, 20);
+    EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check")) << describe(r.errors);
+  }
+  {
+    // Problems in esp and pptp together, and a broken pool: still each once.
+    const LoadResult r = parse(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.13-198.51.100.10") +
+                               "  passthrough:\n    esp: {max_sas: 0}\n    pptp: {max_calls: 0, call_idle_timeout: 0}\n");
+    ASSERT_EQ(r.errors.size(), 4u) << describe(r.errors);
+    EXPECT_EQ(r.errors[0].line, 15);
+    EXPECT_EQ(r.errors[1].line, 17);
+    EXPECT_EQ(r.errors[2].line, 18);
+    EXPECT_EQ(r.errors[3].line, 18);
+    EXPECT_LT(r.errors[2].column, r.errors[3].column);
+    EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check")) << describe(r.errors);
+  }
 }
 
 }  // namespace
