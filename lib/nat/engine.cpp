@@ -47,6 +47,8 @@ const char* to_string(NatEvent::Type t) {
     case NatEvent::Type::ports_exhausted: return "ports-exhausted";
     case NatEvent::Type::session_limit: return "session-limit";
     case NatEvent::Type::pool_exhausted: return "pool-exhausted";
+    case NatEvent::Type::port_preserved: return "port-preserved";
+    case NatEvent::Type::port_released: return "port-released";
   }
   return "?";
 }
@@ -156,7 +158,12 @@ struct Engine::Impl {
   static std::uint32_t timeout_of(const Engine& e, const Session& s) {
     const Timeouts& t = e.config_.timeouts;
     switch (s.proto) {
-      case Proto::udp: return t.udp;
+      case Proto::udp:
+        if (s.flags & session_flag::ike) [[unlikely]]
+          return e.config_.passthrough.ike.timeout;
+        if (s.flags & session_flag::l2tp) [[unlikely]]
+          return e.config_.passthrough.l2tp.timeout;
+        return t.udp;
       case Proto::icmp: return t.icmp;
       case Proto::tcp: return s.tcp_state == TcpState::established ? t.tcp_established : t.tcp_transitory;
     }
@@ -462,6 +469,10 @@ struct Engine::Impl {
     if (is_public(e, rem_addr)) s.flags |= session_flag::hairpin;
     if (map.proto == Proto::tcp && !inbound && rem_port.host() == 1723 && e.pptp_.enabled())
       s.flags |= session_flag::pptp_control;
+    if (map.proto == Proto::udp) {
+      if (is_ike_port(map.in_port) || is_ike_port(rem_port)) s.flags |= session_flag::ike;
+      else if (map.in_port.host() == 1701 || rem_port.host() == 1701) s.flags |= session_flag::l2tp;
+    }
     s.reserved = 0;
     ChecksumDelta ip_delta;
     ip_delta.add(map.in_addr, map.out_addr);
@@ -529,6 +540,7 @@ struct Engine::Impl {
     if (!e.subscriber_table_.insert(hash_subscriber(e, addr), i)) return DropReason::subscriber_table_full;
     e.free_subscribers_.pop_back();
     e.subscribers_[i] = Subscriber{addr, pool, chosen, 0, 0, 0};
+    e.subscribers_[i].preserved = 0;
     ++e.subscriber_count_;
     e.counters_.add(NatCounter::subscribers_created);
     out = i;
@@ -539,7 +551,7 @@ struct Engine::Impl {
   static void release_if_unused(Engine& e, std::uint32_t sub) {
     if (sub == no_index) return;
     const Subscriber& s = e.subscribers_[sub];
-    if (s.blocks != 0 || s.sessions != 0) return;
+    if (s.blocks != 0 || s.sessions != 0 || s.preserved != 0) return;
     e.subscriber_table_.erase(hash_subscriber(e, s.addr), sub);
     e.free_subscribers_.push_back(sub);
     --e.subscriber_count_;
@@ -550,11 +562,59 @@ struct Engine::Impl {
     return be16::from_host(static_cast<std::uint16_t>(e.blocks_[block].first_port + offset));
   }
 
+  static bool is_ike_port(be16 p) { return p.host() == 500 || p.host() == 4500; }
+
+  // IKE, NAT-T and L2TP clients keep their source port when it is free
+  // (RFC 7296 2.23 makes it optional; some peers still like it). Allowed
+  // only outside the dynamic range, or inside a block the subscriber owns:
+  // port-block logs must never name the wrong subscriber for a port.
+  static bool try_preserve(Engine& e, std::uint32_t sub, Proto proto, be32 in_addr, be16 in_port, std::uint64_t h_in,
+                           std::uint32_t& out) {
+    if (proto != Proto::udp) return false;
+    const auto& pt = e.config_.passthrough;
+    const std::uint16_t port = in_port.host();
+    if (!((is_ike_port(in_port) && pt.ike.preserve_port) || (port == 1701 && pt.l2tp.preserve_port))) return false;
+    Subscriber& s = e.subscribers_[sub];
+    const Pool& pl = e.pools_[s.pool];
+    const be32 out_addr = e.addresses_[s.address].addr;
+    std::uint32_t block = no_index;
+    if (port >= pl.config.port_min && port <= pl.config.port_max) {
+      block = e.addresses_[s.address].first_block + (port - pl.config.port_min) / pl.config.block_size;
+      if (block >= e.addresses_[s.address].first_block + pl.blocks_per_address || e.blocks_[block].subscriber != sub)
+        return false;
+    }
+    const std::uint64_t h_out = hash_mapping(e, proto, out_addr, in_port);
+    if (find_mapping_out(e, h_out, proto, out_addr, in_port) != no_index) return false;
+    if (e.free_mappings_.empty()) return false;
+    const std::uint32_t m = e.free_mappings_.back();
+    if (!e.mapping_in_.insert(h_in, m)) return false;
+    if (!e.mapping_out_.insert(h_out, m)) {
+      e.mapping_in_.erase(h_in, m);
+      return false;
+    }
+    e.free_mappings_.pop_back();
+    const bool outside_blocks = block == no_index;
+    e.mappings_[m] = Mapping{in_addr, out_addr, in_port, in_port, proto, 0, static_cast<std::uint8_t>(outside_blocks),
+                             0, 0, no_index, sub, 0};
+    if (outside_blocks) {
+      ++s.preserved;
+      log_event(e, NatEvent::Type::port_preserved, sub, port, port);
+    } else {
+      ++e.blocks_[block].used[static_cast<unsigned>(proto)];
+    }
+    ++e.mapping_count_;
+    e.counters_.add(NatCounter::mappings_created);
+    e.counters_.add(NatCounter::ports_preserved);
+    out = m;
+    return true;
+  }
+
   // RFC 6888 REQ-13/14 and RFC 6056: ports come from the subscriber's blocks;
   // inside a block the port is chosen at random, then the next free one.
   static DropReason create_mapping(Engine& e, std::uint32_t sub, Proto proto, be32 in_addr, be16 in_port,
                                    std::uint64_t h_in, std::uint32_t& out) {
     if (e.free_mappings_.empty()) return DropReason::session_table_full;
+    if (try_preserve(e, sub, proto, in_addr, in_port, h_in, out)) return DropReason::none;
     Subscriber& s = e.subscribers_[sub];
     const Pool& pl = e.pools_[s.pool];
     const std::uint16_t size = pl.config.block_size;
@@ -605,7 +665,7 @@ struct Engine::Impl {
       return DropReason::session_table_full;
     }
     e.free_mappings_.pop_back();
-    e.mappings_[m] = Mapping{in_addr, out_addr, in_port, out_port, proto, 0, 0, 0, no_index, sub, 0};
+    e.mappings_[m] = Mapping{in_addr, out_addr, in_port, out_port, proto, 0, 0, 0, 0, no_index, sub, 0};
     ++e.blocks_[block].used[pi];
     ++e.mapping_count_;
     e.counters_.add(NatCounter::mappings_created);
@@ -706,7 +766,13 @@ struct Engine::Impl {
     e.free_mappings_.push_back(m);
     --e.mapping_count_;
     e.counters_.add(NatCounter::mappings_freed);
-    const Subscriber& s = e.subscribers_[map.subscriber];
+    Subscriber& s = e.subscribers_[map.subscriber];
+    if (map.preserved) {
+      --s.preserved;
+      log_event(e, NatEvent::Type::port_released, map.subscriber, map.out_port.host(), map.out_port.host());
+      release_if_unused(e, map.subscriber);
+      return;
+    }
     const Pool& pl = e.pools_[s.pool];
     const std::uint32_t b =
         e.addresses_[s.address].first_block + (map.out_port.host() - pl.config.port_min) / pl.config.block_size;
@@ -1138,7 +1204,7 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
     const Proto proto = sm.protocol == packet::ip_proto::tcp ? Proto::tcp : Proto::udp;
     const std::uint32_t m = e->free_mappings_.back();
     e->free_mappings_.pop_back();
-    e->mappings_[m] = Mapping{sm.inside_address, sm.public_address, sm.inside_port, sm.public_port, proto, 1, 0, 0,
+    e->mappings_[m] = Mapping{sm.inside_address, sm.public_address, sm.inside_port, sm.public_port, proto, 1, 0, 0, 0,
                               no_index, no_index, 0};
     e->mapping_in_.insert(Impl::hash_mapping(*e, proto, sm.inside_address, sm.inside_port), m);
     e->mapping_out_.insert(Impl::hash_mapping(*e, proto, sm.public_address, sm.public_port), m);

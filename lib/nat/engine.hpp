@@ -76,6 +76,8 @@ namespace session_flag {
 inline constexpr std::uint8_t hairpin = 0x01;  // remote is one of our public addresses
 inline constexpr std::uint8_t inbound_opened = 0x02;
 inline constexpr std::uint8_t pptp_control = 0x04;  // TCP to port 1723: Call IDs are translated
+inline constexpr std::uint8_t ike = 0x08;           // UDP 500/4500: passthrough.ike.timeout
+inline constexpr std::uint8_t l2tp = 0x10;          // UDP 1701: passthrough.l2tp.timeout
 }  // namespace session_flag
 
 struct Mapping {
@@ -83,7 +85,8 @@ struct Mapping {
   be16 in_port, out_port;
   Proto proto;
   std::uint8_t is_static;
-  std::uint16_t reserved;
+  std::uint8_t preserved;       // public port = inside port, outside every block (IKE, L2TP)
+  std::uint8_t reserved;
   std::uint32_t sessions;       // live sessions using it
   std::uint32_t first_session;
   std::uint32_t subscriber;     // no_index for static mappings
@@ -94,7 +97,15 @@ static_assert(sizeof(Mapping) == 32);
 // Port-block and limit events for logging (RFC 6888 REQ-12..14): only the
 // subscriber, its public address and the port range, never destinations.
 struct NatEvent {
-  enum class Type : std::uint8_t { block_allocated, block_released, ports_exhausted, session_limit, pool_exhausted };
+  enum class Type : std::uint8_t {
+    block_allocated,
+    block_released,
+    ports_exhausted,
+    session_limit,
+    pool_exhausted,
+    port_preserved,  // a single port outside the blocks (IKE/L2TP) given to the subscriber
+    port_released    // and returned
+  };
   Type type;
   std::uint64_t time_ms;
   be32 subscriber;
@@ -191,6 +202,7 @@ class Engine {
     std::uint32_t sessions;
     std::uint16_t blocks;
     std::uint16_t reserved;
+    std::uint32_t preserved;  // mappings on single preserved ports outside the blocks
   };
   struct Block {
     std::uint32_t subscriber;  // no_index = free

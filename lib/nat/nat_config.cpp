@@ -69,6 +69,11 @@ std::vector<std::string> NatConfig::validate() const {
   if (pptp.call_idle_timeout < 60 || pptp.call_idle_timeout > 86400 * 7)
     error("passthrough.pptp.call_idle_timeout must be between 60 s and a week");
 
+  for (const auto* svc : {&passthrough.ike, &passthrough.l2tp})
+    if (svc->timeout < 120 || svc->timeout > 86400)
+      error(fmt::format("passthrough.{}.timeout {} s must be between 120 (RFC 4787 REQ-5) and 86400",
+                        svc == &passthrough.ike ? "ike" : "l2tp", svc->timeout));
+
   std::uint64_t total_blocks = 0;
   for (std::size_t i = 0; i < pools.size(); ++i) {
     const PoolConfig& p = pools[i];

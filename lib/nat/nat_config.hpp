@@ -84,9 +84,21 @@ struct PptpConfig {
   std::uint32_t call_idle_timeout = 7440;   // seconds without GRE or control traffic (as TCP established)
 };
 
+// IKE (UDP 500) and NAT-T (UDP 4500, RFC 3947/3948), and L2TP (UDP 1701,
+// RFC 2661): ordinary UDP with paired pooling, payloads never rewritten.
+// A responder must accept any source port (RFC 7296 2.23), so keeping the
+// client's port is only opportunistic: used when free on the subscriber's
+// public address and not inside another subscriber's port block.
+struct UdpServiceConfig {
+  bool preserve_port = true;
+  std::uint32_t timeout = 300;  // seconds, its own UDP timeout
+};
+
 struct PassthroughConfig {
   EspConfig esp;
   PptpConfig pptp;
+  UdpServiceConfig ike;   // UDP 500 and 4500
+  UdpServiceConfig l2tp;  // UDP 1701
 };
 
 struct NatConfig {

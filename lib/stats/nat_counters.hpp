@@ -25,6 +25,7 @@ namespace passgate::stats {
   X(sessions_expired, "sessions removed after their idle timeout")                     \
   X(sessions_created_inbound, "sessions opened from outside through a mapping (filtering allowed)") \
   X(mappings_created, "endpoint-independent mappings created")                         \
+  X(ports_preserved, "IKE/NAT-T/L2TP mappings that kept the client's own source port")  \
   X(mappings_freed, "mappings freed after the port reuse hold (RFC 6888 REQ-8)")      \
   X(subscribers_created, "subscribers seen for the first time")                        \
   X(subscribers_freed, "subscribers with no ports left")                               \
