@@ -360,7 +360,7 @@ struct Engine::Impl {
       case L4Kind::esp: return D == Direction::outbound ? esp_outbound(e, ip, p) : esp_inbound(e, ip, p);
       case L4Kind::gre:
         if (p.gre_version == 1) return D == Direction::outbound ? gre_outbound(e, ip, p) : gre_inbound(e, ip, p);
-        return drop(DropReason::unsupported_protocol);  // GRE v0 passthrough: not yet
+        return D == Direction::outbound ? gre0_outbound(e, ip, p) : gre0_inbound(e, ip, p);
       case L4Kind::icmp_error:
         return D == Direction::outbound ? icmp_error_outbound(e, ip, p) : icmp_error_inbound(e, ip, p);
       case L4Kind::icmp_other: return drop(DropReason::icmp_not_translatable);
@@ -806,6 +806,11 @@ struct Engine::Impl {
     expire_esp(e, now_ms, budget);
     e.pptp_.expire(now_ms);
     sync_pptp_counters(e);
+    e.gre_.expire(now_ms, [&](std::uint32_t sub) {
+      --e.subscribers_[sub].sessions;
+      release_if_unused(e, sub);
+    });
+    sync_gre_counters(e);
   }
 
   // ------------------------------------------------------------------ ESP
@@ -940,6 +945,53 @@ struct Engine::Impl {
     mirror(NatCounter::pptp_gre_translated_outbound, &passthrough::PptpCounters::gre_out);
     mirror(NatCounter::pptp_gre_translated_inbound, &passthrough::PptpCounters::gre_in);
     was = now;
+  }
+
+  // -------------------------------------------------------------- GRE v0
+  static void sync_gre_counters(Engine& e) {
+    const passthrough::GreCounters& now = e.gre_.counters();
+    passthrough::GreCounters& was = e.gre_synced_;
+    e.counters_.add(NatCounter::gre_tunnels_created, now.tunnels_created - was.tunnels_created);
+    e.counters_.add(NatCounter::gre_tunnels_expired, now.tunnels_expired - was.tunnels_expired);
+    e.counters_.add(NatCounter::gre_translated_outbound, now.translated_out - was.translated_out);
+    e.counters_.add(NatCounter::gre_translated_inbound, now.translated_in - was.translated_in);
+    was = now;
+  }
+
+  static Result gre0_result(Engine& e, passthrough::GreTracker::Outcome o, Verdict pass) {
+    using O = passthrough::GreTracker::Outcome;
+    sync_gre_counters(e);
+    switch (o) {
+      case O::forward: return {pass, DropReason::none};
+      case O::drop_disabled: return drop(DropReason::gre_disabled);
+      case O::drop_conflict: return drop(DropReason::gre_conflict);
+      case O::drop_no_tunnel: return drop(DropReason::gre_no_tunnel);
+      case O::drop_table_full: return drop(DropReason::gre_table_full);
+    }
+    return drop(DropReason::gre_table_full);
+  }
+
+  static Result gre0_outbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    if (!e.config_.passthrough.gre.enabled) return gre0_result(e, passthrough::GreTracker::Outcome::drop_disabled, Verdict::to_outside);
+    if (p.fragmented) return drop(DropReason::unsupported_protocol);
+    std::uint32_t sub = no_index;
+    if (const DropReason r = subscriber_for(e, p.src, sub); r != DropReason::none) return drop(r);
+    const Subscriber& s = e.subscribers_[sub];
+    if (!e.gre_.has_tunnel(p.src, p.dst) && s.sessions >= e.pools_[s.pool].config.max_sessions_per_subscriber) {
+      release_if_unused(e, sub);
+      return drop(DropReason::subscriber_session_limit);
+    }
+    bool created = false;
+    const auto o = e.gre_.outbound(ip, p, e.addresses_[s.address].addr, sub, e.now_ms_, created);
+    if (created) ++e.subscribers_[sub].sessions;
+    const Result r = gre0_result(e, o, Verdict::to_outside);
+    if (r.verdict == Verdict::drop) release_if_unused(e, sub);
+    return r;
+  }
+
+  static Result gre0_inbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
+    if (p.fragmented) return drop(DropReason::unsupported_protocol);
+    return gre0_result(e, e.gre_.inbound(ip, p, e.now_ms_), Verdict::to_inside);
   }
 
   // ------------------------------------------------------------ ICMP errors
@@ -1146,7 +1198,8 @@ Engine::Engine(const NatConfig& config)
       fragment_table_(config.fragment_flows),
       events_(config.event_ring_size),
       esp_(config.passthrough.esp, hasher_),
-      pptp_(config.passthrough.pptp, hasher_) {}
+      pptp_(config.passthrough.pptp, hasher_),
+      gre_(config.passthrough.gre, hasher_) {}
 
 Engine::~Engine() = default;
 

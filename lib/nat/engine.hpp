@@ -31,6 +31,7 @@
 #include "nat/nat_config.hpp"
 #include "nat/timer_wheel.hpp"
 #include "passthrough/esp.hpp"
+#include "passthrough/gre.hpp"
 #include "passthrough/pptp.hpp"
 #include "packet/parse.hpp"
 #include "stats/nat_counters.hpp"
@@ -173,6 +174,7 @@ class Engine {
   [[nodiscard]] bool has_released() const { return released_count_ != 0 || esp_.has_released(); }
   [[nodiscard]] const passthrough::EspTracker& esp() const { return esp_; }
   [[nodiscard]] const passthrough::PptpTracker& pptp() const { return pptp_; }
+  [[nodiscard]] const passthrough::GreTracker& gre() const { return gre_; }
 
   [[nodiscard]] const stats::NatCounters& counters() const { return counters_; }
   [[nodiscard]] EventRing& events() { return events_; }
@@ -292,6 +294,8 @@ class Engine {
   passthrough::EspCounters esp_synced_;  // tracker counts already mirrored into counters_
   passthrough::PptpTracker pptp_;
   passthrough::PptpCounters pptp_synced_;
+  passthrough::GreTracker gre_;
+  passthrough::GreCounters gre_synced_;
 
   friend struct Impl;
 };

@@ -69,6 +69,10 @@ std::vector<std::string> NatConfig::validate() const {
   if (pptp.call_idle_timeout < 60 || pptp.call_idle_timeout > 86400 * 7)
     error("passthrough.pptp.call_idle_timeout must be between 60 s and a week");
 
+  if (passthrough.gre.timeout < 60 || passthrough.gre.timeout > 86400)
+    error("passthrough.gre.timeout must be between 60 and 86400 s");
+  if (passthrough.gre.max_tunnels == 0 || passthrough.gre.max_tunnels > (1u << 20))
+    error("passthrough.gre.max_tunnels must be between 1 and 2^20");
   for (const auto* svc : {&passthrough.ike, &passthrough.l2tp})
     if (svc->timeout < 120 || svc->timeout > 86400)
       error(fmt::format("passthrough.{}.timeout {} s must be between 120 (RFC 4787 REQ-5) and 86400",

@@ -94,9 +94,20 @@ struct UdpServiceConfig {
   std::uint32_t timeout = 300;  // seconds, its own UDP timeout
 };
 
+// GRE version 0 (RFC 2784/2890) without PPTP: one tunnel per (inside
+// address, server). Two subscribers behind one public address cannot both
+// hold a tunnel to the same server (inbound GRE would be ambiguous): the
+// second is refused and counted, never mixed up.
+struct GreConfig {
+  bool enabled = true;
+  std::uint32_t timeout = 300;      // seconds
+  std::uint32_t max_tunnels = 4096;
+};
+
 struct PassthroughConfig {
   EspConfig esp;
   PptpConfig pptp;
+  GreConfig gre;
   UdpServiceConfig ike;   // UDP 500 and 4500
   UdpServiceConfig l2tp;  // UDP 1701
 };

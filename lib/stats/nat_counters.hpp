@@ -49,7 +49,11 @@ namespace passgate::stats {
   X(pptp_call_ids_restored, "Peer's Call IDs restored in control messages from the server") \
   X(pptp_messages_split, "PPTP control messages split across TCP segments (not inspected)") \
   X(pptp_gre_translated_outbound, "GRE v1 packets translated inside to outside")         \
-  X(pptp_gre_translated_inbound, "GRE v1 packets translated outside to inside, key restored")
+  X(pptp_gre_translated_inbound, "GRE v1 packets translated outside to inside, key restored") \
+  X(gre_tunnels_created, "GRE v0 tunnels opened (inside address, server)")               \
+  X(gre_tunnels_expired, "GRE v0 tunnels idle past passthrough.gre.timeout")             \
+  X(gre_translated_outbound, "GRE v0 packets translated inside to outside")              \
+  X(gre_translated_inbound, "GRE v0 packets translated outside to inside")
 
 #define PASSGATE_NAT_DROPS(X)                                                          \
   X(malformed, "malformed packet (see the parse error counters)")                     \
@@ -76,7 +80,11 @@ namespace passgate::stats {
   X(esp_hold_timeout, "held ESP packet whose turn to learn did not come in hold_window_ms") \
   X(esp_table_full, "ESP security association table full")                            \
   X(pptp_disabled, "GRE v1 while passthrough.pptp.enabled is false")                   \
-  X(pptp_unknown_call, "GRE v1 whose Call ID (inbound) or client (outbound) has no call")
+  X(pptp_unknown_call, "GRE v1 whose Call ID (inbound) or client (outbound) has no call") \
+  X(gre_disabled, "GRE v0 while passthrough.gre.enabled is false")                     \
+  X(gre_conflict, "GRE v0 to a server another subscriber on the same public address already tunnels to") \
+  X(gre_no_tunnel, "inbound GRE v0 with no tunnel from that server")                   \
+  X(gre_table_full, "GRE v0 tunnel table full")
 
 #define PASSGATE_ENUM_ENTRY(name, text) name,
 enum class NatCounter : std::uint16_t { PASSGATE_NAT_COUNTERS(PASSGATE_ENUM_ENTRY) count_ };

@@ -1,0 +1,107 @@
+#include "passthrough/gre.hpp"
+
+#include "packet/checksum.hpp"
+#include "packet/headers.hpp"
+
+namespace passgate::passthrough {
+
+using nat::no_index;
+using packet::ChecksumDelta;
+using packet::Ipv4Header;
+
+namespace {
+constexpr std::uint64_t tag_out = 11ull << 40, tag_in = 12ull << 40;
+}
+
+GreTracker::GreTracker(const nat::GreConfig& cfg, const nat::FlowHasher& hasher)
+    : cfg_(cfg), hasher_(hasher), by_out_(cfg.max_tunnels), by_in_(cfg.max_tunnels) {
+  tunnels_.resize(cfg.max_tunnels, Tunnel{});
+  free_.resize(cfg.max_tunnels);
+  for (std::uint32_t i = 0; i < cfg.max_tunnels; ++i) free_[i] = cfg.max_tunnels - 1 - i;
+}
+
+std::uint32_t GreTracker::find_out(be32 in_addr, be32 server) const {
+  return by_out_.find(hasher_((std::uint64_t{in_addr.raw} << 32) | server.raw, tag_out), [&](std::uint32_t i) {
+    return tunnels_[i].live && tunnels_[i].in_addr == in_addr && tunnels_[i].server == server;
+  });
+}
+std::uint32_t GreTracker::find_in(be32 out_addr, be32 server) const {
+  return by_in_.find(hasher_((std::uint64_t{out_addr.raw} << 32) | server.raw, tag_in), [&](std::uint32_t i) {
+    return tunnels_[i].live && tunnels_[i].out_addr == out_addr && tunnels_[i].server == server;
+  });
+}
+
+void GreTracker::free_tunnel(std::uint32_t i) {
+  Tunnel& t = tunnels_[i];
+  by_out_.erase(hasher_((std::uint64_t{t.in_addr.raw} << 32) | t.server.raw, tag_out), i);
+  by_in_.erase(hasher_((std::uint64_t{t.out_addr.raw} << 32) | t.server.raw, tag_in), i);
+  t.live = false;
+  free_.push_back(i);
+  --count_;
+}
+
+GreTracker::Outcome GreTracker::outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 public_addr,
+                                         std::uint32_t subscriber, std::uint64_t now_ms, bool& created) {
+  created = false;
+  if (!cfg_.enabled) {
+    ++counters_.drop_disabled;
+    return Outcome::drop_disabled;
+  }
+  std::uint32_t i = find_out(p.src, p.dst);
+  if (i == no_index) {
+    if (find_in(public_addr, p.dst) != no_index) {
+      ++counters_.drop_conflict;
+      return Outcome::drop_conflict;
+    }
+    if (free_.empty()) {
+      ++counters_.drop_table_full;
+      return Outcome::drop_table_full;
+    }
+    i = free_.back();
+    const std::uint64_t h_out = hasher_((std::uint64_t{p.src.raw} << 32) | p.dst.raw, tag_out);
+    const std::uint64_t h_in = hasher_((std::uint64_t{public_addr.raw} << 32) | p.dst.raw, tag_in);
+    if (!by_out_.insert(h_out, i)) {
+      ++counters_.drop_table_full;
+      return Outcome::drop_table_full;
+    }
+    if (!by_in_.insert(h_in, i)) {
+      by_out_.erase(h_out, i);
+      ++counters_.drop_table_full;
+      return Outcome::drop_table_full;
+    }
+    free_.pop_back();
+    tunnels_[i] = Tunnel{p.src, public_addr, p.dst, subscriber, 0,
+                         ChecksumDelta().add(p.src, public_addr).folded(), true};
+    ++count_;
+    ++counters_.tunnels_created;
+    created = true;
+  }
+  Tunnel& t = tunnels_[i];
+  t.last_seen_s = static_cast<std::uint32_t>(now_ms / 1000);
+  auto* h = reinterpret_cast<Ipv4Header*>(ip);
+  h->src = t.out_addr;
+  h->checksum = ChecksumDelta(t.ip_delta).apply(h->checksum);
+  ++counters_.translated_out;
+  return Outcome::forward;
+}
+
+GreTracker::Outcome GreTracker::inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t now_ms) {
+  if (!cfg_.enabled) {
+    ++counters_.drop_disabled;
+    return Outcome::drop_disabled;
+  }
+  const std::uint32_t i = find_in(p.dst, p.src);
+  if (i == no_index) {
+    ++counters_.drop_no_tunnel;
+    return Outcome::drop_no_tunnel;
+  }
+  Tunnel& t = tunnels_[i];
+  t.last_seen_s = static_cast<std::uint32_t>(now_ms / 1000);
+  auto* h = reinterpret_cast<Ipv4Header*>(ip);
+  h->dst = t.in_addr;
+  h->checksum = ChecksumDelta(t.ip_delta).inverse().apply(h->checksum);
+  ++counters_.translated_in;
+  return Outcome::forward;
+}
+
+}  // namespace passgate::passthrough

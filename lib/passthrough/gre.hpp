@@ -1,0 +1,75 @@
+// GRE version 0 passthrough (RFC 2784, RFC 2890) for tunnels that are not
+// PPTP: matched by (inside address, server) outbound and (public address,
+// server) inbound. GRE has no ports, so two subscribers sharing a public
+// address cannot both hold a tunnel to one server: the second is refused
+// and counted rather than given the first one's traffic. The optional GRE
+// checksum covers only the GRE header and payload, so only the IPv4 header
+// changes. Tunnels expire after the configured idle time.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "nat/flow_table.hpp"
+#include "nat/nat_config.hpp"
+#include "packet/parse.hpp"
+
+namespace passgate::passthrough {
+
+using nat::be32;
+
+struct GreCounters {
+  std::uint64_t tunnels_created = 0, tunnels_expired = 0, translated_out = 0, translated_in = 0;
+  std::uint64_t drop_disabled = 0, drop_conflict = 0, drop_no_tunnel = 0, drop_table_full = 0;
+};
+
+class GreTracker {
+ public:
+  enum class Outcome : std::uint8_t { forward, drop_disabled, drop_conflict, drop_no_tunnel, drop_table_full };
+
+  GreTracker(const nat::GreConfig& cfg, const nat::FlowHasher& hasher);
+
+  Outcome outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 public_addr, std::uint32_t subscriber,
+                   std::uint64_t now_ms, bool& created);
+  Outcome inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t now_ms);
+  [[nodiscard]] bool has_tunnel(be32 in_addr, be32 server) const { return find_out(in_addr, server) != nat::no_index; }
+
+  template <typename OnFreed>
+  void expire(std::uint64_t now_ms, OnFreed&& on_freed) {
+    const std::uint32_t now_s = static_cast<std::uint32_t>(now_ms / 1000);
+    if (count_ == 0 || now_s == last_scan_s_) return;
+    last_scan_s_ = now_s;
+    for (std::uint32_t i = 0; i < tunnels_.size(); ++i)
+      if (tunnels_[i].live && tunnels_[i].last_seen_s + cfg_.timeout <= now_s) {
+        const std::uint32_t sub = tunnels_[i].subscriber;
+        free_tunnel(i);
+        ++counters_.tunnels_expired;
+        on_freed(sub);
+      }
+  }
+
+  [[nodiscard]] const GreCounters& counters() const { return counters_; }
+  [[nodiscard]] std::uint32_t active_tunnels() const { return count_; }
+
+ private:
+  struct Tunnel {
+    be32 in_addr, out_addr, server;
+    std::uint32_t subscriber;
+    std::uint32_t last_seen_s;
+    std::uint16_t ip_delta;
+    bool live;
+  };
+  std::uint32_t find_out(be32 in_addr, be32 server) const;
+  std::uint32_t find_in(be32 out_addr, be32 server) const;
+  void free_tunnel(std::uint32_t i);
+
+  nat::GreConfig cfg_;
+  nat::FlowHasher hasher_;
+  std::vector<Tunnel> tunnels_;
+  std::vector<std::uint32_t> free_;
+  nat::FlowTable by_out_, by_in_;
+  std::uint32_t count_ = 0, last_scan_s_ = 0;
+  GreCounters counters_;
+};
+
+}  // namespace passgate::passthrough

@@ -1,0 +1,88 @@
+// GRE version 0 passthrough (RFC 2784/2890) through the engine.
+#include <gtest/gtest.h>
+
+#include "nat/engine.hpp"
+#include "packet/headers.hpp"
+#include "support/packet_builder.hpp"
+
+namespace passgate::nat {
+namespace {
+
+using namespace passgate::testing;
+using stats::NatCounter;
+
+const be32 server = ipv4(203, 0, 113, 80);
+const be32 public_addr = ipv4(198, 51, 100, 1);
+be32 client(int i) { return be32::from_host(ipv4(100, 64, 0, 40).host() + static_cast<std::uint32_t>(i)); }
+
+class GreV0 : public ::testing::Test {
+ protected:
+  void make(bool enabled = true) {
+    NatConfig c;
+    PoolConfig p;
+    p.subscribers.push_back({ipv4(100, 64, 0, 0), 16});
+    p.public_addresses.push_back({public_addr, public_addr});
+    c.pools.push_back(p);
+    c.max_sessions = 1024;
+    c.max_subscribers = 64;
+    c.passthrough.gre.enabled = enabled;
+    engine = Engine::create(c, nullptr);
+    ASSERT_TRUE(engine);
+  }
+  void SetUp() override { make(); }
+  Result send(Direction d, Bytes& p) {
+    const Result r = engine->process(d, p, now_ms);
+    if (r.verdict != Verdict::drop) EXPECT_EQ(checksum_problems(p), "");
+    return r;
+  }
+  std::unique_ptr<Engine> engine;
+  std::uint64_t now_ms = 1'000;
+};
+
+TEST_F(GreV0, TunnelBothWaysWithKeyAndSequenceUntouched) {
+  Bytes out = gre_packet({client(0), server}, 0, true, 0xabcd0001, true);
+  const Bytes before = out;
+  ASSERT_EQ(send(Direction::outbound, out).verdict, Verdict::to_outside);
+  EXPECT_EQ(ip_src(out), public_addr);
+  EXPECT_TRUE(std::equal(out.begin() + 20, out.end(), before.begin() + 20)) << "GRE header and payload unchanged";
+  Bytes in = gre_packet({server, public_addr}, 0, true, 0xabcd0001);
+  ASSERT_EQ(send(Direction::inbound, in).verdict, Verdict::to_inside);
+  EXPECT_EQ(ip_dst(in), client(0));
+  EXPECT_EQ(engine->counters().get(NatCounter::gre_tunnels_created), 1u);
+}
+
+TEST_F(GreV0, SecondSubscriberToTheSameServerOnTheSameAddressRefused) {
+  Bytes a = gre_packet({client(0), server}, 0, false, 0);
+  ASSERT_EQ(send(Direction::outbound, a).verdict, Verdict::to_outside);
+  Bytes b = gre_packet({client(1), server}, 0, false, 0);
+  EXPECT_EQ(send(Direction::outbound, b).reason, DropReason::gre_conflict);
+  Bytes in = gre_packet({server, public_addr}, 0, false, 0);
+  ASSERT_EQ(send(Direction::inbound, in).verdict, Verdict::to_inside);
+  EXPECT_EQ(ip_dst(in), client(0)) << "never delivered to the wrong subscriber";
+  Bytes other = gre_packet({client(1), ipv4(203, 0, 113, 81)}, 0, false, 0);
+  EXPECT_EQ(send(Direction::outbound, other).verdict, Verdict::to_outside) << "another server is fine";
+}
+
+TEST_F(GreV0, UnsolicitedInboundDroppedAndIdleTunnelsExpire) {
+  Bytes in = gre_packet({server, public_addr}, 0, false, 0);
+  EXPECT_EQ(send(Direction::inbound, in).reason, DropReason::gre_no_tunnel);
+  Bytes a = gre_packet({client(0), server}, 0, false, 0);
+  send(Direction::outbound, a);
+  now_ms += 301'000;
+  engine->expire(now_ms, 1u << 20);
+  EXPECT_EQ(engine->gre().active_tunnels(), 0u);
+  EXPECT_EQ(engine->active_subscribers(), 0u);
+  Bytes b = gre_packet({client(1), server}, 0, false, 0);
+  EXPECT_EQ(send(Direction::outbound, b).verdict, Verdict::to_outside) << "the server is free again";
+}
+
+TEST_F(GreV0, DisabledDropsOnlyGreV0) {
+  make(false);
+  Bytes a = gre_packet({client(0), server}, 0, false, 0);
+  EXPECT_EQ(send(Direction::outbound, a).reason, DropReason::gre_disabled);
+  Bytes u = udp_packet({client(0), server}, 1000, 53);
+  EXPECT_EQ(send(Direction::outbound, u).verdict, Verdict::to_outside);
+}
+
+}  // namespace
+}  // namespace passgate::nat
