@@ -1101,8 +1101,24 @@ void read_pptp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
   set_integer(c, m, "call_idle_timeout", p.call_idle_timeout, 60, max_timeout_s, "seconds");
 }
 
-// The protocols nat.passthrough accepts. Adding one (gre, ike, l2tp):
-// its struct in nat::PassthroughConfig, a reader like read_esp, a row here.
+// nat.passthrough.ike (UDP 500 and NAT-T 4500, RFC 3947/3948) and
+// nat.passthrough.l2tp (UDP 1701, RFC 2661): ordinary UDP with paired pooling,
+// payloads never rewritten. preserve_port keeps the client's source port when
+// it is free on the subscriber's public address and not inside another
+// subscriber's port block (only opportunistic: RFC 7296 2.23 makes a responder
+// accept any port); timeout is these sessions' own UDP timeout, with the
+// engine's range (NatConfig::validate).
+template <nat::UdpServiceConfig nat::PassthroughConfig::*service>
+void read_udp_service(Checker& c, const Field& f, nat::PassthroughConfig& out) {
+  const Mapping m(c, f, {"preserve_port", "timeout"});
+  if (!m.ok()) return;
+  nat::UdpServiceConfig& u = out.*service;
+  set_bool(c, m, "preserve_port", u.preserve_port);
+  set_integer(c, m, "timeout", u.timeout, 120, 86400, "seconds", "the minimum of 120 s (RFC 4787 REQ-5)");
+}
+
+// The protocols nat.passthrough accepts. Adding one: its struct in
+// nat::PassthroughConfig, a reader like read_esp, a row here.
 struct PassthroughProtocol {
   std::string_view key;
   void (*read)(Checker&, const Field&, nat::PassthroughConfig&);
@@ -1110,6 +1126,8 @@ struct PassthroughProtocol {
 constexpr PassthroughProtocol passthrough_protocols[] = {
     {"esp", read_esp},
     {"pptp", read_pptp},
+    {"ike", read_udp_service<&nat::PassthroughConfig::ike>},
+    {"l2tp", read_udp_service<&nat::PassthroughConfig::l2tp>},
 };
 constexpr auto passthrough_keys = [] {
   std::array<std::string_view, std::size(passthrough_protocols)> keys{};

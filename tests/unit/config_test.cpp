@@ -176,6 +176,10 @@ TEST(GatewayConfig, FullExampleLoadsEveryField) {
   EXPECT_TRUE(pptp.enabled);
   EXPECT_EQ(pptp.max_calls, 16384u);
   EXPECT_EQ(pptp.call_idle_timeout, 7440u);
+  EXPECT_TRUE(n.passthrough.ike.preserve_port);
+  EXPECT_EQ(n.passthrough.ike.timeout, 300u);
+  EXPECT_TRUE(n.passthrough.l2tp.preserve_port);
+  EXPECT_EQ(n.passthrough.l2tp.timeout, 300u);
 
   EXPECT_TRUE(n.validate().empty());
 }
@@ -197,6 +201,11 @@ TEST(GatewayConfig, FullExamplePassthroughValuesAreTheDefaults) {
   EXPECT_EQ(pptp.enabled, pptp_defaults.enabled);
   EXPECT_EQ(pptp.max_calls, pptp_defaults.max_calls);
   EXPECT_EQ(pptp.call_idle_timeout, pptp_defaults.call_idle_timeout);
+  const nat::UdpServiceConfig udp_defaults;
+  for (const nat::UdpServiceConfig* u : {&r.config->nat.passthrough.ike, &r.config->nat.passthrough.l2tp}) {
+    EXPECT_EQ(u->preserve_port, udp_defaults.preserve_port);
+    EXPECT_EQ(u->timeout, udp_defaults.timeout);
+  }
 }
 
 TEST(GatewayConfig, MinimalExampleTakesTheDefaults) {
@@ -226,6 +235,11 @@ TEST(GatewayConfig, MinimalExampleTakesTheDefaults) {
   EXPECT_EQ(g.nat.passthrough.pptp.enabled, pptp_defaults.enabled);
   EXPECT_EQ(g.nat.passthrough.pptp.max_calls, pptp_defaults.max_calls);
   EXPECT_EQ(g.nat.passthrough.pptp.call_idle_timeout, pptp_defaults.call_idle_timeout);
+  const nat::UdpServiceConfig udp_defaults;
+  EXPECT_EQ(g.nat.passthrough.ike.preserve_port, udp_defaults.preserve_port);
+  EXPECT_EQ(g.nat.passthrough.ike.timeout, udp_defaults.timeout);
+  EXPECT_EQ(g.nat.passthrough.l2tp.preserve_port, udp_defaults.preserve_port);
+  EXPECT_EQ(g.nat.passthrough.l2tp.timeout, udp_defaults.timeout);
   EXPECT_TRUE(g.nat.validate().empty());
 }
 
@@ -642,12 +656,12 @@ TEST(GatewayConfig, PassthroughHoldWindowMayNotExceedLearnWindow) {
 
 TEST(GatewayConfig, PassthroughUnknownKeysListTheAllowedOnes) {
   expect_one_error(minimal + "  passthrough:\n    gre: {enabled: true}\n", 17, 5,
-                   "unknown key 'gre' in nat.passthrough; expected one of: esp, pptp");
+                   "unknown key 'gre' in nat.passthrough; expected one of: esp, pptp, ike, l2tp");
   expect_one_error(esp_block(with(esp_fields, "\n      max_sas: 65536\n", "\n      max_sa: 65536\n")), 23, 7,
                    "unknown key 'max_sa' in nat.passthrough.esp; expected one of: enabled, idle_timeout, "
                    "learn_window_ms, hold_window_ms, hold_packets, max_sas");
   expect_one_error(minimal + "  passthrough: esp\n", 16, 16,
-                   "nat.passthrough: expected a mapping with the keys esp, pptp, got 'esp'");
+                   "nat.passthrough: expected a mapping with the keys esp, pptp, ike, l2tp, got 'esp'");
   expect_one_error(minimal + "  passthrough:\n    esp: true\n", 17, 10,
                    "nat.passthrough.esp: expected a mapping with the keys enabled, idle_timeout");
   expect_one_error(minimal + "  passthrough:\n    esp: {}\n    esp: {}\n", 18, 5,
@@ -749,7 +763,7 @@ TEST(GatewayConfig, PassthroughPptpUnknownKeysAndShape) {
                    "duplicate key 'pptp' in nat.passthrough; first given on line 17");
   // GRE has no key of its own: PPTP's GRE follows nat.passthrough.pptp.
   expect_one_error(minimal + "  passthrough:\n    gre: {}\n", 17, 5,
-                   "unknown key 'gre' in nat.passthrough; expected one of: esp, pptp");
+                   "unknown key 'gre' in nat.passthrough; expected one of: esp, pptp, ike, l2tp");
 }
 
 // Every problem at once, each once: values out of range are reported where
@@ -774,6 +788,191 @@ TEST(GatewayConfig, PassthroughPptpProblemsAreNotRepeatedByTheEngine) {
     EXPECT_EQ(r.errors[2].line, 18);
     EXPECT_EQ(r.errors[3].line, 18);
     EXPECT_LT(r.errors[2].column, r.errors[3].column);
+    EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check")) << describe(r.errors);
+  }
+}
+
+// nat.passthrough.ike / .l2tp appended to `minimal`: `passthrough:` is line
+// 16, the protocol line 17, its fields from line 18 in this order, values at
+// column 6 + key length + 3 (preserve_port: 22, timeout: 16).
+std::string udp_block(const std::string& protocol, const std::string& fields) {
+  return minimal + "  passthrough:\n    " + protocol + ":\n" + fields;
+}
+
+const std::string udp_fields =
+    "      preserve_port: true\n"
+    "      timeout: 300\n";
+
+TEST(GatewayConfig, PassthroughIkeAndL2tpGoodValuesAreParsed) {
+  {
+    const LoadResult r = parse(minimal + "  passthrough:\n    ike:\n      preserve_port: false\n      timeout: 120\n"
+                                         "    l2tp:\n      preserve_port: FALSE\n      timeout: 86400\n");
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::PassthroughConfig& pt = r.config->nat.passthrough;
+    EXPECT_FALSE(pt.ike.preserve_port);
+    EXPECT_EQ(pt.ike.timeout, 120u);
+    EXPECT_FALSE(pt.l2tp.preserve_port);
+    EXPECT_EQ(pt.l2tp.timeout, 86400u);
+    EXPECT_TRUE(r.config->nat.validate().empty());  // the engine accepts both ends of the range
+  }
+  {
+    // Each protocol is read into its own settings: ike's values leave l2tp at its defaults and back.
+    const LoadResult r = parse(udp_block("ike", "      preserve_port: false\n      timeout: 900\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::PassthroughConfig& pt = r.config->nat.passthrough;
+    EXPECT_FALSE(pt.ike.preserve_port);
+    EXPECT_EQ(pt.ike.timeout, 900u);
+    EXPECT_EQ(pt.l2tp.preserve_port, nat::UdpServiceConfig{}.preserve_port);
+    EXPECT_EQ(pt.l2tp.timeout, nat::UdpServiceConfig{}.timeout);
+    EXPECT_EQ(r.config->nat.timeouts.udp, nat::Timeouts{}.udp);  // not the general UDP timeout
+  }
+  {
+    const LoadResult r = parse(udp_block("l2tp", "      preserve_port: True\n      timeout: 600\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::PassthroughConfig& pt = r.config->nat.passthrough;
+    EXPECT_TRUE(pt.l2tp.preserve_port);
+    EXPECT_EQ(pt.l2tp.timeout, 600u);
+    EXPECT_EQ(pt.ike.preserve_port, nat::UdpServiceConfig{}.preserve_port);
+    EXPECT_EQ(pt.ike.timeout, nat::UdpServiceConfig{}.timeout);
+  }
+  {
+    // Flow style, subsets, next to esp and pptp; an explicit !!bool tag is a boolean too.
+    const LoadResult r = parse(minimal +
+                               "  passthrough: {esp: {enabled: false}, pptp: {max_calls: 100}, "
+                               "ike: {timeout: 3600}, l2tp: {preserve_port: !!bool false}}\n");
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::PassthroughConfig& pt = r.config->nat.passthrough;
+    EXPECT_FALSE(pt.esp.enabled);
+    EXPECT_EQ(pt.pptp.max_calls, 100u);
+    EXPECT_TRUE(pt.ike.preserve_port);
+    EXPECT_EQ(pt.ike.timeout, 3600u);
+    EXPECT_FALSE(pt.l2tp.preserve_port);
+    EXPECT_EQ(pt.l2tp.timeout, nat::UdpServiceConfig{}.timeout);
+  }
+  for (const char* empty : {"  passthrough: {}\n", "  passthrough: {ike: {}}\n", "  passthrough: {l2tp: {}}\n",
+                            "  passthrough: {ike: {}, l2tp: {}}\n"}) {
+    const LoadResult r = parse(minimal + empty);
+    ASSERT_TRUE(r.config.has_value()) << empty << describe(r.errors);
+    for (const nat::UdpServiceConfig* u : {&r.config->nat.passthrough.ike, &r.config->nat.passthrough.l2tp}) {
+      EXPECT_EQ(u->preserve_port, nat::UdpServiceConfig{}.preserve_port) << empty;
+      EXPECT_EQ(u->timeout, nat::UdpServiceConfig{}.timeout) << empty;
+    }
+  }
+  EXPECT_TRUE(parse(udp_block("ike", udp_fields)).config.has_value());
+  EXPECT_TRUE(parse(udp_block("l2tp", udp_fields)).config.has_value());
+}
+
+TEST(GatewayConfig, PassthroughIkeAndL2tpTimeoutsHaveTheirPositions) {
+  for (const std::string protocol : {"ike", "l2tp"}) {
+    SCOPED_TRACE(protocol);
+    const auto bad = [&](const std::string& value) {
+      return udp_block(protocol, with(udp_fields, "timeout: 300", "timeout: " + value));
+    };
+    const std::string key = "nat.passthrough." + protocol + ".timeout: ";
+    expect_one_error(bad("119"), 19, 16,
+                     key + "119 is below the minimum of 120 s (RFC 4787 REQ-5); expected an integer from 120 to "
+                           "86400 (seconds)");
+    expect_one_error(bad("0"), 19, 16, key + "0 is below the minimum of 120 s (RFC 4787 REQ-5)");
+    expect_one_error(bad("86401"), 19, 16, key + "expected an integer from 120 to 86400 (seconds), got 86401");
+    expect_one_error(bad("604800"), 19, 16, "got 604800");  // a week is fine for nat.timeouts.udp, not here
+    expect_one_error(bad("-300"), 19, 16, key + "expected an integer from 120 to 86400 (seconds), got '-300'");
+    expect_one_error(bad("5m"), 19, 16, "got '5m'");
+    expect_one_error(bad("300s"), 19, 16, "got '300s'");
+    expect_one_error(bad("0x12c"), 19, 16, "got '0x12c'");
+    expect_one_error(bad("3e2"), 19, 16, "got '3e2'");
+    expect_one_error(bad("[300]"), 19, 16, "got a list");
+    expect_one_error(bad("{s: 300}"), 19, 16, "got a mapping");
+    // An empty value is reported at its key.
+    expect_one_error(udp_block(protocol, with(udp_fields, "timeout: 300", "timeout:")), 19, 7,
+                     key + "expected an integer from 120 to 86400 (seconds), got nothing");
+  }
+}
+
+TEST(GatewayConfig, PassthroughIkeAndL2tpPreservePortIsARealBoolean) {
+  for (const std::string protocol : {"ike", "l2tp"}) {
+    SCOPED_TRACE(protocol);
+    const auto bad = [&](const std::string& value) {
+      return udp_block(protocol, with(udp_fields, "preserve_port: true", "preserve_port: " + value));
+    };
+    const std::string key = "nat.passthrough." + protocol + ".preserve_port: ";
+    expect_one_error(bad("yes"), 18, 22,
+                     key + "expected true or false, got 'yes' (a YAML 1.1 spelling, not a boolean here)");
+    expect_one_error(bad("off"), 18, 22, "expected true or false, got 'off' (a YAML 1.1 spelling");
+    expect_one_error(bad("On"), 18, 22, "expected true or false, got 'On' (a YAML 1.1 spelling");
+    expect_one_error(bad("1"), 18, 22, key + "expected true or false, got '1'");
+    expect_one_error(bad("\"true\""), 18, 22, "expected true or false, got the quoted string 'true'");
+    expect_one_error(bad("'false'"), 18, 22, "expected true or false, got the quoted string 'false'");
+    expect_one_error(bad("!!str true"), 18, 22, "expected true or false");
+    expect_one_error(bad("[true]"), 18, 22, "expected true or false, got a list");
+    expect_one_error(udp_block(protocol, with(udp_fields, "preserve_port: true", "preserve_port:")), 18, 7,
+                     key + "expected true or false, got nothing");
+  }
+}
+
+TEST(GatewayConfig, PassthroughIkeAndL2tpUnknownKeysAndShape) {
+  for (const std::string protocol : {"ike", "l2tp"}) {
+    SCOPED_TRACE(protocol);
+    const std::string where = "nat.passthrough." + protocol;
+    expect_one_error(udp_block(protocol, with(udp_fields, "preserve_port:", "preserve_ports:")), 18, 7,
+                     "unknown key 'preserve_ports' in " + where + "; expected one of: preserve_port, timeout");
+    // The ports are fixed (500 and 4500, 1701); there is no enabled switch.
+    expect_one_error(udp_block(protocol, udp_fields + "      port: 1701\n"), 20, 7,
+                     "unknown key 'port' in " + where + "; expected one of: preserve_port, timeout");
+    expect_one_error(udp_block(protocol, udp_fields + "      enabled: true\n"), 20, 7,
+                     "unknown key 'enabled' in " + where);
+    expect_one_error(udp_block(protocol, "      idle_timeout: 300\n"), 18, 7,
+                     "unknown key 'idle_timeout' in " + where);
+    expect_one_error(udp_block(protocol, udp_fields + "      timeout: 600\n"), 20, 7,
+                     "duplicate key 'timeout' in " + where + "; first given on line 19");
+    const int value_column = 4 + static_cast<int>(protocol.size()) + 3;
+    expect_one_error(minimal + "  passthrough:\n    " + protocol + ": true\n", 17, value_column,
+                     where + ": expected a mapping with the keys preserve_port, timeout, got 'true'");
+    expect_one_error(minimal + "  passthrough:\n    " + protocol + ": [500, 4500]\n", 17, value_column,
+                     where + ": expected a mapping with the keys preserve_port, timeout, got a list");
+    expect_one_error(minimal + "  passthrough:\n    " + protocol + ": {}\n    " + protocol + ": {timeout: 600}\n",
+                     18, 5, "duplicate key '" + protocol + "' in nat.passthrough; first given on line 17");
+  }
+  // NAT-T has no key of its own: UDP 4500 follows nat.passthrough.ike.
+  expect_one_error(minimal + "  passthrough:\n    nat_t: {timeout: 300}\n", 17, 5,
+                   "unknown key 'nat_t' in nat.passthrough; expected one of: esp, pptp, ike, l2tp");
+  expect_one_error(minimal + "  passthrough:\n    ikev2: {}\n", 17, 5,
+                   "unknown key 'ikev2' in nat.passthrough; expected one of: esp, pptp, ike, l2tp");
+}
+
+// Every problem at once, each once: values out of range are reported where
+// they stand and NatConfig::validate (which checks the same timeout range)
+// adds nothing.
+TEST(GatewayConfig, PassthroughIkeAndL2tpProblemsAreNotRepeatedByTheEngine) {
+  {
+    const LoadResult r = parse(minimal + "  passthrough:\n    ike:\n      preserve_port: yes\n      timeout: 60\n"
+                                         "    l2tp:\n      timeout: 86401\n      colour: red\n");
+    ASSERT_EQ(r.errors.size(), 4u) << describe(r.errors);
+    EXPECT_EQ(r.errors[0].line, 18);
+    EXPECT_EQ(r.errors[1].line, 19);
+    EXPECT_EQ(r.errors[2].line, 21);
+    EXPECT_EQ(r.errors[3].line, 22);
+    EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check")) << describe(r.errors);
+  }
+  {
+    // Problems in every protocol, and a broken pool: still each once.
+    const LoadResult r = parse(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.13-198.51.100.10") +
+                               "  passthrough:\n    esp: {max_sas: 0}\n    pptp: {max_calls: 0}\n"
+                               "    ike: {timeout: 119}\n    l2tp: {timeout: 0}\n");
+    ASSERT_EQ(r.errors.size(), 5u) << describe(r.errors);
+    EXPECT_EQ(r.errors[0].line, 15);
+    EXPECT_EQ(r.errors[1].line, 17);
+    EXPECT_EQ(r.errors[2].line, 18);
+    EXPECT_EQ(r.errors[3].line, 19);
+    EXPECT_EQ(r.errors[4].line, 20);
+    EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check")) << describe(r.errors);
+  }
+  {
+    // A timeout the engine would refuse is reported once, next to a problem
+    // elsewhere in nat: setting passthrough aside hides nothing else.
+    const LoadResult r = parse(udp_block("ike", "      timeout: 100000\n") + "  max_sessions: 0\n");
+    ASSERT_EQ(r.errors.size(), 2u) << describe(r.errors);
+    EXPECT_EQ(r.errors[0].line, 18);
+    EXPECT_EQ(r.errors[1].line, 19);
     EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check")) << describe(r.errors);
   }
 }
