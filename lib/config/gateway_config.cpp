@@ -1117,6 +1117,17 @@ void read_udp_service(Checker& c, const Field& f, nat::PassthroughConfig& out) {
   set_integer(c, m, "timeout", u.timeout, 120, 86400, "seconds", "the minimum of 120 s (RFC 4787 REQ-5)");
 }
 
+// nat.passthrough.gre: GRE version 0 without PPTP (RFC 2784/2890), one
+// tunnel per (inside address, server). Ranges are the engine's.
+void read_gre(Checker& c, const Field& f, nat::PassthroughConfig& out) {
+  const Mapping m(c, f, {"enabled", "timeout", "max_tunnels"});
+  if (!m.ok()) return;
+  nat::GreConfig& g = out.gre;
+  set_bool(c, m, "enabled", g.enabled);
+  set_integer(c, m, "timeout", g.timeout, 60, 86400, "seconds");
+  set_integer(c, m, "max_tunnels", g.max_tunnels, 1, 1u << 20, "tunnels tracked at once");
+}
+
 // The protocols nat.passthrough accepts. Adding one: its struct in
 // nat::PassthroughConfig, a reader like read_esp, a row here.
 struct PassthroughProtocol {
@@ -1128,6 +1139,7 @@ constexpr PassthroughProtocol passthrough_protocols[] = {
     {"pptp", read_pptp},
     {"ike", read_udp_service<&nat::PassthroughConfig::ike>},
     {"l2tp", read_udp_service<&nat::PassthroughConfig::l2tp>},
+    {"gre", read_gre},
 };
 constexpr auto passthrough_keys = [] {
   std::array<std::string_view, std::size(passthrough_protocols)> keys{};

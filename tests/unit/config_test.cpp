@@ -655,13 +655,13 @@ TEST(GatewayConfig, PassthroughHoldWindowMayNotExceedLearnWindow) {
 }
 
 TEST(GatewayConfig, PassthroughUnknownKeysListTheAllowedOnes) {
-  expect_one_error(minimal + "  passthrough:\n    gre: {enabled: true}\n", 17, 5,
-                   "unknown key 'gre' in nat.passthrough; expected one of: esp, pptp, ike, l2tp");
+  expect_one_error(minimal + "  passthrough:\n    sstp: {enabled: true}\n", 17, 5,
+                   "unknown key 'sstp' in nat.passthrough; expected one of: esp, pptp, ike, l2tp, gre");
   expect_one_error(esp_block(with(esp_fields, "\n      max_sas: 65536\n", "\n      max_sa: 65536\n")), 23, 7,
                    "unknown key 'max_sa' in nat.passthrough.esp; expected one of: enabled, idle_timeout, "
                    "learn_window_ms, hold_window_ms, hold_packets, max_sas");
   expect_one_error(minimal + "  passthrough: esp\n", 16, 16,
-                   "nat.passthrough: expected a mapping with the keys esp, pptp, ike, l2tp, got 'esp'");
+                   "nat.passthrough: expected a mapping with the keys esp, pptp, ike, l2tp, gre, got 'esp'");
   expect_one_error(minimal + "  passthrough:\n    esp: true\n", 17, 10,
                    "nat.passthrough.esp: expected a mapping with the keys enabled, idle_timeout");
   expect_one_error(minimal + "  passthrough:\n    esp: {}\n    esp: {}\n", 18, 5,
@@ -762,8 +762,8 @@ TEST(GatewayConfig, PassthroughPptpUnknownKeysAndShape) {
   expect_one_error(minimal + "  passthrough:\n    pptp: {}\n    pptp: {max_calls: 1}\n", 18, 5,
                    "duplicate key 'pptp' in nat.passthrough; first given on line 17");
   // GRE has no key of its own: PPTP's GRE follows nat.passthrough.pptp.
-  expect_one_error(minimal + "  passthrough:\n    gre: {}\n", 17, 5,
-                   "unknown key 'gre' in nat.passthrough; expected one of: esp, pptp, ike, l2tp");
+  expect_one_error(minimal + "  passthrough:\n    sstp: {}\n", 17, 5,
+                   "unknown key 'sstp' in nat.passthrough; expected one of: esp, pptp, ike, l2tp, gre");
 }
 
 // Every problem at once, each once: values out of range are reported where
@@ -934,9 +934,9 @@ TEST(GatewayConfig, PassthroughIkeAndL2tpUnknownKeysAndShape) {
   }
   // NAT-T has no key of its own: UDP 4500 follows nat.passthrough.ike.
   expect_one_error(minimal + "  passthrough:\n    nat_t: {timeout: 300}\n", 17, 5,
-                   "unknown key 'nat_t' in nat.passthrough; expected one of: esp, pptp, ike, l2tp");
+                   "unknown key 'nat_t' in nat.passthrough; expected one of: esp, pptp, ike, l2tp, gre");
   expect_one_error(minimal + "  passthrough:\n    ikev2: {}\n", 17, 5,
-                   "unknown key 'ikev2' in nat.passthrough; expected one of: esp, pptp, ike, l2tp");
+                   "unknown key 'ikev2' in nat.passthrough; expected one of: esp, pptp, ike, l2tp, gre");
 }
 
 // Every problem at once, each once: values out of range are reported where
