@@ -237,6 +237,11 @@ Gateway::Snapshot Gateway::snapshot() const {
     s.mappings += w->engine->active_mappings();
     s.subscribers += w->engine->active_subscribers();
     s.blocks += w->engine->blocks_in_use();
+    s.esp_sas += w->engine->esp().active_sas();
+    s.esp_learners += w->engine->esp().learners();
+    s.esp_held += w->engine->esp().held_packets();
+    s.pptp_calls += w->engine->pptp().active_calls();
+    s.gre_tunnels += w->engine->gre().active_tunnels();
   }
   if (pool_) {
     s.mbufs_total = pool_->size;
@@ -257,6 +262,8 @@ void Gateway::print(std::FILE* out) const {
   }
   fmt::print(out, "nat: sessions {} mappings {} subscribers {} port blocks {}\n", s.sessions, s.mappings, s.subscribers,
              s.blocks);
+  fmt::print(out, "passthrough: esp SAs {} (clients learning {}, packets held {}), pptp calls {}, gre tunnels {}\n",
+             s.esp_sas, s.esp_learners, s.esp_held, s.pptp_calls, s.gre_tunnels);
   for (unsigned k = 0; k < stats::nat_counter_count; ++k)
     if (s.nat.counter[k])
       fmt::print(out, "  {:<30} {}\n", stats::nat_counter_name(static_cast<stats::NatCounter>(k)), s.nat.counter[k]);

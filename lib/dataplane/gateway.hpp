@@ -52,6 +52,7 @@ class Gateway {
     std::vector<stats::PortCounters> ports;  // summed over workers
     stats::NatCounters nat;                  // summed over workers
     std::uint64_t sessions = 0, mappings = 0, subscribers = 0, blocks = 0;
+    std::uint64_t esp_sas = 0, esp_learners = 0, esp_held = 0, pptp_calls = 0, gre_tunnels = 0;
     unsigned mbufs_total = 0, mbufs_free = 0;
   };
   // Counters are read while workers write them: each value is a plain
