@@ -20,23 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-failed=0
-check() {  # check NAME COMMAND...
-  local name="$1"
-  shift
-  n=$((n + 1))
-  if "$@" >"$work/check-$n.log" 2>&1; then
-    echo "ok $n - $name"
-  else
-    echo "not ok $n - $name"
-    sed 's/^/#   /' "$work/check-$n.log" | tail -15
-    failed=$((failed + 1))
-  fi
-}
-expect_in() {  # expect_in PATTERN FILE: the file must match
-  grep -Eq "$1" "$2" || { echo "expected /$1/ in:"; cat "$2"; return 1; }
-}
+source "$here/tap.sh"
 
 topo_up
 # iperf3 (port 5201) is left out: hundreds of MB that tshark would then

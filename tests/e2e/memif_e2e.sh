@@ -24,18 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-failed=0
-check() {
-  local name="$1"
-  shift
-  n=$((n + 1))
-  if "$@" >"$work/check-$n.log" 2>&1; then echo "ok $n - $name"; else
-    echo "not ok $n - $name"
-    sed 's/^/#   /' "$work/check-$n.log" | tail -15
-    failed=$((failed + 1))
-  fi
-}
+source "$here/tap.sh"
 
 topo_up
 # passgate's outside is the memif server; its inside stays on af_packet.

@@ -21,18 +21,7 @@ PEER="/usr/bin/python3 $here/pptp_peer.py"
 work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-pptp.XXXXXX")"
 cleanup() { stop_passgate; topo_down; rm -rf "$work"; }
 trap cleanup EXIT
-n=0
-failed=0
-check() {
-  local name="$1"
-  shift
-  n=$((n + 1))
-  if "$@" >"$work/check-$n.log" 2>&1; then echo "ok $n - $name"; else
-    echo "not ok $n - $name"
-    sed 's/^/#   /' "$work/check-$n.log" | tail -15
-    failed=$((failed + 1))
-  fi
-}
+source "$here/tap.sh"
 
 sed -e 's|public: \[198.51.100.10-198.51.100.13\]|public: [198.51.100.10]|' "$repo/conf/demo.yaml" >"$work/one.yaml"
 sed -e 's|  pools:|  passthrough: {pptp: {enabled: false}}\n  pools:|' "$work/one.yaml" >"$work/off.yaml"

@@ -14,18 +14,7 @@ TOOL="/usr/bin/python3 $here/net_tool.py"
 work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-vlan.XXXXXX")"
 cleanup() { stop_passgate; topo_down; rm -rf "$work"; }
 trap cleanup EXIT
-n=0
-failed=0
-check() {
-  local name="$1"
-  shift
-  n=$((n + 1))
-  if "$@" >"$work/check-$n.log" 2>&1; then echo "ok $n - $name"; else
-    echo "not ok $n - $name"
-    sed 's/^/#   /' "$work/check-$n.log" | tail -15
-    failed=$((failed + 1))
-  fi
-}
+source "$here/tap.sh"
 
 topo_up
 # This kernel may have no 802.1Q support (CONFIG_VLAN_8021Q), so subscriber 1

@@ -8,6 +8,7 @@
 
 #include "nat/engine.hpp"
 #include "packet/headers.hpp"
+#include "support/nat_configs.hpp"
 #include "support/packet_builder.hpp"
 
 namespace passgate::nat {
@@ -217,14 +218,8 @@ TEST_F(Esp, IdleSasExpireAndFreeTheSubscriber) {
 }
 
 TEST_F(Esp, SessionLimitCountsSas) {
-  NatConfig c;
-  PoolConfig p;
-  p.subscribers.push_back({ipv4(100, 64, 0, 0), 16});
-  p.public_addresses.push_back({public_addr, public_addr});
-  p.max_sessions_per_subscriber = 3;
-  c.pools.push_back(p);
-  c.max_sessions = 1024;
-  c.max_subscribers = 64;
+  NatConfig c = one_address_config(public_addr);
+  c.pools[0].max_sessions_per_subscriber = 3;
   engine = Engine::create(c, nullptr);
   for (std::uint32_t s = 0; s < 3; ++s) send(0, 0xa0000000u + s);
   Bytes fourth = esp_packet({client(0), server}, 0xa0000009, 1);

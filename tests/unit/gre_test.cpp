@@ -3,6 +3,7 @@
 
 #include "nat/engine.hpp"
 #include "packet/headers.hpp"
+#include "support/nat_configs.hpp"
 #include "support/packet_builder.hpp"
 
 namespace passgate::nat {
@@ -18,13 +19,7 @@ be32 client(int i) { return be32::from_host(ipv4(100, 64, 0, 40).host() + static
 class GreV0 : public ::testing::Test {
  protected:
   void make(bool enabled = true) {
-    NatConfig c;
-    PoolConfig p;
-    p.subscribers.push_back({ipv4(100, 64, 0, 0), 16});
-    p.public_addresses.push_back({public_addr, public_addr});
-    c.pools.push_back(p);
-    c.max_sessions = 1024;
-    c.max_subscribers = 64;
+    NatConfig c = one_address_config(public_addr);
     c.passthrough.gre.enabled = enabled;
     engine = Engine::create(c, nullptr);
     ASSERT_TRUE(engine);

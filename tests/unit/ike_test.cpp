@@ -5,6 +5,7 @@
 
 #include "nat/engine.hpp"
 #include "packet/headers.hpp"
+#include "support/nat_configs.hpp"
 #include "support/packet_builder.hpp"
 
 namespace passgate::nat {
@@ -21,15 +22,9 @@ class Ike : public ::testing::Test {
  protected:
   void make(std::uint16_t port_min = 10000, bool preserve = true, std::uint32_t ike_timeout = 300,
             std::uint64_t seed = 0) {
-    NatConfig c;
-    PoolConfig p;
-    p.subscribers.push_back({ipv4(100, 64, 0, 0), 16});
-    p.public_addresses.push_back({public_addr, public_addr});
-    p.port_min = port_min;
-    p.block_size = 1000;
-    c.pools.push_back(p);
-    c.max_sessions = 1024;
-    c.max_subscribers = 64;
+    NatConfig c = one_address_config(public_addr);
+    c.pools[0].port_min = port_min;
+    c.pools[0].block_size = 1000;
     c.passthrough.ike.preserve_port = preserve;
     c.passthrough.l2tp.preserve_port = preserve;
     c.passthrough.ike.timeout = ike_timeout;

@@ -5,6 +5,7 @@
 
 #include "nat/engine.hpp"
 #include "packet/headers.hpp"
+#include "support/nat_configs.hpp"
 #include "support/packet_builder.hpp"
 
 namespace passgate::nat {
@@ -49,13 +50,7 @@ std::uint16_t gre_call_id(const Bytes& p) { return static_cast<std::uint16_t>((p
 class Pptp : public ::testing::Test {
  protected:
   void make(bool enabled = true) {
-    NatConfig c;
-    PoolConfig p;
-    p.subscribers.push_back({ipv4(100, 64, 0, 0), 16});
-    p.public_addresses.push_back({public_addr, public_addr});
-    c.pools.push_back(p);
-    c.max_sessions = 4096;
-    c.max_subscribers = 64;
+    NatConfig c = one_address_config(public_addr, 4096);
     c.random_seed = 3;
     c.passthrough.pptp.enabled = enabled;
     engine = Engine::create(c, nullptr);

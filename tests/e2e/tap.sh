@@ -1,0 +1,24 @@
+# TAP output for the end-to-end scripts. Source it after $work exists.
+#   check NAME COMMAND...   runs COMMAND, prints "ok N - NAME" or "not ok N - NAME"
+#                           with the tail of its output as TAP comments
+#   expect_in PATTERN FILE  succeeds when FILE matches the extended regex
+# End the script with: echo "1..$n"; [[ $failed -eq 0 ]]
+n=0
+failed=0
+
+check() {
+  local name="$1"
+  shift
+  n=$((n + 1))
+  if "$@" >"$work/check-$n.log" 2>&1; then
+    echo "ok $n - $name"
+  else
+    echo "not ok $n - $name"
+    sed 's/^/#   /' "$work/check-$n.log" | tail -15
+    failed=$((failed + 1))
+  fi
+}
+
+expect_in() {
+  grep -Eq "$1" "$2" || { echo "expected /$1/ in:"; cat "$2"; return 1; }
+}
