@@ -833,6 +833,7 @@ struct Engine::Impl {
     mirror(NatCounter::esp_translated_inbound, &passthrough::EspCounters::translated_in);
     mirror(NatCounter::esp_held, &passthrough::EspCounters::held);
     mirror(NatCounter::esp_learn_timeouts, &passthrough::EspCounters::learn_timeouts);
+    mirror(NatCounter::esp_learn_queue_full, &passthrough::EspCounters::learn_queue_full);
     e.counters_.drop[static_cast<unsigned>(DropReason::esp_hold_timeout)] += now.drop_hold_timeout - was.drop_hold_timeout;
     was = now;
     e.esp_.take_created([&](std::uint32_t sub) { ++e.subscribers_[sub].sessions; });

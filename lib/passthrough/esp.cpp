@@ -28,7 +28,7 @@ EspTracker::EspTracker(const nat::EspConfig& cfg, const nat::FlowHasher& hasher)
   free_sas_.resize(cfg.max_sas);
   for (std::uint32_t i = 0; i < cfg.max_sas; ++i) free_sas_[i] = cfg.max_sas - 1 - i;
   const std::uint32_t nl = learner_capacity(cfg.max_sas);
-  learners_.resize(nl, Learner{{}, {}, {}, no_index, 0});
+  learners_.resize(nl, Learner{{}, {}, {}, no_index, 0, {}, 0});
   free_learners_.resize(nl);
   for (std::uint32_t i = 0; i < nl; ++i) free_learners_[i] = nl - 1 - i;
   held_.resize(cfg.hold_packets);
@@ -107,7 +107,27 @@ void EspTracker::start_learning(std::uint32_t sa, std::uint64_t now_ms) {
     free_learners_.pop_back();
     ++learner_count_;
   }
-  learners_[l] = Learner{s.out_addr, s.server, s.in_addr, sa, now_ms + cfg_.learn_window_ms};
+  Learner& L = learners_[l];
+  if (L.sa != no_index && L.client == s.in_addr && L.deadline_ms > now_ms) {
+    // The same client is already waiting: this SA queues behind its own.
+    if (L.queued == std::size(L.queue)) {
+      ++counters_.learn_queue_full;  // works outbound; its inbound SPI will be unknown
+      return;
+    }
+    L.queue[L.queued++] = sa;
+    L.deadline_ms = now_ms + cfg_.learn_window_ms;
+    return;
+  }
+  L = Learner{s.out_addr, s.server, s.in_addr, sa, now_ms + cfg_.learn_window_ms, {}, 0};
+}
+
+bool EspTracker::next_in_line(Learner& L, std::uint64_t now_ms) {
+  if (L.queued == 0) return false;
+  L.sa = L.queue[0];
+  for (std::uint8_t k = 1; k < L.queued; ++k) L.queue[k - 1] = L.queue[k];
+  --L.queued;
+  L.deadline_ms = now_ms + cfg_.learn_window_ms;
+  return true;
 }
 
 void EspTracker::end_learning(std::uint32_t l) {
@@ -123,7 +143,14 @@ void EspTracker::free_sa(std::uint32_t i) {
   by_out_.erase(key_out(sa.in_addr, sa.server, sa.spi_out), i);
   if (sa.bound) by_in_.erase(key_in(sa.out_addr, sa.server, sa.spi_in), i);
   const std::uint32_t l = find_learner(sa.out_addr, sa.server);
-  if (l != no_index && learners_[l].sa == i) end_learning(l);
+  if (l != no_index) {
+    Learner& L = learners_[l];
+    std::uint8_t kept = 0;
+    for (std::uint8_t k = 0; k < L.queued; ++k)
+      if (L.queue[k] != i) L.queue[kept++] = L.queue[k];
+    L.queued = kept;
+    if (L.sa == i && !next_in_line(L, std::uint64_t{now_s_} * 1000)) end_learning(l);
+  }
   free_sas_.push_back(i);
   --sa_count_;
   ++counters_.sas_expired;
@@ -196,8 +223,10 @@ EspTracker::Outcome EspTracker::inbound(std::uint8_t* ip, const packet::ParsedIp
     sa.spi_in = p.esp_spi;
     sa.bound = true;
     ++counters_.spis_learned;
-    end_learning(l);
-    release_held(sa.out_addr, sa.server, now_ms);
+    if (!next_in_line(learners_[l], now_ms)) {
+      end_learning(l);
+      release_held(sa.out_addr, sa.server, now_ms);
+    }
   }
   Sa& sa = sas_[i];
   sa.last_seen_s = now_s_;

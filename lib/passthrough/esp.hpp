@@ -33,7 +33,7 @@ using nat::be32;
 
 struct EspCounters {
   std::uint64_t sas_created = 0, sas_expired = 0, spis_learned = 0, translated_out = 0, translated_in = 0;
-  std::uint64_t held = 0, released = 0, learn_timeouts = 0;
+  std::uint64_t held = 0, released = 0, learn_timeouts = 0, learn_queue_full = 0;
   // drops
   std::uint64_t drop_disabled = 0, drop_unknown_spi = 0, drop_hold_full = 0, drop_hold_timeout = 0,
                 drop_table_full = 0;
@@ -89,8 +89,12 @@ class EspTracker {
   };
   struct Learner {  // one per (public address, server) while a client waits
     be32 out_addr, server, client;
-    std::uint32_t sa;
+    std::uint32_t sa;  // the client's oldest SA waiting for an answer; no_index = free
     std::uint64_t deadline_ms;
+    // The same client's further new SAs to this server (several devices
+    // behind one CPE, or several child SAs), answered in the order sent.
+    std::uint32_t queue[3];
+    std::uint8_t queued;
   };
   struct Held {
     enum class State : std::uint8_t { free, held, ready } state = State::free;
@@ -109,6 +113,9 @@ class EspTracker {
   std::uint32_t create_sa(const packet::ParsedIpv4& p, be32 public_addr, std::uint32_t subscriber);
   void start_learning(std::uint32_t sa, std::uint64_t now_ms);
   void end_learning(std::uint32_t learner);
+  // The learner's front SA got its answer or went away: the next waiting SA
+  // of the same client learns next; false when none is left.
+  bool next_in_line(Learner& L, std::uint64_t now_ms);
   void release_held(be32 out_addr, be32 server, std::uint64_t now_ms);
   void free_sa(std::uint32_t sa);
   static void rewrite_out(std::uint8_t* ip, const Sa& sa);
@@ -152,6 +159,7 @@ void EspTracker::expire(std::uint64_t now_ms, unsigned budget, OnFreed&& on_free
     if (L.sa == nat::no_index || L.deadline_ms > now_ms) continue;
     const be32 out_addr = L.out_addr, server = L.server;
     ++counters_.learn_timeouts;
+    if (next_in_line(L, now_ms)) continue;
     end_learning(l);
     release_held(out_addr, server, now_ms);
   }

@@ -41,6 +41,7 @@ namespace passgate::stats {
   X(esp_held, "new outbound SPIs held while another client learned from the same server") \
   X(esp_released, "held ESP packets sent once their turn to learn came")               \
   X(esp_learn_timeouts, "clients whose server never answered within learn_window_ms") \
+  X(esp_learn_queue_full, "a client's 5th SA waiting on one server at once: its inbound SPI cannot be learned") \
   X(pptp_calls_created, "PPTP calls whose client Call ID got a translated value")        \
   X(pptp_calls_cleared, "PPTP calls ended by Call-Clear-Request, Call-Disconnect-Notify or the control connection") \
   X(pptp_calls_expired, "PPTP calls idle past passthrough.pptp.call_idle_timeout")       \

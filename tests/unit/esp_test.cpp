@@ -150,6 +150,23 @@ TEST_F(Esp, SameClientSecondSpiIsNotHeld) {
   EXPECT_EQ(count(NatCounter::esp_held), 0u);
 }
 
+// Several devices behind one CPE share its inside address: their SAs to
+// one server are learned one after the other, in the order they were sent.
+TEST_F(Esp, SeveralClientsOfOneSubscriberToOneServerAllLearn) {
+  send(0, 0xa0000001);
+  send(0, 0xa0000002);
+  send(0, 0xa0000003);
+  send(1, 0xb0000001, Verdict::held);  // another subscriber waits its turn
+  EXPECT_EQ(answer(0x5a000001), 0);
+  EXPECT_EQ(answer(0x5a000002), 0);
+  EXPECT_TRUE(released().empty()) << "the CPE still has an SA waiting";
+  EXPECT_EQ(answer(0x5a000003), 0);
+  EXPECT_EQ(count(NatCounter::esp_spis_learned), 3u);
+  ASSERT_EQ(released().size(), 1u) << "then the other subscriber's SPI goes";
+  EXPECT_EQ(answer(0x5b000001), 1);
+  EXPECT_EQ(answer(0x5a000002), 0);
+}
+
 TEST_F(Esp, UnansweredLearnerGivesWayAfterTheLearnWindow) {
   send(0, 0xa0000001);
   send(1, 0xb0000001, Verdict::held);
