@@ -7,12 +7,12 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential pkg-config meson ninja-build clang lld
-  libdpdk-dev dpdk dpdk-dev
+  libdpdk-dev dpdk dpdk-dev libcivetweb-dev
   libboost-program-options-dev libfmt-dev libyaml-cpp-dev
   # tests, sanitizers, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # end-to-end peers and tools
-  iproute2 iputils-ping ethtool tshark iperf3 netcat-openbsd python3 python3-scapy nftables
+  iproute2 iputils-ping ethtool tshark iperf3 netcat-openbsd python3 python3-scapy nftables curl prometheus
   # strongSwan (IKEv2 + NAT-T end to end; userspace ESP via kernel-libipsec)
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
 )

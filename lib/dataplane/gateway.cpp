@@ -243,6 +243,7 @@ Gateway::Snapshot Gateway::snapshot() const {
     s.pptp_calls += w->engine->pptp().active_calls();
     s.gre_tunnels += w->engine->gre().active_tunnels();
   }
+  s.workers = static_cast<unsigned>(workers_.size());
   if (pool_) {
     s.mbufs_total = pool_->size;
     s.mbufs_free = rte_mempool_avail_count(pool_);

@@ -20,6 +20,7 @@
 
 #include "config/gateway_config.hpp"
 #include "stats/nat_counters.hpp"
+#include "stats/snapshot.hpp"
 #include "stats/port_counters.hpp"
 
 struct rte_mempool;
@@ -47,14 +48,7 @@ class Gateway {
   // every buffer the gateway still holds to the pool.
   void stop();
 
-  struct Snapshot {
-    std::vector<std::string> port_names;
-    std::vector<stats::PortCounters> ports;  // summed over workers
-    stats::NatCounters nat;                  // summed over workers
-    std::uint64_t sessions = 0, mappings = 0, subscribers = 0, blocks = 0;
-    std::uint64_t esp_sas = 0, esp_learners = 0, esp_held = 0, pptp_calls = 0, gre_tunnels = 0;
-    unsigned mbufs_total = 0, mbufs_free = 0;
-  };
+  using Snapshot = stats::GatewaySnapshot;
   // Counters are read while workers write them: each value is a plain
   // aligned 64-bit load, so it is never torn, only possibly a moment old.
   [[nodiscard]] Snapshot snapshot() const;

@@ -1,0 +1,123 @@
+#include "control/prometheus.hpp"
+
+#include <fmt/format.h>
+
+namespace passgate::control {
+
+namespace {
+
+// HELP text: backslash and newline escaped (exposition format 0.0.4).
+std::string escape_help(const char* text) {
+  std::string out;
+  for (const char* p = text; *p; ++p) {
+    if (*p == '\\') out += "\\\\";
+    else if (*p == '\n') out += "\\n";
+    else out += *p;
+  }
+  return out;
+}
+
+// Label values: backslash, quote and newline escaped.
+std::string escape_label(const std::string& v) {
+  std::string out;
+  for (char ch : v) {
+    if (ch == '\\') out += "\\\\";
+    else if (ch == '"') out += "\\\"";
+    else if (ch == '\n') out += "\\n";
+    else out += ch;
+  }
+  return out;
+}
+
+class Writer {
+ public:
+  void family(const std::string& name, const char* type, const char* help) {
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, escape_help(help), name, type);
+  }
+  void sample(const std::string& name, std::uint64_t value, const std::string& labels = {}) {
+    if (labels.empty()) out_ += fmt::format("{} {}\n", name, value);
+    else out_ += fmt::format("{}{{{}}} {}\n", name, labels, value);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+std::string render_prometheus(const stats::GatewaySnapshot& s) {
+  Writer w;
+  auto port_label = [&](std::size_t p) { return fmt::format("port=\"{}\"", escape_label(s.port_names[p])); };
+
+  struct PortMetric {
+    const char* name;
+    const char* help;
+    std::uint64_t stats::PortCounters::*field;
+  };
+  static constexpr PortMetric port_metrics[] = {
+      {"passgate_port_receive_packets_total", "Frames received on the port.", &stats::PortCounters::rx_packets},
+      {"passgate_port_receive_bytes_total", "Bytes received on the port.", &stats::PortCounters::rx_bytes},
+      {"passgate_port_transmit_packets_total", "Frames sent on the port.", &stats::PortCounters::tx_packets},
+      {"passgate_port_transmit_bytes_total", "Bytes sent on the port.", &stats::PortCounters::tx_bytes},
+      {"passgate_port_arp_requests_answered_total", "ARP requests for our addresses answered.",
+       &stats::PortCounters::arp_requests_answered},
+      {"passgate_port_arp_requests_sent_total", "ARP requests sent to resolve next hops.",
+       &stats::PortCounters::arp_requests_sent},
+      {"passgate_port_arp_replies_learned_total", "ARP replies learned into the neighbour cache.",
+       &stats::PortCounters::arp_replies_learned},
+      {"passgate_port_icmp_echo_answered_total", "ICMP echo requests to the gateway's own address answered.",
+       &stats::PortCounters::icmp_echo_answered},
+  };
+  for (const PortMetric& m : port_metrics) {
+    w.family(m.name, "counter", m.help);
+    for (std::size_t p = 0; p < s.ports.size(); ++p) w.sample(m.name, s.ports[p].*m.field, port_label(p));
+  }
+  w.family("passgate_port_drops_total", "counter", "Frames dropped on the port outside the NAT engine, by reason.");
+  for (std::size_t p = 0; p < s.ports.size(); ++p)
+    for (unsigned d = 0; d < stats::port_drop_count; ++d)
+      w.sample("passgate_port_drops_total", s.ports[p].drop[d],
+               fmt::format("{},reason=\"{}\"", port_label(p), stats::port_drop_name(static_cast<stats::PortDrop>(d))));
+
+  for (unsigned k = 0; k < stats::nat_counter_count; ++k) {
+    const auto c = static_cast<stats::NatCounter>(k);
+    const std::string name = fmt::format("passgate_nat_{}_total", stats::nat_counter_name(c));
+    w.family(name, "counter", stats::nat_counter_help(c));
+    w.sample(name, s.nat.counter[k]);
+  }
+  w.family("passgate_nat_drops_total", "counter", "Packets dropped by the NAT engine, by reason.");
+  for (unsigned k = 1; k < stats::drop_reason_count; ++k)
+    w.sample("passgate_nat_drops_total", s.nat.drop[k],
+             fmt::format("reason=\"{}\"", stats::drop_reason_name(static_cast<stats::DropReason>(k))));
+  w.family("passgate_nat_malformed_total", "counter", "Malformed packets dropped, by parse error.");
+  for (unsigned k = 1; k < packet::parse_error_count; ++k)
+    w.sample("passgate_nat_malformed_total", s.nat.parse_error[k],
+             fmt::format("reason=\"{}\"", packet::parse_error_name(static_cast<packet::ParseError>(k))));
+
+  struct Gauge {
+    const char* name;
+    const char* help;
+    std::uint64_t value;
+  };
+  const Gauge gauges[] = {
+      {"passgate_nat_sessions", "Active NAT sessions.", s.sessions},
+      {"passgate_nat_mappings", "Active endpoint-independent mappings, including ports held before reuse.", s.mappings},
+      {"passgate_nat_subscribers", "Subscribers with NAT state.", s.subscribers},
+      {"passgate_nat_port_blocks", "Port blocks given to subscribers.", s.blocks},
+      {"passgate_esp_security_associations", "ESP security associations tracked.", s.esp_sas},
+      {"passgate_esp_learners", "Clients waiting for a server's first ESP answer.", s.esp_learners},
+      {"passgate_esp_held_packets", "ESP packets held while another client learns.", s.esp_held},
+      {"passgate_pptp_calls", "PPTP calls with a translated Call ID.", s.pptp_calls},
+      {"passgate_gre_tunnels", "GRE version 0 tunnels.", s.gre_tunnels},
+      {"passgate_mbuf_pool_size", "Packet buffers in the pool.", s.mbufs_total},
+      {"passgate_mbuf_pool_free", "Packet buffers free in the pool.", s.mbufs_free},
+      {"passgate_workers", "Worker lcores running NAT engines.", s.workers},
+  };
+  for (const Gauge& g : gauges) {
+    w.family(g.name, "gauge", g.help);
+    w.sample(g.name, g.value);
+  }
+  return w.take();
+}
+
+}  // namespace passgate::control

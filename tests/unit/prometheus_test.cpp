@@ -1,0 +1,61 @@
+// The Prometheus exposition of the gateway's counters: well formed, named
+// by the conventions, and accepted by promtool when it is installed.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "control/prometheus.hpp"
+
+namespace passgate::control {
+namespace {
+
+stats::GatewaySnapshot sample() {
+  stats::GatewaySnapshot s;
+  s.port_names = {"inside", "out\"side"};
+  s.ports.resize(2);
+  s.ports[0].rx_packets = 10;
+  s.ports[1].add(stats::PortDrop::no_route, 3);
+  s.nat.add(stats::NatCounter::sessions_created, 7);
+  s.nat.add(stats::DropReason::filtered);
+  s.nat.add(packet::ParseError::bad_ip_checksum);
+  s.sessions = 5;
+  s.mbufs_total = 8191;
+  s.mbufs_free = 8000;
+  s.workers = 1;
+  return s;
+}
+
+TEST(Prometheus, CountersGaugesAndLabels) {
+  const std::string text = render_prometheus(sample());
+  EXPECT_NE(text.find("# TYPE passgate_port_receive_packets_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_port_receive_packets_total{port=\"inside\"} 10\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_port_drops_total{port=\"out\\\"side\",reason=\"no_route\"} 3\n"), std::string::npos)
+      << "label values are escaped";
+  EXPECT_NE(text.find("passgate_nat_sessions_created_total 7\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_nat_drops_total{reason=\"filtered\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_nat_drops_total{reason=\"malformed\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_nat_malformed_total{reason=\"bad_ip_checksum\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE passgate_nat_sessions gauge\npassgate_nat_sessions 5\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_mbuf_pool_free 8000\n"), std::string::npos);
+  EXPECT_EQ(text.back(), '\n');
+}
+
+// promtool (Debian's prometheus package) is the reference parser and linter.
+TEST(Prometheus, PromtoolAcceptsIt) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "promtool not installed";
+  const std::string path = ::testing::TempDir() + "passgate-metrics.txt";
+  std::ofstream(path) << render_prometheus(sample());
+  const std::string cmd = "promtool check metrics < " + path + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string output;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) output += buf;
+  const int rc = pclose(p);
+  EXPECT_EQ(rc, 0) << output;
+  EXPECT_EQ(output, "") << "promtool lint findings";
+}
+
+}  // namespace
+}  // namespace passgate::control
