@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "config/gateway_config.hpp"
+#include "control/metrics_server.hpp"
+#include "control/prometheus.hpp"
 #include "dataplane/gateway.hpp"
 
 namespace po = boost::program_options;
@@ -35,13 +37,16 @@ constexpr const char* version = "passgate 0.1.0 (NAT44, DPDK 22.11)";
 int main(int argc, char** argv) {
   std::string config_path;
   unsigned stats_interval = 0;
+  std::string prometheus_listen;
   std::vector<std::string> eal_extra;
   po::options_description opts("passgate: carrier-grade NAT44 gateway on DPDK\n\nUsage: passgate --config FILE [options] [-- EAL arguments]\n\nOptions");
   opts.add_options()("help,h", "print this help and exit")("version,V", "print the version and exit")(
       "config,c", po::value(&config_path), "YAML configuration file (see conf/README.md)")(
       "check", "validate the configuration, print every problem, exit non-zero on any")(
       "stats-interval", po::value(&stats_interval)->default_value(0),
-      "print the counters every S seconds (0: only when stopping)");
+      "print the counters every S seconds (0: only when stopping)")(
+      "prometheus", po::value(&prometheus_listen),
+      "serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9469)");
   po::options_description hidden;
   hidden.add_options()("eal", po::value(&eal_extra));
   po::positional_options_description positional;
@@ -112,6 +117,13 @@ int main(int argc, char** argv) {
       std::cerr << "passgate: " << error << "\n";
       rc = 1;
     } else {
+      std::unique_ptr<control::MetricsServer> metrics;
+      if (!prometheus_listen.empty()) {
+        metrics = control::MetricsServer::start(
+            prometheus_listen, [&] { return control::render_prometheus(gateway->snapshot()); }, &error);
+        if (!metrics) std::cerr << "passgate: " << error << "\n";
+        else std::cerr << "passgate: Prometheus metrics at http://" << prometheus_listen << "/metrics\n";
+      }
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       std::cerr << fmt::format("passgate: running with {} port(s); SIGINT or SIGTERM stops it\n", cfg.ports.size());
@@ -125,6 +137,7 @@ int main(int argc, char** argv) {
         }
       }
       std::cerr << "passgate: stopping\n";
+      metrics.reset();
       gateway->stop();
       gateway->print(stdout);
       std::fflush(stdout);

@@ -28,7 +28,8 @@ topo_up
 ip netns exec pg-rtr tshark -q -i r-gw -w "$work/outside.pcapng" -f "not arp and not port 5201" >/dev/null 2>&1 &
 capture=$!
 sleep 1
-start_passgate "$repo/conf/demo.yaml" "$work/passgate.log" || { echo "1..0 # passgate did not start"; exit 1; }
+start_passgate "$repo/conf/demo.yaml" "$work/passgate.log" --prometheus 127.0.0.1:9469 ||
+  { echo "1..0 # passgate did not start"; exit 1; }
 
 # Peers on the internet host.
 pg_ns pg-net $TOOL udp-echo 9000 >/dev/null 2>&1 &
@@ -105,6 +106,15 @@ t_unsolicited() {  # endpoint-independent filtering still needs a mapping
   [[ ! -s "$work/unsolicited" ]]
 }
 check "unsolicited inbound UDP to the pool reaches nobody" t_unsolicited
+
+t_metrics() {  # the Prometheus endpoint, as a scraper sees it, checked by promtool
+  pg_ns pg-gw curl -sf http://127.0.0.1:9469/metrics >"$work/metrics" || { echo "scrape failed"; return 1; }
+  promtool check metrics <"$work/metrics" || return 1
+  grep -E '^passgate_nat_sessions [1-9]' "$work/metrics" &&
+    grep -E '^passgate_port_receive_packets_total\{port="inside"\} [1-9]' "$work/metrics" &&
+    grep -E '^passgate_nat_drops_total\{reason="no_mapping"\} [1-9]' "$work/metrics"
+}
+check "Prometheus endpoint serves live counters that promtool accepts" t_metrics
 
 sleep 1
 kill -INT "$capture" 2>/dev/null
