@@ -20,6 +20,7 @@
 #include "config/gateway_config.hpp"
 #include "control/metrics_server.hpp"
 #include "control/prometheus.hpp"
+#include "control/telemetry.hpp"
 #include "dataplane/gateway.hpp"
 
 namespace po = boost::program_options;
@@ -124,6 +125,8 @@ int main(int argc, char** argv) {
         if (!metrics) std::cerr << "passgate: " << error << "\n";
         else std::cerr << "passgate: Prometheus metrics at http://" << prometheus_listen << "/metrics\n";
       }
+      if (!control::register_telemetry([&] { return gateway->snapshot(); }))
+        std::cerr << "passgate: some /passgate telemetry commands could not be registered\n";
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       std::cerr << fmt::format("passgate: running with {} port(s); SIGINT or SIGTERM stops it\n", cfg.ports.size());
@@ -138,6 +141,7 @@ int main(int argc, char** argv) {
       }
       std::cerr << "passgate: stopping\n";
       metrics.reset();
+      control::unregister_telemetry_source();
       gateway->stop();
       gateway->print(stdout);
       std::fflush(stdout);

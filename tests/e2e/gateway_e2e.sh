@@ -115,6 +115,21 @@ t_metrics() {  # the Prometheus endpoint, as a scraper sees it, checked by promt
     grep -E '^passgate_nat_drops_total\{reason="no_mapping"\} [1-9]' "$work/metrics"
 }
 check "Prometheus endpoint serves live counters that promtool accepts" t_metrics
+t_telemetry() {  # DPDK's own client against passgate's /passgate commands
+  local out
+  out=$(printf '/passgate/nat\n/passgate/ports\n/passgate/mempool\n' | dpdk-telemetry.py 2>&1)
+  echo "$out"
+  /usr/bin/python3 - "$out" <<'PY'
+import json, sys
+replies = [json.loads(line) for line in sys.argv[1].splitlines() if line.startswith("{")]
+merged = {k: v for r in replies for k, v in r.items()}
+nat, ports, pool = merged["/passgate/nat"], merged["/passgate/ports"], merged["/passgate/mempool"]
+assert nat["sessions"] > 0 and nat["translated_outbound"] > 0, nat
+assert ports["inside"]["rx_packets"] > 0 and ports["outside"]["tx_packets"] > 0, ports
+assert pool["size"] > 0 and pool["workers"] == 1, pool
+PY
+}
+check "DPDK telemetry: /passgate/nat, /passgate/ports and /passgate/mempool answer dpdk-telemetry.py" t_telemetry
 
 sleep 1
 kill -INT "$capture" 2>/dev/null

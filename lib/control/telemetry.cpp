@@ -1,0 +1,121 @@
+#include "control/telemetry.hpp"
+
+#include <rte_telemetry.h>
+
+#include <mutex>
+
+namespace passgate::control {
+
+namespace {
+
+// DPDK's telemetry callbacks are plain functions without user data: the
+// source lives here, guarded because the telemetry thread may call in
+// while the main thread clears it at shutdown.
+std::mutex source_mutex;
+SnapshotSource source;
+
+bool take(stats::GatewaySnapshot& out) {
+  std::lock_guard<std::mutex> lock(source_mutex);
+  if (!source) return false;
+  out = source();
+  return true;
+}
+
+int nat(const char*, const char*, rte_tel_data* d) {
+  stats::GatewaySnapshot s;
+  if (!take(s)) return -1;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "sessions", s.sessions);
+  rte_tel_data_add_dict_u64(d, "mappings", s.mappings);
+  rte_tel_data_add_dict_u64(d, "subscribers", s.subscribers);
+  rte_tel_data_add_dict_u64(d, "port_blocks", s.blocks);
+  for (unsigned k = 0; k < stats::nat_counter_count; ++k)
+    rte_tel_data_add_dict_u64(d, stats::nat_counter_name(static_cast<stats::NatCounter>(k)), s.nat.counter[k]);
+  return 0;
+}
+
+int nat_drops(const char*, const char*, rte_tel_data* d) {
+  stats::GatewaySnapshot s;
+  if (!take(s)) return -1;
+  rte_tel_data_start_dict(d);
+  for (unsigned k = 1; k < stats::drop_reason_count; ++k)
+    rte_tel_data_add_dict_u64(d, stats::drop_reason_name(static_cast<stats::DropReason>(k)), s.nat.drop[k]);
+  for (unsigned k = 1; k < packet::parse_error_count; ++k) {
+    char name[64];
+    snprintf(name, sizeof name, "malformed_%s", packet::parse_error_name(static_cast<packet::ParseError>(k)));
+    rte_tel_data_add_dict_u64(d, name, s.nat.parse_error[k]);
+  }
+  return 0;
+}
+
+int ports(const char*, const char*, rte_tel_data* d) {
+  stats::GatewaySnapshot s;
+  if (!take(s)) return -1;
+  rte_tel_data_start_dict(d);
+  for (std::size_t p = 0; p < s.ports.size(); ++p) {
+    rte_tel_data* port = rte_tel_data_alloc();
+    if (!port) return -1;
+    const stats::PortCounters& c = s.ports[p];
+    rte_tel_data_start_dict(port);
+    rte_tel_data_add_dict_u64(port, "rx_packets", c.rx_packets);
+    rte_tel_data_add_dict_u64(port, "rx_bytes", c.rx_bytes);
+    rte_tel_data_add_dict_u64(port, "tx_packets", c.tx_packets);
+    rte_tel_data_add_dict_u64(port, "tx_bytes", c.tx_bytes);
+    rte_tel_data_add_dict_u64(port, "arp_requests_answered", c.arp_requests_answered);
+    rte_tel_data_add_dict_u64(port, "arp_requests_sent", c.arp_requests_sent);
+    rte_tel_data_add_dict_u64(port, "arp_replies_learned", c.arp_replies_learned);
+    rte_tel_data_add_dict_u64(port, "icmp_echo_answered", c.icmp_echo_answered);
+    for (unsigned k = 0; k < stats::port_drop_count; ++k) {
+      char name[64];
+      snprintf(name, sizeof name, "drop_%s", stats::port_drop_name(static_cast<stats::PortDrop>(k)));
+      rte_tel_data_add_dict_u64(port, name, c.drop[k]);
+    }
+    rte_tel_data_add_dict_container(d, s.port_names[p].c_str(), port, 0);
+  }
+  return 0;
+}
+
+int passthrough(const char*, const char*, rte_tel_data* d) {
+  stats::GatewaySnapshot s;
+  if (!take(s)) return -1;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "esp_security_associations", s.esp_sas);
+  rte_tel_data_add_dict_u64(d, "esp_learners", s.esp_learners);
+  rte_tel_data_add_dict_u64(d, "esp_held_packets", s.esp_held);
+  rte_tel_data_add_dict_u64(d, "pptp_calls", s.pptp_calls);
+  rte_tel_data_add_dict_u64(d, "gre_tunnels", s.gre_tunnels);
+  return 0;
+}
+
+int mempool(const char*, const char*, rte_tel_data* d) {
+  stats::GatewaySnapshot s;
+  if (!take(s)) return -1;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "size", s.mbufs_total);
+  rte_tel_data_add_dict_u64(d, "free", s.mbufs_free);
+  rte_tel_data_add_dict_u64(d, "workers", s.workers);
+  return 0;
+}
+
+}  // namespace
+
+bool register_telemetry(SnapshotSource src) {
+  {
+    std::lock_guard<std::mutex> lock(source_mutex);
+    source = std::move(src);
+  }
+  bool ok = true;
+  ok &= rte_telemetry_register_cmd("/passgate/nat", nat, "NAT counters and gauges, summed over workers") == 0;
+  ok &= rte_telemetry_register_cmd("/passgate/nat_drops", nat_drops, "NAT drops by reason, malformed by parse error") == 0;
+  ok &= rte_telemetry_register_cmd("/passgate/ports", ports, "Per port: traffic, ARP, echo, drops by reason") == 0;
+  ok &= rte_telemetry_register_cmd("/passgate/passthrough", passthrough, "ESP SAs and learners, PPTP calls, GRE tunnels") == 0;
+  ok &= rte_telemetry_register_cmd("/passgate/mempool", mempool, "Packet buffer pool size and free buffers") == 0;
+  return ok;
+}
+
+void unregister_telemetry_source() {
+  std::lock_guard<std::mutex> lock(source_mutex);
+  source = nullptr;
+}
+
+}  // namespace passgate::control
