@@ -47,7 +47,6 @@ NeighbourTable::Entry* NeighbourTable::insert(be32 address) {
 // home slot without tombstones.
 void NeighbourTable::release(Entry& victim) {
   std::size_t hole = static_cast<std::size_t>(&victim - entries_.data());
-  const std::uint32_t hole_queue = victim.queue_offset;
   victim.state = State::free;
   --used_;
   std::size_t i = hole;
@@ -69,7 +68,6 @@ void NeighbourTable::release(Entry& victim) {
     e.queued = 0;
     hole = i;
   }
-  (void)hole_queue;
 }
 
 void NeighbourTable::add_static(be32 address, const MacAddress& mac) {

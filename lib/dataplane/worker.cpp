@@ -209,8 +209,6 @@ void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2) {
   const bool for_us = pv.answers_arp_for(target);
   const bool on_link = pv.cfg->subnet().contains(sender);
   if (on_link) {
-    const unsigned before = static_cast<unsigned>(c.arp_replies_learned);
-    (void)before;
     neighbours[port]->learn(sender, sender_mac, now_ms, for_us, [&](rte_mbuf* queued, const MacAddress& mac) {
       send_l2(port, queued, mac);
     });

@@ -158,17 +158,25 @@ void for_each_message(std::uint8_t* l4, unsigned payload_off, unsigned segment_e
     off += length;
   }
 }
+
+// Hands each whole control message of the segment to fn(l4, offset, type,
+// length, delta) and folds what fn changed into the TCP checksum.
+template <typename Fn>
+void rewrite_messages(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t& partial, Fn&& fn) {
+  std::uint8_t* l4 = ip + p.ihl_bytes;
+  auto* tcp = reinterpret_cast<packet::TcpHeader*>(l4);
+  ChecksumDelta delta;
+  for_each_message(l4, tcp->header_bytes(), p.total_length - p.ihl_bytes, partial,
+                   [&](unsigned off, std::uint16_t type, unsigned length) { fn(l4, off, type, length, delta); });
+  tcp->checksum = delta.apply(tcp->checksum);
+}
 }  // namespace
 
 void PptpTracker::control_outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 in_addr, be32 out_addr,
                                    be32 server, std::uint32_t control, std::uint64_t now_ms) {
   if (!cfg_.enabled) return;
-  auto* l4 = ip + p.ihl_bytes;
-  const auto* tcp = reinterpret_cast<const packet::TcpHeader*>(l4);
-  const unsigned end = p.total_length - p.ihl_bytes;
-  ChecksumDelta delta;
-  for_each_message(l4, tcp->header_bytes(), end, counters_.messages_partial,
-                   [&](unsigned off, std::uint16_t type, unsigned length) {
+  rewrite_messages(ip, p, counters_.messages_partial,
+                   [&](std::uint8_t* l4, unsigned off, std::uint16_t type, unsigned length, ChecksumDelta& delta) {
     if (length < 14) return;
     if (type != outgoing_call_request && type != incoming_call_reply && type != call_clear_request &&
         type != call_disconnect_notify)
@@ -191,19 +199,13 @@ void PptpTracker::control_outbound(std::uint8_t* ip, const packet::ParsedIpv4& p
       ++counters_.calls_cleared;
     }
   });
-  auto* t = reinterpret_cast<packet::TcpHeader*>(l4);
-  t->checksum = delta.apply(t->checksum);
 }
 
 void PptpTracker::control_inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 out_addr, be32 server,
                                   std::uint64_t now_ms) {
   if (!cfg_.enabled) return;
-  auto* l4 = ip + p.ihl_bytes;
-  const auto* tcp = reinterpret_cast<const packet::TcpHeader*>(l4);
-  const unsigned end = p.total_length - p.ihl_bytes;
-  ChecksumDelta delta;
-  for_each_message(l4, tcp->header_bytes(), end, counters_.messages_partial,
-                   [&](unsigned off, std::uint16_t type, unsigned length) {
+  rewrite_messages(ip, p, counters_.messages_partial,
+                   [&](std::uint8_t* l4, unsigned off, std::uint16_t type, unsigned length, ChecksumDelta& delta) {
     unsigned field = 0;
     if (type == outgoing_call_reply) field = 14;
     else if (type == wan_error_notify || type == set_link_info) field = 12;
@@ -215,8 +217,6 @@ void PptpTracker::control_inbound(std::uint8_t* ip, const packet::ParsedIpv4& p,
     set_field(l4, off + field, calls_[call].client_id, delta);
     ++counters_.call_ids_restored;
   });
-  auto* t = reinterpret_cast<packet::TcpHeader*>(l4);
-  t->checksum = delta.apply(t->checksum);
 }
 
 void PptpTracker::control_closed(std::uint32_t control) {
