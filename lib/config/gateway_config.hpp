@@ -69,6 +69,9 @@ struct DataplaneConfig {
   std::uint32_t mbufs = 16383;          // per socket; a power of two minus one is best
   std::uint32_t mbuf_cache = 256;
   std::uint16_t burst = 32;
+  // forward: route IPv4 between the ports without translating (no NAT state
+  // at all). Only for measuring the I/O ceiling of a machine (bench/).
+  bool forward_only = false;
   NeighbourConfig neighbour;
 };
 

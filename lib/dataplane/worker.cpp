@@ -155,6 +155,10 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
       answer_echo(port, m, l2);
       continue;
     }
+    if (cfg.dataplane.forward_only) {  // the I/O ceiling: route, never translate
+      forward(pv.inside ? 1 : 0, m, l2);
+      continue;
+    }
     // Subscriber addresses only ever come from the inside (anti-spoofing),
     // and the inside subnet is never routed back through the NAT.
     if (pv.inside ? pv.cfg->subnet().contains(ip->dst) : pv.is_subscriber(ip->src)) {

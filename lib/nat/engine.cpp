@@ -49,6 +49,8 @@ const char* to_string(NatEvent::Type t) {
     case NatEvent::Type::pool_exhausted: return "pool-exhausted";
     case NatEvent::Type::port_preserved: return "port-preserved";
     case NatEvent::Type::port_released: return "port-released";
+    case NatEvent::Type::session_created: return "session-created";
+    case NatEvent::Type::session_deleted: return "session-deleted";
   }
   return "?";
 }

@@ -21,6 +21,7 @@
 // the out-of-line slow path that creates state.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -95,8 +96,10 @@ struct Mapping {
 };
 static_assert(sizeof(Mapping) == 32);
 
-// Port-block and limit events for logging (RFC 6888 REQ-12..14): only the
-// subscriber, its public address and the port range, never destinations.
+// Port-block, limit and (optionally) session events for logging (RFC 6888
+// REQ-12..14, exported as RFC 8158 IPFIX and RFC 5424 syslog by the control
+// core). Block events carry only the subscriber, its public address and the
+// port range, never destinations.
 struct NatEvent {
   enum class Type : std::uint8_t {
     block_allocated,
@@ -105,37 +108,51 @@ struct NatEvent {
     session_limit,
     pool_exhausted,
     port_preserved,  // a single port outside the blocks (IKE/L2TP) given to the subscriber
-    port_released    // and returned
+    port_released,   // and returned
+    session_created, // only with session logging on
+    session_deleted
   };
   Type type;
-  std::uint64_t time_ms;
+  std::uint64_t time_ms;  // engine clock; the control core turns it into Unix time before export
   be32 subscriber;
   be32 public_address;
-  std::uint16_t port_first, port_last;
+  std::uint16_t port_first, port_last;  // session events: the public port in both
   std::uint32_t pool;
+  std::uint16_t port_step = 1;          // ports of the range used: first, first+step, ... (RFC 8158 portRangeStepSize)
+  std::uint8_t protocol = 0;            // session events: IP protocol number
+  be16 inside_port{};                   // session events
+  be32 remote_address{};                // session events
+  be16 remote_port{};                   // session events
 };
 const char* to_string(NatEvent::Type t);
 
-// Single-producer single-consumer ring the engine fills and the control core
-// drains; when full, the event is counted as lost, never blocks.
+// Single-producer (the worker) single-consumer (the control core) ring of
+// events; when full, the event is counted as lost, the worker never waits.
 class EventRing {
  public:
   explicit EventRing(std::uint32_t capacity) : items_(capacity) {}
   bool push(const NatEvent& e) {
-    if (head_ - tail_ == items_.size()) return false;
-    items_[head_++ % items_.size()] = e;
+    const std::uint64_t head = head_.load(std::memory_order_relaxed);
+    if (head - tail_.load(std::memory_order_acquire) == items_.size()) return false;
+    items_[head % items_.size()] = e;
+    head_.store(head + 1, std::memory_order_release);
     return true;
   }
   bool pop(NatEvent& e) {
-    if (tail_ == head_) return false;
-    e = items_[tail_++ % items_.size()];
+    const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+    if (tail == head_.load(std::memory_order_acquire)) return false;
+    e = items_[tail % items_.size()];
+    tail_.store(tail + 1, std::memory_order_release);
     return true;
   }
-  [[nodiscard]] std::size_t size() const { return head_ - tail_; }
+  [[nodiscard]] std::size_t size() const {
+    return head_.load(std::memory_order_acquire) - tail_.load(std::memory_order_acquire);
+  }
 
  private:
   std::vector<NatEvent> items_;
-  std::uint64_t head_ = 0, tail_ = 0;
+  alignas(64) std::atomic<std::uint64_t> head_{0};
+  alignas(64) std::atomic<std::uint64_t> tail_{0};
 };
 
 // One packet of a burst: the bytes from its IPv4 header to the end of the
