@@ -14,10 +14,13 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <syslog.h>
 #include <iostream>
 #include <thread>
 
 #include "config/gateway_config.hpp"
+#include "control/control_core.hpp"
+#include "control/log.hpp"
 #include "control/metrics_server.hpp"
 #include "control/prometheus.hpp"
 #include "control/telemetry.hpp"
@@ -29,7 +32,9 @@ using namespace passgate;
 namespace {
 
 std::atomic<bool> stop_requested{false};
+std::atomic<bool> reload_requested{false};
 void on_signal(int) { stop_requested = true; }
+void on_hangup(int) { reload_requested = true; }
 
 constexpr const char* version = "passgate 0.1.0 (NAT44, DPDK 22.11)";
 
@@ -47,7 +52,7 @@ int main(int argc, char** argv) {
       "stats-interval", po::value(&stats_interval)->default_value(0),
       "print the counters every S seconds (0: only when stopping)")(
       "prometheus", po::value(&prometheus_listen),
-      "serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9469)");
+      "serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9469); overrides control.prometheus");
   po::options_description hidden;
   hidden.add_options()("eal", po::value(&eal_extra));
   po::positional_options_description positional;
@@ -110,39 +115,50 @@ int main(int argc, char** argv) {
     std::cerr << "passgate: DPDK EAL initialisation failed: " << rte_strerror(rte_errno) << "\n";
     return 1;
   }
+  if (const auto level = control::parse_level(cfg.control.log_level)) control::set_min_level(*level);
+  if (cfg.control.log_to_syslog) control::enable_syslog("passgate", LOG_DAEMON);
+  if (prometheus_listen.empty()) prometheus_listen = cfg.control.prometheus;
   int rc = 0;
   {
     std::string error;
     auto gateway = dataplane::Gateway::create(cfg, &error);
     if (!gateway || !gateway->start(&error)) {
-      std::cerr << "passgate: " << error << "\n";
+      control::log(control::Level::error, "{}", error);
       rc = 1;
     } else {
+      control::ControlCore core(config_path, cfg, *gateway);
+      core.start();
       std::unique_ptr<control::MetricsServer> metrics;
       if (!prometheus_listen.empty()) {
         metrics = control::MetricsServer::start(
-            prometheus_listen, [&] { return control::render_prometheus(gateway->snapshot()); }, &error);
-        if (!metrics) std::cerr << "passgate: " << error << "\n";
-        else std::cerr << "passgate: Prometheus metrics at http://" << prometheus_listen << "/metrics\n";
+            prometheus_listen, [&] { return control::render_prometheus(core.snapshot(true)); }, &error);
+        if (!metrics) control::log(control::Level::error, "{}", error);
+        else control::log(control::Level::info, "Prometheus metrics at http://{}/metrics", prometheus_listen);
       }
-      if (!control::register_telemetry([&] { return gateway->snapshot(); }))
-        std::cerr << "passgate: some /passgate telemetry commands could not be registered\n";
+      if (!control::register_telemetry([&] { return core.snapshot(false); }))
+        control::log(control::Level::warning, "some /passgate telemetry commands could not be registered");
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
-      std::cerr << fmt::format("passgate: running with {} port(s); SIGINT or SIGTERM stops it\n", cfg.ports.size());
+      std::signal(SIGHUP, on_hangup);
+      control::log(control::Level::notice,
+                   "running with {} port(s), {} worker(s), policy {} (digest {}); SIGHUP reloads, SIGINT or SIGTERM stops",
+                   cfg.ports.size(), core.snapshot(false).workers, config_path, core.snapshot(false).config.digest);
       auto last = std::chrono::steady_clock::now();
       while (!stop_requested) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        core.pump_events();
+        if (reload_requested.exchange(false)) core.reload();
         if (stats_interval && std::chrono::steady_clock::now() - last >= std::chrono::seconds(stats_interval)) {
           last = std::chrono::steady_clock::now();
           gateway->print(stdout);
           std::fflush(stdout);
         }
       }
-      std::cerr << "passgate: stopping\n";
+      control::log(control::Level::notice, "stopping");
       metrics.reset();
       control::unregister_telemetry_source();
       gateway->stop();
+      core.pump_events();  // events of the last moments still reach the collectors
       gateway->print(stdout);
       std::fflush(stdout);
     }

@@ -677,6 +677,79 @@ void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
   }
 }
 
+// ------------------------------------------------------------ control
+
+// "ADDRESS:PORT" with a dotted IPv4 address and a port above 0.
+bool valid_endpoint(const std::string& s) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  unsigned a, b, cc, d, port;
+  char tail;
+  if (std::sscanf(s.c_str(), "%u.%u.%u.%u:%u%c", &a, &b, &cc, &d, &port, &tail) != 5) return false;
+  return a < 256 && b < 256 && cc < 256 && d < 256 && port > 0 && port < 65536;
+}
+
+void read_endpoint(Checker& c, const Mapping& m, std::string_view key, std::string& out, std::string_view what) {
+  const Field* f = m.get(std::string(key));
+  if (!f) return;
+  if (auto s = c.text(*f, what)) {
+    if (valid_endpoint(*s)) out = *s;
+    else c.error(*f, fmt::format("expected {} as ADDRESS:PORT (e.g. 192.0.2.10:4739), got '{}'", what, *s));
+  }
+}
+
+// control: the Prometheus endpoint, the gateway's own log, NAT event export.
+void read_control(Checker& c, const Field& f, ControlConfig& out) {
+  const Mapping m(c, f, {"prometheus", "log_level", "log_to_syslog", "nat_events"});
+  if (!m.ok()) return;
+  read_endpoint(c, m, "prometheus", out.prometheus, "the Prometheus listen address");
+  if (const Field* lf = m.get("log_level"))
+    if (auto s = c.text(*lf, "error, warning, notice, info or debug")) {
+      if (*s == "error" || *s == "warning" || *s == "notice" || *s == "info" || *s == "debug") out.log_level = *s;
+      else c.error(*lf, fmt::format("expected error, warning, notice, info or debug, got '{}'", *s));
+    }
+  set_bool(c, m, "log_to_syslog", out.log_to_syslog);
+  const Field* ef = m.get("nat_events");
+  if (!ef) return;
+  const Mapping em(c, *ef, {"sessions", "destinations", "ipfix", "syslog"});
+  if (!em.ok()) return;
+  set_bool(c, em, "sessions", out.log_sessions);
+  set_bool(c, em, "destinations", out.log_destinations);
+  if (const Field* xf = em.get("ipfix")) {
+    const Mapping xm(c, *xf, {"collector", "observation_domain", "template_refresh_s"});
+    if (xm.ok()) {
+      IpfixExportConfig x;
+      if (!xm.require("collector")) return;
+      read_endpoint(c, xm, "collector", x.collector, "the IPFIX collector");
+      set_integer(c, xm, "observation_domain", x.observation_domain, 0, 0xffffffffu, "an IPFIX observation domain id");
+      set_integer(c, xm, "template_refresh_s", x.template_refresh_s, 10, 86400, "seconds (RFC 7011 8.4)");
+      out.ipfix = x;
+    }
+  }
+  if (const Field* sf = em.get("syslog")) {
+    const Mapping sm(c, *sf, {"server", "facility"});
+    if (sm.ok()) {
+      SyslogExportConfig x;
+      if (!sm.require("server")) return;
+      read_endpoint(c, sm, "server", x.server, "the syslog server");
+      if (const Field* ff = sm.get("facility"))
+        if (auto s = c.text(*ff, "local0 to local7, daemon or user")) {
+          static constexpr std::pair<const char*, int> names[] = {
+              {"user", 1}, {"daemon", 3}, {"local0", 16}, {"local1", 17}, {"local2", 18}, {"local3", 19},
+              {"local4", 20}, {"local5", 21}, {"local6", 22}, {"local7", 23}};
+          bool found = false;
+          for (const auto& [name, code] : names)
+            if (*s == name) {
+              x.facility = code;
+              found = true;
+            }
+          if (!found) c.error(*ff, fmt::format("expected local0 to local7, daemon or user (RFC 5424 facility), got '{}'", *s));
+        }
+      out.syslog = x;
+    }
+  }
+}
+
 // ------------------------------------------------------------ dataplane
 
 struct DataplaneSeen {
@@ -1351,7 +1424,7 @@ LoadResult parse_gateway_config(const std::string& yaml_text, const std::string&
       YAML::Mark root_mark = root.Mark();
       if (root_mark.line < 0) root_mark = YAML::Mark{};
       const Field top{root, root_mark, ""};
-      const Mapping m(c, top, {"dataplane", "ports", "nat"});
+      const Mapping m(c, top, {"dataplane", "ports", "nat", "control"});
       if (m.ok()) {
         std::vector<PortSeen> ports;
         std::vector<PoolSeen> pools;
@@ -1371,6 +1444,8 @@ LoadResult parse_gateway_config(const std::string& yaml_text, const std::string&
         else
           ns.pools_reported = true;
         cross_check_with_engine(c, g, pools, statics, ns, root_mark);
+        if (const Field* f = m.get("control")) read_control(c, *f, g.control);
+        g.nat.log_sessions = g.control.log_sessions;
       }
     }
   } catch (const std::exception& e) {  // yaml-cpp misuse would land here; never expected
@@ -1383,6 +1458,22 @@ LoadResult parse_gateway_config(const std::string& yaml_text, const std::string&
   });
   if (result.errors.empty()) result.config = std::move(g);
   return result;
+}
+
+std::vector<std::string> restart_required_changes(const GatewayConfig& running, const GatewayConfig& next) {
+  std::vector<std::string> out;
+  if (running.ports.size() != next.ports.size()) {
+    out.push_back(fmt::format("ports: {} ports instead of {}; ports change only with a restart", next.ports.size(),
+                              running.ports.size()));
+  } else {
+    for (std::size_t i = 0; i < next.ports.size(); ++i)
+      if (!(running.ports[i] == next.ports[i]))
+        out.push_back(fmt::format("ports: '{}' changes; ports change only with a restart", next.ports[i].name));
+  }
+  if (!(running.dataplane == next.dataplane)) out.push_back("dataplane: changes only with a restart");
+  if (running.control.prometheus != next.control.prometheus)
+    out.push_back("control.prometheus: the listen address changes only with a restart");
+  return out;
 }
 
 LoadResult load_gateway_config(const std::string& path) {

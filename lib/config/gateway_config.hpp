@@ -29,11 +29,13 @@ enum class PortRole : std::uint8_t { inside, outside };
 struct StaticNeighbour {
   be32 address;
   MacAddress mac;
+  friend bool operator==(const StaticNeighbour&, const StaticNeighbour&) = default;
 };
 
 struct Route {
   Ipv4Prefix prefix;
   be32 via;
+  friend bool operator==(const Route&, const Route&) = default;
 };
 
 struct PortConfig {
@@ -53,6 +55,7 @@ struct PortConfig {
   std::uint16_t tx_descriptors = 1024;
 
   [[nodiscard]] Ipv4Prefix subnet() const { return Ipv4Prefix{address, prefix_length}; }
+  friend bool operator==(const PortConfig&, const PortConfig&) = default;
 };
 
 struct NeighbourConfig {
@@ -61,6 +64,7 @@ struct NeighbourConfig {
   std::uint32_t max_retries = 3;          // then the entry fails and its queue is dropped
   std::uint32_t queue_packets = 16;       // packets held per unresolved neighbour
   std::uint32_t table_size = 4096;        // neighbours per port
+  friend bool operator==(const NeighbourConfig&, const NeighbourConfig&) = default;
 };
 
 struct DataplaneConfig {
@@ -73,6 +77,30 @@ struct DataplaneConfig {
   // at all). Only for measuring the I/O ceiling of a machine (bench/).
   bool forward_only = false;
   NeighbourConfig neighbour;
+  friend bool operator==(const DataplaneConfig&, const DataplaneConfig&) = default;
+};
+
+// NAT event export to collectors on the management network (the control
+// core's kernel sockets, never a dataplane port).
+struct IpfixExportConfig {
+  std::string collector;                  // "ADDRESS:PORT", UDP (RFC 7011, RFC 8158 elements)
+  std::uint32_t observation_domain = 1;
+  std::uint32_t template_refresh_s = 600; // RFC 7011 8.4: templates resent over UDP
+  friend bool operator==(const IpfixExportConfig&, const IpfixExportConfig&) = default;
+};
+struct SyslogExportConfig {
+  std::string server;                     // "ADDRESS:PORT", UDP (RFC 5424 over RFC 5426)
+  int facility = 16;                      // local0
+  friend bool operator==(const SyslogExportConfig&, const SyslogExportConfig&) = default;
+};
+struct ControlConfig {
+  std::string prometheus;                 // "ADDRESS:PORT" of /metrics; empty = off
+  std::string log_level = "info";         // error, warning, notice, info, debug
+  bool log_to_syslog = false;             // the gateway's own messages also to syslog(3)
+  bool log_sessions = false;              // session events besides port blocks (RFC 6888 REQ-12/13)
+  bool log_destinations = false;          // remote address and port in session events
+  std::optional<IpfixExportConfig> ipfix;
+  std::optional<SyslogExportConfig> syslog;
 };
 
 struct GatewayConfig {
@@ -80,6 +108,7 @@ struct GatewayConfig {
   DataplaneConfig dataplane;
   std::vector<PortConfig> ports;
   nat::NatConfig nat;
+  ControlConfig control;
   // nat.random_seed was written in the file. When false, nat.random_seed is 0
   // and the application seeds it from getrandom() (RFC 6056: unpredictable ports).
   bool random_seed_given = false;
@@ -100,6 +129,10 @@ struct LoadResult {
 };
 
 LoadResult load_gateway_config(const std::string& path);
+// Parts of `next` a running gateway cannot take without a restart (ports,
+// dataplane, the Prometheus address), one line each; empty when a reload may
+// go on to the NAT checks (nat::Engine::reconfigure_problems).
+std::vector<std::string> restart_required_changes(const GatewayConfig& running, const GatewayConfig& next);
 LoadResult parse_gateway_config(const std::string& yaml_text, const std::string& source_name);
 
 }  // namespace passgate::config

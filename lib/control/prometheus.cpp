@@ -117,6 +117,58 @@ std::string render_prometheus(const stats::GatewaySnapshot& s) {
     w.family(g.name, "gauge", g.help);
     w.sample(g.name, g.value);
   }
+
+  // Per pool (RFC 6888 REQ-4/REQ-11: operators watch port exhaustion).
+  struct PoolMetric {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::uint64_t (*value)(const stats::PoolUsage&);
+  };
+  static constexpr PoolMetric pool_metrics[] = {
+      {"passgate_pool_addresses", "gauge", "Public addresses of the pool that hand out new port blocks.",
+       [](const stats::PoolUsage& u) -> std::uint64_t { return u.addresses; }},
+      {"passgate_pool_addresses_draining", "gauge",
+       "Public addresses removed by a reload whose port blocks are still in use.",
+       [](const stats::PoolUsage& u) -> std::uint64_t { return u.addresses_draining; }},
+      {"passgate_pool_port_blocks", "gauge", "Port blocks on the pool's addresses (capacity).",
+       [](const stats::PoolUsage& u) -> std::uint64_t { return u.blocks_total; }},
+      {"passgate_pool_port_blocks_in_use", "gauge", "Port blocks given to subscribers.",
+       [](const stats::PoolUsage& u) -> std::uint64_t { return u.blocks_in_use; }},
+      {"passgate_pool_subscribers", "gauge", "Subscribers with state in the pool.",
+       [](const stats::PoolUsage& u) -> std::uint64_t { return u.subscribers; }},
+      {"passgate_pool_exhaustion_events_total", "counter",
+       "Times the pool or a subscriber's ports were exhausted (new flows dropped).",
+       [](const stats::PoolUsage& u) -> std::uint64_t { return u.exhaustion_events; }},
+  };
+  if (!s.pools.empty())
+    for (const PoolMetric& m : pool_metrics) {
+      w.family(m.name, m.type, m.help);
+      for (const stats::PoolUsage& u : s.pools)
+        w.sample(m.name, m.value(u),
+                 fmt::format("pool=\"{}\",state=\"{}\"", escape_label(u.name), u.retired ? "draining" : "active"));
+    }
+
+  // The policy in force and the reloads.
+  w.family("passgate_config_generation", "gauge", "Generation of the policy in force (1 at start, +1 per reload).");
+  w.sample("passgate_config_generation", s.config.generation);
+  w.family("passgate_config_loaded_timestamp_seconds", "gauge", "Unix time the policy in force was loaded.");
+  w.sample("passgate_config_loaded_timestamp_seconds", s.config.loaded_unix_s);
+  w.family("passgate_config_reloads_total", "counter", "Reload requests by result.");
+  w.sample("passgate_config_reloads_total", s.config.reloads_applied, "result=\"applied\"");
+  w.sample("passgate_config_reloads_total", s.config.reloads_rejected, "result=\"rejected\"");
+
+  // NAT event export (IPFIX RFC 8158, syslog RFC 5424).
+  w.family("passgate_nat_events_total", "counter", "NAT events handed from the workers to the control core.");
+  w.sample("passgate_nat_events_total", s.exports.events);
+  w.family("passgate_export_records_total", "counter", "Event records sent, by exporter.");
+  w.sample("passgate_export_records_total", s.exports.ipfix_records, "exporter=\"ipfix\"");
+  w.sample("passgate_export_records_total", s.exports.syslog_messages, "exporter=\"syslog\"");
+  w.family("passgate_export_messages_total", "counter", "IPFIX messages sent.");
+  w.sample("passgate_export_messages_total", s.exports.ipfix_messages, "exporter=\"ipfix\"");
+  w.family("passgate_export_errors_total", "counter", "Messages the kernel refused to send, by exporter.");
+  w.sample("passgate_export_errors_total", s.exports.ipfix_errors, "exporter=\"ipfix\"");
+  w.sample("passgate_export_errors_total", s.exports.syslog_errors, "exporter=\"syslog\"");
   return w.take();
 }
 

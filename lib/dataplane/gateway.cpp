@@ -6,11 +6,15 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "dataplane/worker.hpp"
 
@@ -154,26 +158,28 @@ bool Gateway::start(std::string* error) {
     return false;
   }
 
-  // What each port answers ARP for.
   std::vector<PortView> views;
   for (std::size_t i = 0; i < cfg_.ports.size(); ++i) {
     const auto& pc = cfg_.ports[i];
-    PortView v{&pc, port_ids_[i], {}, pc.role == config::PortRole::inside, {}, {}};
+    PortView v{&pc, port_ids_[i], {}, pc.role == config::PortRole::inside};
     rte_ether_addr mac;
     rte_eth_macaddr_get(port_ids_[i], &mac);
     std::memcpy(v.mac.bytes.data(), mac.addr_bytes, 6);
-    v.arp_addresses.push_back({pc.address, pc.address});
-    if (!v.inside) {
-      for (const auto& pool : cfg_.nat.pools)
-        v.arp_addresses.insert(v.arp_addresses.end(), pool.public_addresses.begin(), pool.public_addresses.end());
-      for (const auto& s : cfg_.nat.static_mappings) v.arp_addresses.push_back({s.public_address, s.public_address});
-    }
-    for (const auto& pool : cfg_.nat.pools)
-      v.subscriber_prefixes.insert(v.subscriber_prefixes.end(), pool.subscribers.begin(), pool.subscribers.end());
-    views.push_back(std::move(v));
+    views.push_back(v);
   }
   // Workers expect the inside port at index 0.
   if (!views[0].inside) std::swap(views[0], views[1]);
+
+  // RCU for the policy: one reader per worker.
+  const std::size_t qsbr_size = rte_rcu_qsbr_get_memsize(static_cast<std::uint32_t>(lcores.size()));
+  qsbr_ = static_cast<rte_rcu_qsbr*>(std::aligned_alloc(RTE_CACHE_LINE_SIZE, (qsbr_size + RTE_CACHE_LINE_SIZE - 1) /
+                                                                                 RTE_CACHE_LINE_SIZE * RTE_CACHE_LINE_SIZE));
+  if (!qsbr_ || rte_rcu_qsbr_init(qsbr_, static_cast<std::uint32_t>(lcores.size())) != 0) {
+    *error = "cannot set up the RCU state for policy reloads";
+    return false;
+  }
+  policy_ = make_policy(cfg_, 1);
+  published_.store(policy_.get(), std::memory_order_release);
 
   for (std::size_t w = 0; w < lcores.size(); ++w) {
     nat::NatConfig nat_cfg = cfg_.nat;
@@ -186,6 +192,9 @@ bool Gateway::start(std::string* error) {
     }
     auto worker = std::make_unique<Worker>(cfg_, views, pool_, static_cast<std::uint16_t>(w), std::move(engine));
     worker->lcore = lcores[w];
+    worker->published = &published_;
+    worker->qsbr = qsbr_;
+    worker->reader_id = static_cast<unsigned>(w);
     workers_.push_back(std::move(worker));
   }
   stop_ = false;
@@ -220,10 +229,168 @@ Gateway::~Gateway() {
   for (std::uint16_t id : port_ids_) rte_eth_dev_close(id);
   workers_.clear();
   if (pool_) rte_mempool_free(pool_);
+  std::free(qsbr_);
 }
 
-Gateway::Snapshot Gateway::snapshot() const {
+std::unique_ptr<Policy> Gateway::make_policy(const config::GatewayConfig& cfg, std::uint64_t generation) const {
+  auto p = std::make_unique<Policy>();
+  p->generation = generation;
+  p->nat = cfg.nat;
+  for (const auto& pool : cfg.nat.pools)
+    p->subscriber_prefixes.insert(p->subscriber_prefixes.end(), pool.subscribers.begin(), pool.subscribers.end());
+  return p;
+}
+
+bool Gateway::on_workers(const std::function<void(Worker&)>& fn) const {
+  bool all = true;
+  for (const auto& w : workers_) {
+    ControlCall call;
+    call.run = fn;
+    all &= w->call_on_worker(call, 1000);
+  }
+  return all;
+}
+
+std::uint64_t Gateway::generation() const {
+  std::lock_guard<std::mutex> lock(control_mutex_);
+  return policy_ ? policy_->generation : 0;
+}
+
+config::GatewayConfig Gateway::config() const {
+  std::lock_guard<std::mutex> lock(control_mutex_);
+  return cfg_;
+}
+
+ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in) {
+  std::lock_guard<std::mutex> lock(control_mutex_);
+  ReloadOutcome out;
+  config::GatewayConfig next = next_in;
+  // Unless the file pins a seed, the one drawn at start stays (RFC 6056).
+  if (!next.random_seed_given) next.nat.random_seed = cfg_.nat.random_seed;
+  out.problems = config::restart_required_changes(cfg_, next);
+  for (auto& p : nat::Engine::reconfigure_problems(cfg_.nat, next.nat)) out.problems.push_back(std::move(p));
+  if (!out.problems.empty()) return out;
+
+  std::unique_ptr<Policy> fresh = make_policy(next, policy_->generation + 1);
+  const std::uint64_t generation = fresh->generation;
+  const bool workers_running = running_;
+  published_.store(fresh.get(), std::memory_order_release);
+  // Every worker passes a quiescent state after the store (rte_rcu_qsbr):
+  // none can still be inside a loop turn that read the old policy.
+  if (workers_running) rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  // And each has switched its engine (it does so at the top of a turn).
+  nat::ReconfigureResult total{};
+  for (const auto& w : workers_) {
+    if (workers_running) {
+      while (w->applied_generation.load(std::memory_order_acquire) != generation && w->running.load())
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    if (w->applied_generation.load(std::memory_order_acquire) != generation) {
+      // Not running (stopping): switch it here, no worker thread to race.
+      w->last_reconfigure = w->engine->reconfigure(fresh->nat);
+      w->policy = fresh.get();
+      w->applied_generation = generation;
+    }
+    const nat::ReconfigureResult& r = w->last_reconfigure;
+    // Pools and static mappings are the same on every worker: report one.
+    total = r;
+  }
+  policy_ = std::move(fresh);  // the old policy is freed here, after the grace period
+  cfg_.nat = next.nat;
+  cfg_.control = next.control;
+  cfg_.random_seed_given = next.random_seed_given;
+  cfg_.source = next.source;
+  out.applied = true;
+  out.generation = generation;
+  out.summary = fmt::format(
+      "generation {}: pools +{} -{}, public addresses +{} -{} (draining), static mappings +{} -{} draining {}{}",
+      generation, total.pools_added, total.pools_retired, total.addresses_added, total.addresses_retired,
+      total.static_added, total.static_removed, total.static_draining,
+      total.static_conflicts ? fmt::format(", {} static mapping(s) not applied: a live mapping holds the endpoint",
+                                           total.static_conflicts)
+                             : "");
+  return out;
+}
+
+namespace {
+const char* protocol_name(nat::Proto p) { return nat::to_string(p); }
+SessionView view_of(const nat::Session& s, std::uint32_t now_s, unsigned worker) {
+  return SessionView{protocol_name(s.proto), s.in_addr,       s.out_addr,        s.rem_addr,
+                     s.in_port.host(),       s.out_port.host(), s.rem_port.host(), nat::to_string(s.tcp_state),
+                     now_s > s.last_seen ? now_s - s.last_seen : 0, worker};
+}
+}  // namespace
+
+SubscriberView Gateway::subscriber(be32 address, std::size_t session_limit) const {
+  std::lock_guard<std::mutex> lock(control_mutex_);
+  SubscriberView v{address, be32{0}, 0, {}, {}};
+  on_workers([&](Worker& w) {
+    const nat::Engine& e = *w.engine;
+    if (const be32 pub = e.subscriber_public_address(address); pub.raw != 0) v.public_address = pub;
+    for (std::uint16_t first : e.subscriber_blocks(address, &v.block_size)) v.block_first_ports.push_back(first);
+    const auto now_s = static_cast<std::uint32_t>(w.now_ms / 1000);
+    for (const nat::Session& s : e.subscriber_sessions(address, session_limit - std::min(session_limit, v.sessions.size())))
+      v.sessions.push_back(view_of(s, now_s, w.queue));
+  });
+  return v;
+}
+
+std::optional<PublicPortView> Gateway::public_port(std::uint8_t protocol, be32 address, std::uint16_t port,
+                                                   std::size_t session_limit) const {
+  std::lock_guard<std::mutex> lock(control_mutex_);
+  nat::Proto proto;
+  if (protocol == packet::ip_proto::tcp) proto = nat::Proto::tcp;
+  else if (protocol == packet::ip_proto::udp) proto = nat::Proto::udp;
+  else if (protocol == packet::ip_proto::icmp) proto = nat::Proto::icmp;
+  else return std::nullopt;
+  std::optional<PublicPortView> found;
+  on_workers([&](Worker& w) {
+    const nat::Mapping* m = w.engine->find_mapping_public(proto, address, be16::from_host(port));
+    if (!m || found) return;
+    found = PublicPortView{protocol_name(m->proto), m->in_addr, m->out_addr, m->in_port.host(), m->out_port.host(),
+                           m->is_static != 0, m->sessions, {}};
+    const auto now_s = static_cast<std::uint32_t>(w.now_ms / 1000);
+    for (const nat::Session& s : w.engine->subscriber_sessions(m->in_addr, 1u << 20))
+      if (s.out_port == m->out_port && s.proto == m->proto && found->session_list.size() < session_limit)
+        found->session_list.push_back(view_of(s, now_s, w.queue));
+  });
+  return found;
+}
+
+std::size_t Gateway::drain_events(const std::function<void(const nat::NatEvent&)>& sink) {
+  std::size_t n = 0;
+  for (auto& w : workers_) {
+    nat::NatEvent e;
+    while (w->engine->events().pop(e)) {
+      e.time_ms = w->start_unix_ms + (e.time_ms >= 1000 ? e.time_ms - 1000 : 0);
+      sink(e);
+      ++n;
+    }
+  }
+  return n;
+}
+
+Gateway::Snapshot Gateway::snapshot(bool with_pools) const {
   Snapshot s;
+  if (with_pools) {
+    std::lock_guard<std::mutex> lock(control_mutex_);
+    on_workers([&](Worker& w) {
+      for (const nat::PoolUsage& u : w.engine->pool_usage()) {
+        auto it = std::find_if(s.pools.begin(), s.pools.end(),
+                               [&](const stats::PoolUsage& p) { return p.name == u.name && p.retired == u.retired; });
+        if (it == s.pools.end()) {
+          s.pools.push_back(u);
+          continue;
+        }
+        it->addresses = std::max(it->addresses, u.addresses);  // every worker sees every address
+        it->addresses_draining = std::max(it->addresses_draining, u.addresses_draining);
+        it->blocks_total = std::max(it->blocks_total, u.blocks_total);
+        it->blocks_in_use += u.blocks_in_use;
+        it->subscribers += u.subscribers;
+        it->exhaustion_events += u.exhaustion_events;
+      }
+    });
+  }
   for (const auto& pc : cfg_.ports) s.port_names.push_back(pc.name);
   s.ports.resize(cfg_.ports.size());
   for (const auto& w : workers_) {

@@ -14,20 +14,66 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/gateway_config.hpp"
+#include "nat/engine.hpp"
 #include "stats/nat_counters.hpp"
 #include "stats/snapshot.hpp"
 #include "stats/port_counters.hpp"
 
 struct rte_mempool;
+struct rte_rcu_qsbr;
 
 namespace passgate::dataplane {
 
+using packet::be16;
+using packet::be32;
+
 struct Worker;
+struct Policy;
+
+// One session as the CLI shows it.
+struct SessionView {
+  const char* protocol;
+  be32 inside_address, public_address, remote_address;
+  std::uint16_t inside_port, public_port, remote_port;
+  const char* tcp_state;
+  std::uint32_t idle_s;
+  unsigned worker;
+};
+
+// What the gateway knows of one subscriber, over all workers.
+struct SubscriberView {
+  be32 address;
+  be32 public_address;  // 0 when it has no state
+  std::uint16_t block_size = 0;
+  std::vector<std::uint16_t> block_first_ports;
+  std::vector<SessionView> sessions;  // at most the limit asked for
+};
+
+// The mapping that holds a public address and port, with its sessions.
+struct PublicPortView {
+  const char* protocol;
+  be32 inside_address, public_address;
+  std::uint16_t inside_port, public_port;
+  bool is_static;
+  std::uint32_t sessions;
+  std::vector<SessionView> session_list;
+};
+
+// How a reload went.
+struct ReloadOutcome {
+  bool applied = false;
+  std::vector<std::string> problems;  // why not, one line each
+  std::string summary;                // what changed, for the log and the CLI
+  std::uint64_t generation = 0;
+};
 
 // EAL arguments passgate adds for a configuration: a --vdev for every vdev
 // port, an allow-list entry for every PCI port, and the lcore list when the
@@ -51,16 +97,40 @@ class Gateway {
   using Snapshot = stats::GatewaySnapshot;
   // Counters are read while workers write them: each value is a plain
   // aligned 64-bit load, so it is never torn, only possibly a moment old.
-  [[nodiscard]] Snapshot snapshot() const;
+  // with_pools: also the per-pool gauges, which need a round trip to every
+  // worker (a few microseconds each; never call it per packet).
+  [[nodiscard]] Snapshot snapshot(bool with_pools = false) const;
   void print(std::FILE* out) const;
 
-  [[nodiscard]] const config::GatewayConfig& config() const { return cfg_; }
+  // Hot reload: checks `next` against the running gateway (restart-only
+  // changes, engine limits), publishes it to the workers under RCU and waits
+  // until every worker runs it. A refused reload changes nothing.
+  ReloadOutcome reload(const config::GatewayConfig& next);
+  [[nodiscard]] std::uint64_t generation() const;
+
+  // Operator look-ups, answered by the workers between two bursts.
+  [[nodiscard]] SubscriberView subscriber(be32 address, std::size_t session_limit) const;
+  [[nodiscard]] std::optional<PublicPortView> public_port(std::uint8_t protocol, be32 address, std::uint16_t port,
+                                                          std::size_t session_limit) const;
+
+  // Control core only: hands every NAT event the workers queued to `sink`,
+  // with its time turned into Unix milliseconds. Returns how many.
+  std::size_t drain_events(const std::function<void(const nat::NatEvent&)>& sink);
+
+  [[nodiscard]] config::GatewayConfig config() const;
 
  private:
   explicit Gateway(const config::GatewayConfig& cfg);
   bool setup_ports(std::string* error);
+  std::unique_ptr<Policy> make_policy(const config::GatewayConfig& cfg, std::uint64_t generation) const;
+  // Runs fn on every worker's thread in turn; false if one did not answer.
+  bool on_workers(const std::function<void(Worker&)>& fn) const;
 
+  mutable std::mutex control_mutex_;  // reloads, look-ups and cfg_ reads on the control side
   config::GatewayConfig cfg_;
+  std::unique_ptr<Policy> policy_;
+  std::atomic<const Policy*> published_{nullptr};
+  rte_rcu_qsbr* qsbr_ = nullptr;
   rte_mempool* pool_ = nullptr;
   std::vector<std::uint16_t> port_ids_;
   std::vector<bool> port_started_;

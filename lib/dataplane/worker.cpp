@@ -5,7 +5,9 @@
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "packet/checksum.hpp"
 #include "packet/headers.hpp"
@@ -63,7 +65,17 @@ void Worker::run(const std::atomic<bool>* stop) {
   rte_mbuf* mbufs[nat::Engine::max_burst];
   // The engine's clock starts at 1 s so that "0" never means "now".
   now_ms = 1000;
+  start_unix_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  if (qsbr) {
+    rte_rcu_qsbr_thread_register(qsbr, reader_id);
+    rte_rcu_qsbr_thread_online(qsbr, reader_id);
+  }
+  running.store(true, std::memory_order_release);
   while (!stop->load(std::memory_order_relaxed)) {
+    // Top of the loop: no packet and no policy reference is in flight.
+    if (const Policy* p = published->load(std::memory_order_acquire); p != policy) adopt(p);
+    if (call_.load(std::memory_order_relaxed)) serve_control_call();
     for (unsigned p = 0; p < ports.size(); ++p) {
       const std::uint16_t n = rte_eth_rx_burst(ports[p].id, queue, mbufs, static_cast<std::uint16_t>(burst));
       if (n) receive(p, mbufs, n);
@@ -75,8 +87,56 @@ void Worker::run(const std::atomic<bool>* stop) {
       now_ms = 1000 + (tsc - start) * 1000 / hz;
       timers();
     }
+    if (qsbr) rte_rcu_qsbr_quiescent(qsbr, reader_id);
   }
   for (unsigned p = 0; p < ports.size(); ++p) flush(p);
+  running.store(false, std::memory_order_release);
+  serve_control_call();  // one posted while stopping must not wait for its timeout
+  if (qsbr) {
+    rte_rcu_qsbr_thread_offline(qsbr, reader_id);
+    rte_rcu_qsbr_thread_unregister(qsbr, reader_id);
+  }
+}
+
+// A reload: the engine takes the new NAT policy between two bursts, so every
+// packet is translated entirely under one policy or the other.
+void Worker::adopt(const Policy* next) {
+  if (policy) last_reconfigure = engine->reconfigure(next->nat);
+  policy = next;
+  applied_generation.store(next->generation, std::memory_order_release);
+}
+
+void Worker::serve_control_call() {
+  ControlCall* c = call_.exchange(nullptr, std::memory_order_acquire);
+  if (!c) return;
+  c->run(*this);
+  c->done.store(true, std::memory_order_release);
+}
+
+bool Worker::call_on_worker(ControlCall& c, unsigned timeout_ms) {
+  if (!running.load(std::memory_order_acquire)) {
+    c.run(*this);
+    c.done = true;
+    return true;
+  }
+  ControlCall* expected = nullptr;
+  if (!call_.compare_exchange_strong(expected, &c, std::memory_order_release)) return false;  // one at a time
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!c.done.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() > deadline || !running.load(std::memory_order_acquire)) {
+      ControlCall* mine = &c;
+      if (call_.compare_exchange_strong(mine, nullptr)) return false;  // never taken: safe to give up
+      // Taken: the worker is running it right now; it finishes quickly.
+      while (!c.done.load(std::memory_order_acquire)) std::this_thread::yield();
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  return true;
+}
+
+bool Worker::answers_arp_for(unsigned port, be32 a) const {
+  return a == ports[port].cfg->address || (!ports[port].inside && engine->is_public_address(a));
 }
 
 void Worker::timers() {
@@ -161,7 +221,7 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
     }
     // Subscriber addresses only ever come from the inside (anti-spoofing),
     // and the inside subnet is never routed back through the NAT.
-    if (pv.inside ? pv.cfg->subnet().contains(ip->dst) : pv.is_subscriber(ip->src)) {
+    if (pv.inside ? pv.cfg->subnet().contains(ip->dst) : policy->is_subscriber(ip->src)) {
       c.add(PortDrop::wrong_side);
       rte_pktmbuf_free(m);
       continue;
@@ -210,7 +270,7 @@ void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2) {
   const be32 sender = load_be32(&arp->arp_data.arp_sip);
   const be32 target = load_be32(&arp->arp_data.arp_tip);
   const MacAddress sender_mac = mac_of(arp->arp_data.arp_sha);
-  const bool for_us = pv.answers_arp_for(target);
+  const bool for_us = answers_arp_for(port, target);
   const bool on_link = pv.cfg->subnet().contains(sender);
   if (on_link) {
     neighbours[port]->learn(sender, sender_mac, now_ms, for_us, [&](rte_mbuf* queued, const MacAddress& mac) {

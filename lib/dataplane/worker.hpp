@@ -3,8 +3,10 @@
 
 #include <rte_ether.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -15,25 +17,36 @@
 
 namespace passgate::dataplane {
 
-// A port as the worker sees it: its configuration, DPDK id and MAC, and
-// the addresses it answers ARP for.
-struct PortView {
-  const config::PortConfig* cfg;
-  std::uint16_t id;
-  MacAddress mac;
-  bool inside;
-  std::vector<nat::AddressRange> arp_addresses;  // own address + (outside) public pool and static addresses
-  std::vector<nat::Ipv4Prefix> subscriber_prefixes;  // of every pool
+// The NAT policy in force, published by the control core and read by the
+// workers under RCU (rte_rcu_qsbr): immutable once published; a worker picks
+// up a new one at the top of its loop and reports a quiescent state at the
+// bottom, so the control core frees the old one only when no worker can
+// still be reading it.
+struct Policy {
+  std::uint64_t generation = 0;
+  nat::NatConfig nat;                                // with the gateway's base seed
+  std::vector<nat::Ipv4Prefix> subscriber_prefixes;  // of every pool: anti-spoofing on the outside
   [[nodiscard]] bool is_subscriber(be32 a) const {
     for (const auto& p : subscriber_prefixes)
       if (p.contains(a)) return true;
     return false;
   }
-  [[nodiscard]] bool answers_arp_for(be32 a) const {
-    for (const auto& r : arp_addresses)
-      if (a.host() >= r.first.host() && a.host() <= r.last.host()) return true;
-    return false;
-  }
+};
+
+// A port as the worker sees it: its configuration (fixed for the run), DPDK
+// id and MAC.
+struct PortView {
+  const config::PortConfig* cfg;
+  std::uint16_t id;
+  MacAddress mac;
+  bool inside;
+};
+
+// A function the control core runs on a worker's own thread, between two
+// loop turns: the only way it reads or changes a worker's tables.
+struct ControlCall {
+  std::function<void(struct Worker&)> run;
+  std::atomic<bool> done{false};
 };
 
 struct TxBuffer {
@@ -48,6 +61,9 @@ struct Worker {
 
   // The lcore's main function; returns when *stop becomes true.
   void run(const std::atomic<bool>* stop);
+  // Runs `call` on this worker's thread; when the worker is not running, on
+  // the caller's. False if the worker did not take it within the timeout.
+  bool call_on_worker(ControlCall& call, unsigned timeout_ms);
   // Frees every mbuf still held (tx buffers, neighbour queues). Call after run().
   void release_buffers();
 
@@ -61,8 +77,22 @@ struct Worker {
   std::vector<TxBuffer> tx;                                 // per port
   unsigned lcore = 0;
   std::uint64_t now_ms = 0;
+  std::uint64_t start_unix_ms = 0;  // wall clock when now_ms was 1000 (event timestamps)
+
+  // RCU: where the gateway publishes the policy, the one in use, and this
+  // worker's reader id in the gateway's QSBR variable.
+  const std::atomic<const Policy*>* published = nullptr;
+  const Policy* policy = nullptr;
+  rte_rcu_qsbr* qsbr = nullptr;
+  unsigned reader_id = 0;
+  std::atomic<std::uint64_t> applied_generation{0};
+  nat::ReconfigureResult last_reconfigure{};
+  std::atomic<bool> running{false};
 
  private:
+  void adopt(const Policy* next);
+  void serve_control_call();
+  [[nodiscard]] bool answers_arp_for(unsigned port, be32 a) const;
   void receive(unsigned port, rte_mbuf** mbufs, unsigned n);
   void handle_arp(unsigned port, rte_mbuf* m, unsigned l2_len);
   void answer_echo(unsigned port, rte_mbuf* m, unsigned l2_len);
@@ -74,6 +104,8 @@ struct Worker {
   void timers();
   void release_fragments();
   [[nodiscard]] bool next_hop(unsigned egress, be32 dst, be32& hop) const;
+
+  std::atomic<ControlCall*> call_{nullptr};
 };
 
 }  // namespace passgate::dataplane

@@ -1,6 +1,9 @@
 #include "nat/engine.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <unordered_map>
 #include <cstring>
 
 #include "packet/checksum.hpp"
@@ -58,6 +61,21 @@ const char* to_string(NatEvent::Type t) {
 namespace {
 
 constexpr std::uint32_t held_ring_size(std::uint32_t sessions) { return sessions < 1024 ? 1024 : sessions; }
+
+// Mapping::is_static: 1 = a static mapping of the policy; static_draining =
+// removed by a reload, still carrying sessions, freed with the last one.
+constexpr std::uint8_t static_draining = 2;
+
+std::uint32_t blocks_per_address(const PoolConfig& pc) {
+  return static_cast<std::uint32_t>((pc.port_max - pc.port_min + 1u) / pc.block_size);
+}
+bool same_geometry(const PoolConfig& a, const PoolConfig& b) {
+  return a.port_min == b.port_min && a.port_max == b.port_max && a.block_size == b.block_size;
+}
+bool same_static(const StaticMapping& a, const StaticMapping& b) {
+  return a.protocol == b.protocol && a.inside_address == b.inside_address && a.inside_port == b.inside_port &&
+         a.public_address == b.public_address && a.public_port == b.public_port;
+}
 
 inline Result drop(DropReason r) { return Result{Verdict::drop, r}; }
 
@@ -504,6 +522,7 @@ struct Engine::Impl {
     if (map.subscriber != no_index) ++e.subscribers_[map.subscriber].sessions;
     e.wheel_.schedule(i, e.now_s_ + timeout_of(e, s));
     e.counters_.add(NatCounter::sessions_created);
+    if (e.config_.log_sessions) log_session(e, NatEvent::Type::session_created, s, map);
     return i;
   }
 
@@ -515,8 +534,8 @@ struct Engine::Impl {
     out = find_subscriber(e, addr);
     if (out != no_index) return DropReason::none;
     std::uint32_t pool = no_index;
-    for (std::uint32_t i = 0; i < e.pools_.size() && pool == no_index; ++i)
-      for (const auto& prefix : e.pools_[i].config.subscribers)
+    for (std::uint32_t k = 0; k < e.pool_order_.size() && pool == no_index; ++k)
+      for (const std::uint32_t i = e.pool_order_[k]; const auto& prefix : e.pools_[i].config.subscribers)
         if (prefix.contains(addr)) {
           pool = i;
           break;
@@ -525,6 +544,10 @@ struct Engine::Impl {
     if (e.free_subscribers_.empty()) return DropReason::subscriber_table_full;
     const Pool& pl = e.pools_[pool];
     const std::uint32_t n = static_cast<std::uint32_t>(pl.addresses.size());
+    if (n == 0) {  // every address of the pool removed by a reload
+      log_event_raw(e, NatEvent::Type::pool_exhausted, addr, be32{0}, 0, 0, pool);
+      return DropReason::pool_exhausted;
+    }
     const std::uint32_t start = static_cast<std::uint32_t>(hash_subscriber(e, addr) % n);
     std::uint32_t chosen = no_index;
     for (std::uint32_t k = 0; k < n; ++k) {
@@ -543,6 +566,7 @@ struct Engine::Impl {
     e.free_subscribers_.pop_back();
     e.subscribers_[i] = Subscriber{addr, pool, chosen, 0, 0, 0};
     e.subscribers_[i].preserved = 0;
+    ++e.pools_[pool].subscribers;
     ++e.subscriber_count_;
     e.counters_.add(NatCounter::subscribers_created);
     out = i;
@@ -556,6 +580,7 @@ struct Engine::Impl {
     if (s.blocks != 0 || s.sessions != 0 || s.preserved != 0) return;
     e.subscriber_table_.erase(hash_subscriber(e, s.addr), sub);
     e.free_subscribers_.push_back(sub);
+    --e.pools_[s.pool].subscribers;
     --e.subscriber_count_;
     e.counters_.add(NatCounter::subscribers_freed);
   }
@@ -639,6 +664,7 @@ struct Engine::Impl {
         log_event(e, NatEvent::Type::ports_exhausted, sub, 0, 0);
         return DropReason::ports_exhausted;
       }
+      if (e.addresses_[s.address].retired) return DropReason::subscriber_draining;
       block = allocate_block(e, sub);
       if (block == no_index) {
         log_event(e, NatEvent::Type::pool_exhausted, sub, 0, 0);
@@ -723,12 +749,75 @@ struct Engine::Impl {
   }
   static void log_event_raw(Engine& e, NatEvent::Type type, be32 sub, be32 pub, std::uint16_t first,
                             std::uint16_t last, std::uint32_t pool) {
+    if ((type == NatEvent::Type::pool_exhausted || type == NatEvent::Type::ports_exhausted) && pool < e.pools_.size())
+      ++e.pools_[pool].exhaustion_events;
     if (!e.events_.push(NatEvent{type, e.now_ms_, sub, pub, first, last, pool})) e.counters_.add(NatCounter::events_lost);
+  }
+
+  // ------------------------------------------------- policy and reloads
+  // A public address and its blocks, appended to pool `pi`.
+  static std::uint32_t add_address(Engine& e, std::uint32_t pi, be32 addr) {
+    const PoolConfig& pc = e.pools_[pi].config;
+    const auto index = static_cast<std::uint32_t>(e.addresses_.size());
+    const auto first_block = static_cast<std::uint32_t>(e.blocks_.size());
+    const std::uint32_t per = e.pools_[pi].blocks_per_address;
+    e.addresses_.push_back(PublicAddress{addr, pi, first_block, per, false});
+    for (std::uint32_t n = 0; n < per; ++n)
+      e.blocks_.push_back(Block{no_index, index, {0, 0, 0}, static_cast<std::uint16_t>(pc.port_min + n * pc.block_size)});
+    return index;
+  }
+
+  // False when the inside or public endpoint is already held by a mapping.
+  static bool add_static(Engine& e, const StaticMapping& sm) {
+    const Proto proto = sm.protocol == packet::ip_proto::tcp ? Proto::tcp : Proto::udp;
+    const std::uint64_t h_in = hash_mapping(e, proto, sm.inside_address, sm.inside_port);
+    const std::uint64_t h_out = hash_mapping(e, proto, sm.public_address, sm.public_port);
+    if (e.free_mappings_.empty() || find_mapping_in(e, h_in, proto, sm.inside_address, sm.inside_port) != no_index ||
+        find_mapping_out(e, h_out, proto, sm.public_address, sm.public_port) != no_index)
+      return false;
+    const std::uint32_t m = e.free_mappings_.back();
+    if (!e.mapping_in_.insert(h_in, m)) return false;
+    if (!e.mapping_out_.insert(h_out, m)) {
+      e.mapping_in_.erase(h_in, m);
+      return false;
+    }
+    e.free_mappings_.pop_back();
+    e.mappings_[m] = Mapping{sm.inside_address, sm.public_address, sm.inside_port, sm.public_port, proto, 1, 0, 0, 0,
+                             no_index, no_index, 0};
+    e.static_mappings_.push_back(m);
+    ++e.mapping_count_;
+    return true;
+  }
+
+  // Hairpinning and ARP: every public address that can carry state.
+  static void rebuild_public_ranges(Engine& e) {
+    e.public_ranges_.clear();
+    for (const PublicAddress& a : e.addresses_)
+      if (!a.retired || a.free_blocks < e.pools_[a.pool].blocks_per_address)
+        e.public_ranges_.push_back(AddressRange{a.addr, a.addr});
+    for (const std::uint32_t m : e.static_mappings_)
+      e.public_ranges_.push_back(AddressRange{e.mappings_[m].out_addr, e.mappings_[m].out_addr});
+  }
+
+  // Session logging (off by default: RFC 6888 REQ-12/13 prefer blocks). The
+  // remote endpoint travels with the event; the exporters drop it unless the
+  // operator asked for destinations.
+  static void log_session(Engine& e, NatEvent::Type type, const Session& s, const Mapping& map) {
+    NatEvent ev{type, e.now_ms_, s.in_addr, s.out_addr, s.out_port.host(), s.out_port.host(),
+                map.subscriber == no_index ? no_index : e.subscribers_[map.subscriber].pool};
+    ev.protocol = s.proto == Proto::tcp ? packet::ip_proto::tcp
+                  : s.proto == Proto::udp ? packet::ip_proto::udp
+                                          : packet::ip_proto::icmp;
+    ev.inside_port = s.in_port;
+    ev.remote_address = s.rem_addr;
+    ev.remote_port = s.rem_port;
+    if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
   }
 
   // ----------------------------------------------------------- expiring
   static void free_session(Engine& e, std::uint32_t i) {
     Session& s = e.sessions_[i];
+    if (e.config_.log_sessions) log_session(e, NatEvent::Type::session_deleted, s, e.mappings_[s.mapping]);
     e.in2out_.erase(hash_in(e, s.proto, s.in_addr, s.in_port, s.rem_addr, s.rem_port), i);
     e.out2in_.erase(hash_in(e, s.proto, s.out_addr, s.out_port, s.rem_addr, s.rem_port), i);
     Mapping& map = e.mappings_[s.mapping];
@@ -745,7 +834,10 @@ struct Engine::Impl {
     e.counters_.add(NatCounter::sessions_expired);
     // The hold runs from when the session went idle, not from when the
     // expiry pass happened to notice.
-    if (--map.sessions == 0 && !map.is_static) hold_mapping(e, s.mapping, s.last_seen + timeout_of(e, s));
+    if (--map.sessions == 0) {
+      if (!map.is_static) hold_mapping(e, s.mapping, s.last_seen + timeout_of(e, s));
+      else if (map.is_static == static_draining) free_static_mapping(e, s.mapping);
+    }
   }
 
   // RFC 6888 REQ-8: the port stays with its mapping for port_reuse_hold
@@ -759,6 +851,19 @@ struct Engine::Impl {
       return;
     }
     e.held_ring_[e.held_head_++ % e.held_ring_.size()] = HeldMapping{m, until};
+  }
+
+  // A static mapping a reload removed, once its last session has gone.
+  static void free_static_mapping(Engine& e, std::uint32_t m) {
+    const Mapping& map = e.mappings_[m];
+    e.mapping_in_.erase(hash_mapping(e, map.proto, map.in_addr, map.in_port), m);
+    e.mapping_out_.erase(hash_mapping(e, map.proto, map.out_addr, map.out_port), m);
+    e.mappings_[m].is_static = 0;
+    e.free_mappings_.push_back(m);
+    --e.mapping_count_;
+    e.counters_.add(NatCounter::mappings_freed);
+    std::erase(e.static_mappings_, m);
+    rebuild_public_ranges(e);
   }
 
   static void free_mapping(Engine& e, std::uint32_t m) {
@@ -1232,41 +1337,16 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
   for (std::uint32_t i = 0; i < config.max_subscribers; ++i) e->free_subscribers_[i] = config.max_subscribers - 1 - i;
   e->subscriber_blocks_.assign(std::size_t{config.max_subscribers} * e->max_blocks_, no_index);
 
-  std::uint32_t block_count = 0;
   for (std::uint32_t pi = 0; pi < config.pools.size(); ++pi) {
     const PoolConfig& pc = config.pools[pi];
-    e->public_ranges_.insert(e->public_ranges_.end(), pc.public_addresses.begin(), pc.public_addresses.end());
-    Pool pool{pc, {}, static_cast<std::uint32_t>((pc.port_max - pc.port_min + 1u) / pc.block_size)};
+    e->pools_.push_back(Pool{pc, {}, blocks_per_address(pc)});
+    e->pool_order_.push_back(pi);
     for (const AddressRange& r : pc.public_addresses)
-      for (std::uint64_t a = r.first.host(); a <= r.last.host(); ++a) {
-        const be32 addr = be32::from_host(static_cast<std::uint32_t>(a));
-        const std::uint32_t index = static_cast<std::uint32_t>(e->addresses_.size());
-        e->addresses_.push_back(PublicAddress{addr, pi, block_count, pool.blocks_per_address});
-        pool.addresses.push_back(index);
-        block_count += pool.blocks_per_address;
-      }
-    e->pools_.push_back(std::move(pool));
+      for (std::uint64_t a = r.first.host(); a <= r.last.host(); ++a)
+        e->pools_[pi].addresses.push_back(Impl::add_address(*e, pi, be32::from_host(static_cast<std::uint32_t>(a))));
   }
-  e->blocks_.resize(block_count);
-  for (const PublicAddress& a : e->addresses_) {
-    const Pool& pool = e->pools_[a.pool];
-    for (std::uint32_t n = 0; n < pool.blocks_per_address; ++n)
-      e->blocks_[a.first_block + n] =
-          Block{no_index, static_cast<std::uint32_t>(&a - e->addresses_.data()), {0, 0, 0},
-                static_cast<std::uint16_t>(pool.config.port_min + n * pool.config.block_size)};
-  }
-
-  for (const StaticMapping& sm : config.static_mappings) {
-    const Proto proto = sm.protocol == packet::ip_proto::tcp ? Proto::tcp : Proto::udp;
-    const std::uint32_t m = e->free_mappings_.back();
-    e->free_mappings_.pop_back();
-    e->mappings_[m] = Mapping{sm.inside_address, sm.public_address, sm.inside_port, sm.public_port, proto, 1, 0, 0, 0,
-                              no_index, no_index, 0};
-    e->mapping_in_.insert(Impl::hash_mapping(*e, proto, sm.inside_address, sm.inside_port), m);
-    e->mapping_out_.insert(Impl::hash_mapping(*e, proto, sm.public_address, sm.public_port), m);
-    e->public_ranges_.push_back(AddressRange{sm.public_address, sm.public_address});
-    ++e->mapping_count_;
-  }
+  for (const StaticMapping& sm : config.static_mappings) Impl::add_static(*e, sm);
+  Impl::rebuild_public_ranges(*e);
 
   e->fragment_flows_.assign(config.fragment_flows, FragmentFlow{});
   e->free_fragment_flows_.resize(config.fragment_flows);
@@ -1337,6 +1417,213 @@ const Session* Engine::find_session_in(Proto proto, be32 in_addr, be16 in_port, 
 be32 Engine::subscriber_public_address(be32 subscriber) const {
   const std::uint32_t i = Impl::find_subscriber(*this, subscriber);
   return i == no_index ? be32{0} : addresses_[subscribers_[i].address].addr;
+}
+
+std::vector<std::string> Engine::reconfigure_problems(const NatConfig& running, const NatConfig& next) {
+  std::vector<std::string> problems = next.validate();
+  const auto fixed = [&](const char* what, std::uint64_t was, std::uint64_t now) {
+    if (was != now)
+      problems.push_back(fmt::format("nat.{} changes from {} to {}: table sizes are fixed at start, restart passgate to "
+                                     "change it",
+                                     what, was, now));
+  };
+  fixed("max_sessions", running.max_sessions, next.max_sessions);
+  fixed("max_subscribers", running.max_subscribers, next.max_subscribers);
+  fixed("fragments.flows", running.fragment_flows, next.fragment_flows);
+  fixed("fragments.hold_slots", running.fragment_hold_slots, next.fragment_hold_slots);
+  fixed("fragments.hold_bytes", running.fragment_hold_bytes, next.fragment_hold_bytes);
+  fixed("event_ring", running.event_ring_size, next.event_ring_size);
+  fixed("passthrough.esp.max_sas", running.passthrough.esp.max_sas, next.passthrough.esp.max_sas);
+  fixed("passthrough.esp.hold_packets", running.passthrough.esp.hold_packets, next.passthrough.esp.hold_packets);
+  fixed("passthrough.pptp.max_calls", running.passthrough.pptp.max_calls, next.passthrough.pptp.max_calls);
+  fixed("passthrough.gre.max_tunnels", running.passthrough.gre.max_tunnels, next.passthrough.gre.max_tunnels);
+  if (running.random_seed != next.random_seed)
+    problems.push_back("nat.random_seed changes: the hash keys of every table depend on it, restart passgate to change it");
+  // The per-subscriber block list is sized at start for the largest limit.
+  std::uint32_t slots = 0, wanted = 0;
+  for (const PoolConfig& pc : running.pools) slots = std::max<std::uint32_t>(slots, pc.max_blocks_per_subscriber);
+  for (const PoolConfig& pc : next.pools) wanted = std::max<std::uint32_t>(wanted, pc.max_blocks_per_subscriber);
+  if (wanted > slots)
+    problems.push_back(fmt::format("max_blocks_per_subscriber {} is above the {} this run was started with: restart "
+                                   "passgate to raise it",
+                                   wanted, slots));
+  const auto lower = [](be32 a, be32 b) { return a.host() < b.host(); };
+  for (const PoolConfig& now : next.pools)
+    for (const PoolConfig& was : running.pools) {
+      if (was.name == now.name) {
+        if (!same_geometry(was, now))
+          problems.push_back(fmt::format(
+              "pool '{}': port_min, port_max or block_size changes under port blocks that may be in use; remove the "
+              "pool (reload), let it drain, then add it back, or restart passgate",
+              now.name));
+        continue;
+      }
+      for (const AddressRange& r : now.public_addresses)
+        for (const AddressRange& o : was.public_addresses)
+          if (r.first.host() <= o.last.host() && o.first.host() <= r.last.host())
+            problems.push_back(fmt::format(
+                "pool '{}': public addresses {}-{} belong to pool '{}' in the running policy; remove them there "
+                "first and let them drain (two pools' port blocks on one address would make the logs ambiguous)",
+                now.name, to_string(std::max(r.first, o.first, lower)), to_string(std::min(r.last, o.last, lower)),
+                was.name));
+    }
+  return problems;
+}
+
+ReconfigureResult Engine::reconfigure(const NatConfig& next) {
+  ReconfigureResult r;
+  const std::uint64_t seed = config_.random_seed;  // per worker; the keys were derived from it at start
+  config_ = next;
+  config_.random_seed = seed;
+  esp_.update_config(next.passthrough.esp);
+  pptp_.update_config(next.passthrough.pptp);
+  gre_.update_config(next.passthrough.gre);
+
+  std::unordered_map<std::uint64_t, std::uint32_t> address_index;  // (pool, address) -> addresses_ index
+  for (std::uint32_t i = 0; i < addresses_.size(); ++i)
+    address_index[(std::uint64_t{addresses_[i].pool} << 32) | addresses_[i].addr.host()] = i;
+  std::vector<bool> live(pools_.size(), false);
+  pool_order_.clear();
+  for (const PoolConfig& pc : next.pools) {
+    std::uint32_t pi = no_index;
+    for (std::uint32_t i = 0; i < pools_.size(); ++i)
+      if (pools_[i].config.name == pc.name && same_geometry(pools_[i].config, pc) && !live[i]) pi = i;
+    if (pi == no_index) {
+      pi = static_cast<std::uint32_t>(pools_.size());
+      pools_.push_back(Pool{pc, {}, blocks_per_address(pc)});
+      live.push_back(false);
+      ++r.pools_added;
+    }
+    pools_[pi].config = pc;
+    pools_[pi].retired = false;
+    live[pi] = true;
+    pool_order_.push_back(pi);
+    std::vector<std::uint32_t> kept;
+    for (const AddressRange& range : pc.public_addresses)
+      for (std::uint64_t a = range.first.host(); a <= range.last.host(); ++a) {
+        const auto it = address_index.find((std::uint64_t{pi} << 32) | a);
+        std::uint32_t idx;
+        if (it == address_index.end()) {
+          idx = Impl::add_address(*this, pi, be32::from_host(static_cast<std::uint32_t>(a)));
+          ++r.addresses_added;
+        } else {
+          idx = it->second;
+          addresses_[idx].retired = false;
+        }
+        kept.push_back(idx);
+      }
+    for (const std::uint32_t idx : pools_[pi].addresses)
+      if (std::find(kept.begin(), kept.end(), idx) == kept.end()) {
+        addresses_[idx].retired = true;
+        ++r.addresses_retired;
+      }
+    pools_[pi].addresses = std::move(kept);
+  }
+  for (std::uint32_t pi = 0; pi < pools_.size(); ++pi) {
+    if (live[pi] || pools_[pi].retired) continue;
+    pools_[pi].retired = true;
+    for (const std::uint32_t idx : pools_[pi].addresses) addresses_[idx].retired = true;
+    r.addresses_retired += static_cast<std::uint32_t>(pools_[pi].addresses.size());
+    pools_[pi].addresses.clear();
+    ++r.pools_retired;
+  }
+
+  // Static mappings: kept ones stay (a draining one comes back), removed ones
+  // drain, new ones are added unless a live mapping holds their endpoints.
+  std::vector<bool> present(next.static_mappings.size(), false);
+  const std::vector<std::uint32_t> existing = static_mappings_;
+  for (const std::uint32_t m : existing) {
+    Mapping& map = mappings_[m];
+    const StaticMapping as_config{map.proto == Proto::tcp ? packet::ip_proto::tcp : packet::ip_proto::udp, map.in_addr,
+                                  map.in_port, map.out_addr, map.out_port};
+    bool keep = false;
+    for (std::size_t k = 0; k < next.static_mappings.size(); ++k)
+      if (!present[k] && same_static(next.static_mappings[k], as_config)) {
+        present[k] = keep = true;
+        break;
+      }
+    if (keep) {
+      map.is_static = 1;
+    } else if (map.is_static == 1) {
+      if (map.sessions == 0) {
+        Impl::free_static_mapping(*this, m);
+        ++r.static_removed;
+      } else {
+        map.is_static = static_draining;
+        ++r.static_draining;
+      }
+    }
+  }
+  for (std::size_t k = 0; k < next.static_mappings.size(); ++k) {
+    if (present[k]) continue;
+    if (Impl::add_static(*this, next.static_mappings[k])) {
+      ++r.static_added;
+    } else {
+      ++r.static_conflicts;
+      counters_.add(NatCounter::static_mapping_conflicts);
+    }
+  }
+  Impl::rebuild_public_ranges(*this);
+  counters_.add(NatCounter::reloads_applied);
+  return r;
+}
+
+std::vector<PoolUsage> Engine::pool_usage() const {
+  std::vector<PoolUsage> out;
+  for (const Pool& p : pools_) {
+    PoolUsage u;
+    u.name = p.config.name;
+    u.retired = p.retired;
+    u.subscribers = p.subscribers;
+    u.exhaustion_events = p.exhaustion_events;
+    out.push_back(u);
+  }
+  for (const PublicAddress& a : addresses_) {
+    PoolUsage& u = out[a.pool];
+    const std::uint32_t per = pools_[a.pool].blocks_per_address;
+    const std::uint32_t used = per - a.free_blocks;
+    if (a.retired && used == 0) continue;  // drained
+    (a.retired ? u.addresses_draining : u.addresses) += 1;
+    u.blocks_total += per;
+    u.blocks_in_use += used;
+  }
+  // A retired pool that has drained completely is no longer reported.
+  std::erase_if(out, [](const PoolUsage& u) { return u.retired && u.blocks_in_use == 0 && u.subscribers == 0; });
+  return out;
+}
+
+bool Engine::is_public_address(be32 a) const {
+  for (const AddressRange& r : public_ranges_)
+    if (a.host() >= r.first.host() && a.host() <= r.last.host()) return true;
+  return false;
+}
+
+std::vector<Session> Engine::subscriber_sessions(be32 subscriber, std::size_t limit) const {
+  std::vector<Session> out;
+  for (std::uint32_t m = 0; m < mappings_.size() && out.size() < limit; ++m) {
+    const Mapping& map = mappings_[m];
+    if (map.in_addr != subscriber || map.sessions == 0) continue;
+    for (std::uint32_t i = map.first_session; i != no_index && out.size() < limit; i = sessions_[i].mapping_next)
+      out.push_back(sessions_[i]);
+  }
+  return out;
+}
+
+std::vector<std::uint16_t> Engine::subscriber_blocks(be32 subscriber, std::uint16_t* block_size) const {
+  std::vector<std::uint16_t> out;
+  const std::uint32_t i = Impl::find_subscriber(*this, subscriber);
+  if (i == no_index) return out;
+  const Subscriber& s = subscribers_[i];
+  if (block_size) *block_size = pools_[s.pool].config.block_size;
+  for (std::uint32_t k = 0; k < s.blocks; ++k)
+    out.push_back(blocks_[subscriber_blocks_[std::size_t{i} * max_blocks_ + k]].first_port);
+  return out;
+}
+
+const Mapping* Engine::find_mapping_public(Proto proto, be32 public_addr, be16 public_port) const {
+  const std::uint32_t m = Impl::find_mapping_out(*this, Impl::hash_mapping(*this, proto, public_addr, public_port),
+                                                 proto, public_addr, public_port);
+  return m == no_index ? nullptr : &mappings_[m];
 }
 
 MemoryUse Engine::memory_use() const {

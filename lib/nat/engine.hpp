@@ -36,6 +36,7 @@
 #include "passthrough/pptp.hpp"
 #include "packet/parse.hpp"
 #include "stats/nat_counters.hpp"
+#include "stats/snapshot.hpp"
 
 namespace passgate::nat {
 
@@ -162,6 +163,15 @@ struct PacketRef {
   Result result;
 };
 
+using stats::PoolUsage;
+
+// What a reload did to one engine.
+struct ReconfigureResult {
+  std::uint32_t pools_added = 0, pools_retired = 0;
+  std::uint32_t addresses_added = 0, addresses_retired = 0;
+  std::uint32_t static_added = 0, static_removed = 0, static_draining = 0, static_conflicts = 0;
+};
+
 struct MemoryUse {
   std::size_t sessions, mappings, session_tables, mapping_tables, timer_wheel, subscribers, blocks, fragments, total;
 };
@@ -175,6 +185,26 @@ class Engine {
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
+
+  // Why `next` cannot replace `current` in a running engine: table sizes and
+  // the seed are fixed at construction, and a pool's port geometry cannot
+  // change under blocks that are in use. Empty when a reload may proceed.
+  static std::vector<std::string> reconfigure_problems(const NatConfig& current, const NatConfig& next);
+  // Switches to a new policy (checked with reconfigure_problems) on the
+  // worker's own thread, between bursts. Nothing established is cut: a
+  // removed pool, public address or static mapping keeps serving the state it
+  // already has until that state goes idle ("drain"), and gets nothing new.
+  ReconfigureResult reconfigure(const NatConfig& next);
+  [[nodiscard]] std::vector<PoolUsage> pool_usage() const;
+  // Public addresses this engine answers for: every pool and static address
+  // of the policy, and removed ones while they still carry state.
+  [[nodiscard]] bool is_public_address(be32 a) const;
+  // Every session of one subscriber (at most `limit`), for the CLI.
+  [[nodiscard]] std::vector<Session> subscriber_sessions(be32 subscriber, std::size_t limit) const;
+  // The port blocks of one subscriber as first ports, and its pool's block size.
+  [[nodiscard]] std::vector<std::uint16_t> subscriber_blocks(be32 subscriber, std::uint16_t* block_size) const;
+  // The mapping holding a public address and port, if any.
+  [[nodiscard]] const Mapping* find_mapping_public(Proto proto, be32 public_addr, be16 public_port) const;
 
   // Translate packets in place. Up to max_burst packets per call.
   void process_burst(Direction dir, std::span<PacketRef> packets, std::uint64_t now_ms);
@@ -234,11 +264,15 @@ class Engine {
     std::uint32_t pool;
     std::uint32_t first_block;
     std::uint32_t free_blocks;
+    bool retired = false;  // removed by a reload: no new blocks, existing ones drain
   };
   struct Pool {
     PoolConfig config;
-    std::vector<std::uint32_t> addresses;
+    std::vector<std::uint32_t> addresses;  // live ones, in configuration order
     std::uint32_t blocks_per_address;
+    bool retired = false;
+    std::uint32_t subscribers = 0;
+    std::uint64_t exhaustion_events = 0;
   };
   struct HeldMapping {
     std::uint32_t mapping;
@@ -289,7 +323,9 @@ class Engine {
   std::uint32_t subscriber_count_ = 0;
   FlowTable subscriber_table_;
 
-  std::vector<Pool> pools_;
+  std::vector<Pool> pools_;  // indices stay stable across reloads; removed pools are retired
+  std::vector<std::uint32_t> pool_order_;  // live pools in configuration order (first match wins)
+  std::vector<std::uint32_t> static_mappings_;  // mapping indices, draining ones included
   std::vector<PublicAddress> addresses_;
   std::vector<AddressRange> public_ranges_;  // every pool range and static public address
   std::vector<Block> blocks_;

@@ -26,6 +26,7 @@ struct Ipv4Prefix {
   std::uint8_t length = 32;
   [[nodiscard]] std::uint32_t mask() const { return length == 0 ? 0 : ~std::uint32_t{0} << (32 - length); }
   [[nodiscard]] bool contains(be32 a) const { return ((a.host() ^ address.host()) & mask()) == 0; }
+  friend bool operator==(const Ipv4Prefix&, const Ipv4Prefix&) = default;
 };
 
 struct AddressRange {  // inclusive
@@ -123,6 +124,7 @@ struct NatConfig {
   std::uint32_t fragment_hold_bytes = 2048;  // largest fragment held
   std::uint32_t event_ring_size = 4096;
   std::uint64_t random_seed = 0;             // hash keys and port choice (RFC 6056)
+  bool log_sessions = false;                 // session created/deleted events besides port blocks
   PassthroughConfig passthrough;
 
   // Every problem found, one line each; empty when the configuration is usable.

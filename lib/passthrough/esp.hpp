@@ -44,6 +44,14 @@ class EspTracker {
   enum class Outcome : std::uint8_t { forward, held, drop_disabled, drop_unknown_spi, drop_hold_full, drop_table_full };
 
   EspTracker(const nat::EspConfig& cfg, const nat::FlowHasher& hasher);
+  // A reload: new switches and timeouts; the table sizes stay those of the start.
+  void update_config(const nat::EspConfig& cfg) {
+    nat::EspConfig next = cfg;
+    next.max_sas = cfg_.max_sas;
+    next.hold_packets = cfg_.hold_packets;
+    cfg_ = next;
+  }
+
 
   // Outbound ESP from `p.src` leaving as `public_addr`. `subscriber` is the
   // engine's handle, given back when the SA ends. `created` tells the

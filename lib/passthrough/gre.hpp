@@ -28,6 +28,13 @@ class GreTracker {
   enum class Outcome : std::uint8_t { forward, drop_disabled, drop_conflict, drop_no_tunnel, drop_table_full };
 
   GreTracker(const nat::GreConfig& cfg, const nat::FlowHasher& hasher);
+  // A reload: new switches and timeouts; the table sizes stay those of the start.
+  void update_config(const nat::GreConfig& cfg) {
+    nat::GreConfig next = cfg;
+    next.max_tunnels = cfg_.max_tunnels;
+    cfg_ = next;
+  }
+
 
   Outcome outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 public_addr, std::uint32_t subscriber,
                    std::uint64_t now_ms, bool& created);

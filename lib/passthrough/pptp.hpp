@@ -45,6 +45,13 @@ class PptpTracker {
   enum class Outcome : std::uint8_t { forward, drop_disabled, drop_unknown_call };
 
   PptpTracker(const nat::PptpConfig& cfg, const nat::FlowHasher& hasher);
+  // A reload: new switches and timeouts; the table sizes stay those of the start.
+  void update_config(const nat::PptpConfig& cfg) {
+    nat::PptpConfig next = cfg;
+    next.max_calls = cfg_.max_calls;
+    cfg_ = next;
+  }
+
 
   // The control connection's TCP payload, after the NAT rewrote the
   // addresses and ports. `control` identifies the connection (the engine's

@@ -33,6 +33,8 @@ namespace passgate::stats {
   X(blocks_released, "port blocks returned to the pool")                               \
   X(tcp_resets, "TCP sessions moved to the transitory timeout by RST (RFC 7857)")      \
   X(events_lost, "NAT events dropped because the event ring was full")                 \
+  X(reloads_applied, "policy reloads this engine switched to")                           \
+  X(static_mapping_conflicts, "static mappings added by a reload whose address and port a live mapping still held (not applied)") \
   X(esp_sas_created, "ESP security associations created (new outbound SPI)")            \
   X(esp_sas_expired, "ESP security associations idle past passthrough.esp.idle_timeout") \
   X(esp_spis_learned, "inbound ESP SPIs bound to the one client waiting for that server") \
@@ -68,6 +70,7 @@ namespace passgate::stats {
   X(filtered, "inbound packet refused by the pool's filtering behaviour")             \
   X(ports_exhausted, "subscriber has no free port and no block left to take (RFC 6888 REQ-11)") \
   X(pool_exhausted, "subscriber's public address has no free port block")             \
+  X(subscriber_draining, "subscriber's public address or pool was removed by a reload: no new block until its old ones drain") \
   X(subscriber_session_limit, "subscriber reached its session limit (RFC 6888 REQ-5)") \
   X(session_table_full, "session table full")                                          \
   X(subscriber_table_full, "subscriber table full")                                    \

@@ -668,5 +668,172 @@ TEST_F(Nat, ManySessionsExpireWithoutLeaks) {
   EXPECT_EQ(count(NatCounter::sessions_created), count(NatCounter::sessions_expired));
 }
 
+// ---------------------------------------------------------------- reloads
+// A reload swaps the policy under running sessions: nothing established is
+// cut, removed pools, addresses and static mappings drain (README "Reload").
+
+// A reply to a translated outbound UDP packet.
+Bytes reply_to(const Bytes& translated) {
+  return udp_packet({ip_dst(translated), ip_src(translated)}, l4_dport(translated), l4_sport(translated));
+}
+
+TEST_F(Nat, ReloadKeepsSessionsAndAppliesNewTimeouts) {
+  const Bytes o = udp_out(sub_a, 4000, server, 53);
+  NatConfig next = base_config();
+  next.timeouts.udp = 150;
+  ASSERT_TRUE(Engine::reconfigure_problems(base_config(), next).empty());
+  engine->reconfigure(next);
+  EXPECT_EQ(count(NatCounter::reloads_applied), 1u);
+  Bytes r = reply_to(o);
+  ASSERT_EQ(in(r).verdict, Verdict::to_inside) << "established session survives the reload";
+  EXPECT_EQ(ip_dst(r), sub_a);
+  // New sessions get the new timeout at once; existing ones at their next
+  // timer check (a reload never walks every session: that would stall).
+  udp_out(sub_b, 4000, server, 53);
+  advance_s(151);
+  EXPECT_EQ(engine->find_session_in(Proto::udp, sub_b, be16::from_host(4000), server, be16::from_host(53)), nullptr);
+  EXPECT_NE(engine->find_session_in(Proto::udp, sub_a, be16::from_host(4000), server, be16::from_host(53)), nullptr);
+  advance_s(150);
+  EXPECT_EQ(engine->active_sessions(), 0u);
+}
+
+TEST_F(Nat, ReloadRemovedAddressDrainsThenSubscriberMoves) {
+  NatConfig one = base_config();
+  one.pools[0].public_addresses = {{ipv4(198, 51, 100, 1), ipv4(198, 51, 100, 1)}};
+  make(one);
+  const Bytes o = udp_out(sub_a, 4000, server, 53);
+  ASSERT_EQ(ip_src(o), ipv4(198, 51, 100, 1));
+  NatConfig moved = one;
+  moved.pools[0].public_addresses = {{ipv4(198, 51, 100, 2), ipv4(198, 51, 100, 2)}};
+  ASSERT_TRUE(Engine::reconfigure_problems(one, moved).empty());
+  const ReconfigureResult rr = engine->reconfigure(moved);
+  EXPECT_EQ(rr.addresses_added, 1u);
+  EXPECT_EQ(rr.addresses_retired, 1u);
+
+  Bytes r = reply_to(o);
+  EXPECT_EQ(in(r).verdict, Verdict::to_inside) << "the removed address still carries its sessions";
+  EXPECT_TRUE(engine->is_public_address(ipv4(198, 51, 100, 1))) << "ARP keeps answering while it drains";
+  // Paired pooling holds: the draining subscriber keeps its address and block.
+  EXPECT_EQ(ip_src(udp_out(sub_a, 4001, server2, 53)), ipv4(198, 51, 100, 1));
+  EXPECT_EQ(ip_src(udp_out(sub_b, 4000, server, 53)), ipv4(198, 51, 100, 2)) << "new subscribers use the new address";
+  auto usage = engine->pool_usage();
+  ASSERT_EQ(usage.size(), 1u);
+  EXPECT_EQ(usage[0].addresses, 1u);
+  EXPECT_EQ(usage[0].addresses_draining, 1u);
+  EXPECT_EQ(usage[0].subscribers, 2u);
+  EXPECT_EQ(usage[0].blocks_in_use, 2u);
+
+  advance_s(301);
+  advance_s(121);
+  usage = engine->pool_usage();
+  EXPECT_EQ(usage[0].addresses_draining, 0u) << "drained once its sessions and held ports are gone";
+  EXPECT_EQ(ip_src(udp_out(sub_a, 4000, server, 53)), ipv4(198, 51, 100, 2));
+}
+
+TEST_F(Nat, ReloadDrainingSubscriberGetsNoNewBlock) {
+  NatConfig one = base_config();
+  one.pools[0].public_addresses = {{ipv4(198, 51, 100, 1), ipv4(198, 51, 100, 1)}};
+  one.pools[0].block_size = 64;
+  make(one);
+  for (std::uint16_t port = 0; port < 64; ++port) udp_out(sub_a, static_cast<std::uint16_t>(2000 + port), server, 53);
+  NatConfig moved = one;
+  moved.pools[0].public_addresses = {{ipv4(198, 51, 100, 2), ipv4(198, 51, 100, 2)}};
+  engine->reconfigure(moved);
+  Bytes p = udp_packet({sub_a, server}, 3000, 53);
+  EXPECT_EQ(out(p).verdict, Verdict::drop);
+  EXPECT_EQ(drops(DropReason::subscriber_draining), 1u);
+}
+
+TEST_F(Nat, ReloadRemovedPoolServesOnlyExistingState) {
+  const Bytes o = udp_out(sub_a, 4000, server, 53);
+  NatConfig next = base_config();
+  next.pools[0].name = "other";
+  next.pools[0].subscribers = {{ipv4(100, 65, 0, 0), 16}};
+  next.pools[0].public_addresses = {{ipv4(198, 51, 100, 50), ipv4(198, 51, 100, 50)}};
+  ASSERT_TRUE(Engine::reconfigure_problems(base_config(), next).empty());
+  const ReconfigureResult rr = engine->reconfigure(next);
+  EXPECT_EQ(rr.pools_added, 1u);
+  EXPECT_EQ(rr.pools_retired, 1u);
+  Bytes r = reply_to(o);
+  EXPECT_EQ(in(r).verdict, Verdict::to_inside);
+  Bytes fresh = udp_packet({sub_b, server}, 4000, 53);
+  EXPECT_EQ(out(fresh).verdict, Verdict::drop) << "sub_b is in no pool any more";
+  EXPECT_EQ(drops(DropReason::no_pool), 1u);
+  EXPECT_EQ(ip_src(udp_out(ipv4(100, 65, 0, 1), 4000, server, 53)), ipv4(198, 51, 100, 50));
+  EXPECT_EQ(engine->pool_usage().size(), 2u) << "the removed pool is reported while it drains";
+  advance_s(301);
+  advance_s(121);
+  EXPECT_EQ(engine->pool_usage().size(), 1u);
+}
+
+TEST_F(Nat, ReloadStaticMappingsAddedAtOnceRemovedDrain) {
+  const be32 host = ipv4(100, 64, 9, 9), pub = ipv4(198, 51, 100, 200);
+  NatConfig with = base_config();
+  with.static_mappings.push_back({tcp, host, be16::from_host(8080), pub, be16::from_host(80)});
+  // Added by a reload: reachable at once.
+  ASSERT_TRUE(Engine::reconfigure_problems(base_config(), with).empty());
+  EXPECT_EQ(engine->reconfigure(with).static_added, 1u);
+  Bytes syn = tcp_packet({server, pub}, 33333, 80, flag::syn);
+  ASSERT_EQ(in(syn).verdict, Verdict::to_inside);
+  EXPECT_TRUE(engine->is_public_address(pub));
+  // Removed by a reload while a session uses it: the session keeps working.
+  const ReconfigureResult rr = engine->reconfigure(base_config());
+  EXPECT_EQ(rr.static_draining, 1u);
+  Bytes synack = tcp_packet({host, server}, 8080, 33333, flag::syn | flag::ack);
+  ASSERT_EQ(out(synack).verdict, Verdict::to_outside);
+  EXPECT_EQ(ip_src(synack), pub);
+  advance_s(7441);
+  EXPECT_EQ(engine->active_mappings(), 0u) << "freed with its last session";
+  Bytes late = tcp_packet({server2, pub}, 1111, 80, flag::syn);
+  EXPECT_EQ(in(late).verdict, Verdict::drop);
+  EXPECT_FALSE(engine->is_public_address(pub));
+}
+
+TEST_F(Nat, ReloadRefusesWhatARunningEngineCannotChange) {
+  NatConfig next = base_config();
+  next.max_sessions *= 2;
+  next.pools[0].block_size = 512;
+  next.pools[0].max_blocks_per_subscriber = 8;
+  NatConfig second = base_config();
+  second.pools[0].public_addresses = {{ipv4(198, 51, 100, 1), ipv4(198, 51, 100, 1)}};
+  PoolConfig extra = base_config().pools[0];
+  extra.name = "extra";
+  extra.subscribers = {{ipv4(10, 0, 0, 0), 16}};
+  extra.public_addresses = {{ipv4(198, 51, 100, 9), ipv4(198, 51, 100, 9)}};
+  second.pools.push_back(extra);
+  const auto problems = Engine::reconfigure_problems(base_config(), next);
+  ASSERT_EQ(problems.size(), 3u);
+  EXPECT_NE(problems[0].find("max_sessions"), std::string::npos);
+  EXPECT_NE(problems[1].find("max_blocks_per_subscriber"), std::string::npos);
+  EXPECT_NE(problems[2].find("pool 'cgn'"), std::string::npos);
+  const auto moved = Engine::reconfigure_problems(base_config(), second);
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_NE(moved[0].find("belong to pool 'cgn'"), std::string::npos) << moved[0];
+}
+
+TEST_F(Nat, SessionEventsOnlyWhenAsked) {
+  udp_out(sub_a, 4000, server, 53);
+  NatEvent e;
+  std::vector<NatEvent::Type> types;
+  while (engine->events().pop(e)) types.push_back(e.type);
+  EXPECT_EQ(types, std::vector<NatEvent::Type>{NatEvent::Type::block_allocated});
+  NatConfig logged = base_config();
+  logged.log_sessions = true;
+  make(logged);
+  const Bytes o = udp_out(sub_a, 4000, server, 53);
+  advance_s(301);
+  std::vector<NatEvent> events;
+  while (engine->events().pop(e)) events.push_back(e);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[1].type, NatEvent::Type::session_created);
+  EXPECT_EQ(events[1].subscriber, sub_a);
+  EXPECT_EQ(events[1].inside_port.host(), 4000);
+  EXPECT_EQ(events[1].public_address, ip_src(o));
+  EXPECT_EQ(events[1].port_first, l4_sport(o));
+  EXPECT_EQ(events[1].remote_address, server);
+  EXPECT_EQ(events[1].protocol, packet::ip_proto::udp);
+  EXPECT_EQ(events[2].type, NatEvent::Type::session_deleted);
+}
+
 }  // namespace
 }  // namespace passgate::nat

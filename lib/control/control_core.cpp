@@ -1,0 +1,380 @@
+#include "control/control_core.hpp"
+
+#include <rte_telemetry.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "control/log.hpp"
+#include "packet/headers.hpp"
+
+namespace passgate::control {
+
+namespace {
+
+std::uint64_t unix_ms_now() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool parse_ipv4(const std::string& text, nat::be32& out) {
+  unsigned a, b, c, d;
+  char tail;
+  if (std::sscanf(text.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 || c > 255 ||
+      d > 255)
+    return false;
+  out = nat::be32::from_host((a << 24) | (b << 16) | (c << 8) | d);
+  return true;
+}
+
+// DPDK 22.11's telemetry writes strings into JSON without escaping them and
+// keeps at most RTE_TEL_MAX_STRING_LEN bytes: make them safe, and split long
+// ones into parts that passgatectl joins again (a part after the first
+// starts with "...").
+std::vector<std::string> telemetry_strings(const std::string& text) {
+  std::string safe;
+  for (char ch : text) safe += ch == '"' ? '\'' : ch == '\\' ? '/' : (ch == '\n' || ch == '\t') ? ' ' : ch;
+  std::vector<std::string> parts;
+  constexpr std::size_t room = RTE_TEL_MAX_STRING_LEN - 4;
+  for (std::size_t at = 0; at < safe.size() || parts.empty();) {
+    const std::size_t n = std::min(room, safe.size() - at);
+    parts.push_back((at == 0 ? "" : "...") + safe.substr(at, n));
+    at += n;
+    if (n == 0) break;
+  }
+  return parts;
+}
+
+void add_string_array(rte_tel_data* d, const char* key, const std::vector<std::string>& lines) {
+  rte_tel_data* array = rte_tel_data_alloc();
+  if (!array) return;
+  rte_tel_data_start_array(array, RTE_TEL_STRING_VAL);
+  for (const auto& line : lines)
+    for (const auto& part : telemetry_strings(line)) rte_tel_data_add_array_string(array, part.c_str());
+  rte_tel_data_add_dict_container(d, key, array, 0);
+}
+
+void add_string(rte_tel_data* d, const char* key, const std::string& value) {
+  rte_tel_data_add_dict_string(d, key, telemetry_strings(value).front().c_str());
+}
+
+std::vector<std::string> split_params(const char* params) {
+  std::vector<std::string> out;
+  if (!params) return out;
+  std::string cur;
+  for (const char* p = params; *p; ++p) {
+    if (*p == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else if (*p != ' ') {
+      cur += *p;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+// The telemetry callbacks are plain functions: they reach the control core
+// through this pointer, cleared (under the mutex) before it goes away.
+std::mutex instance_mutex;
+ControlCore* instance = nullptr;
+
+int cmd_config(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard<std::mutex> lock(instance_mutex);
+  if (!instance) return -1;
+  const stats::ConfigState c = instance->snapshot(false).config;
+  rte_tel_data_start_dict(d);
+  add_string(d, "file", c.file);
+  add_string(d, "digest", c.digest);
+  rte_tel_data_add_dict_u64(d, "generation", c.generation);
+  rte_tel_data_add_dict_u64(d, "loaded_unix_s", c.loaded_unix_s);
+  rte_tel_data_add_dict_u64(d, "reloads_applied", c.reloads_applied);
+  rte_tel_data_add_dict_u64(d, "reloads_rejected", c.reloads_rejected);
+  add_string_array(d, "last_error", c.last_error.empty() ? std::vector<std::string>{} : std::vector{c.last_error});
+  return 0;
+}
+
+int cmd_reload(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard<std::mutex> lock(instance_mutex);
+  if (!instance) return -1;
+  const dataplane::ReloadOutcome r = instance->reload();
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "result", r.applied ? "applied" : "rejected");
+  rte_tel_data_add_dict_u64(d, "generation", r.applied ? r.generation : instance->gateway().generation());
+  add_string(d, "summary", r.summary);
+  add_string_array(d, "errors", r.problems);
+  return 0;
+}
+
+int cmd_pools(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard<std::mutex> lock(instance_mutex);
+  if (!instance) return -1;
+  const stats::GatewaySnapshot s = instance->snapshot(true);
+  rte_tel_data_start_dict(d);
+  for (const stats::PoolUsage& u : s.pools) {
+    rte_tel_data* pool = rte_tel_data_alloc();
+    if (!pool) return -1;
+    rte_tel_data_start_dict(pool);
+    rte_tel_data_add_dict_string(pool, "state", u.retired ? "draining" : "active");
+    rte_tel_data_add_dict_u64(pool, "addresses", u.addresses);
+    rte_tel_data_add_dict_u64(pool, "addresses_draining", u.addresses_draining);
+    rte_tel_data_add_dict_u64(pool, "port_blocks", u.blocks_total);
+    rte_tel_data_add_dict_u64(pool, "port_blocks_in_use", u.blocks_in_use);
+    rte_tel_data_add_dict_u64(pool, "port_blocks_free", u.blocks_total - u.blocks_in_use);
+    rte_tel_data_add_dict_u64(pool, "subscribers", u.subscribers);
+    rte_tel_data_add_dict_u64(pool, "exhaustion_events", u.exhaustion_events);
+    const std::string key = u.retired ? u.name + " (draining)" : u.name;
+    rte_tel_data_add_dict_container(d, telemetry_strings(key).front().substr(0, 60).c_str(), pool, 0);
+  }
+  return 0;
+}
+
+std::string endpoint(nat::be32 a, std::uint16_t port) { return fmt::format("{}:{}", nat::to_string(a), port); }
+
+std::string session_line(const dataplane::SessionView& s) {
+  return fmt::format("{} {} -> {} remote {} {} idle {}s worker {}", s.protocol, endpoint(s.inside_address, s.inside_port),
+                     endpoint(s.public_address, s.public_port), endpoint(s.remote_address, s.remote_port),
+                     s.tcp_state, s.idle_s, s.worker);
+}
+
+// /passgate/subscriber,ADDRESS[,LIMIT]: its public address, port blocks and sessions.
+int cmd_subscriber(const char*, const char* params, rte_tel_data* d) {
+  const auto args = split_params(params);
+  nat::be32 address;
+  if (args.empty() || !parse_ipv4(args[0], address)) return -EINVAL;
+  std::size_t limit = 50;
+  if (args.size() > 1) limit = std::strtoul(args[1].c_str(), nullptr, 10);
+  std::lock_guard<std::mutex> lock(instance_mutex);
+  if (!instance) return -1;
+  const dataplane::SubscriberView v = instance->gateway().subscriber(address, std::min<std::size_t>(limit, 100));
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "subscriber", nat::to_string(address).c_str());
+  rte_tel_data_add_dict_string(d, "public_address", v.public_address.raw ? nat::to_string(v.public_address).c_str() : "");
+  rte_tel_data_add_dict_u64(d, "block_size", v.block_size);
+  std::vector<std::string> blocks;
+  for (std::uint16_t first : v.block_first_ports)
+    blocks.push_back(fmt::format("{}-{}", first, first + v.block_size - 1));
+  add_string_array(d, "port_blocks", blocks);
+  std::vector<std::string> sessions;
+  for (const auto& s : v.sessions) sessions.push_back(session_line(s));
+  rte_tel_data_add_dict_u64(d, "sessions_shown", sessions.size());
+  add_string_array(d, "sessions", sessions);
+  return 0;
+}
+
+// /passgate/public,PROTO,ADDRESS,PORT: who holds a public address and port now.
+int cmd_public(const char*, const char* params, rte_tel_data* d) {
+  const auto args = split_params(params);
+  if (args.size() != 3) return -EINVAL;
+  std::uint8_t proto;
+  if (args[0] == "tcp") proto = packet::ip_proto::tcp;
+  else if (args[0] == "udp") proto = packet::ip_proto::udp;
+  else if (args[0] == "icmp") proto = packet::ip_proto::icmp;
+  else return -EINVAL;
+  nat::be32 address;
+  if (!parse_ipv4(args[1], address)) return -EINVAL;
+  const unsigned long port = std::strtoul(args[2].c_str(), nullptr, 10);
+  if (port > 65535) return -EINVAL;
+  std::lock_guard<std::mutex> lock(instance_mutex);
+  if (!instance) return -1;
+  const auto v = instance->gateway().public_port(proto, address, static_cast<std::uint16_t>(port), 50);
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "found", v ? "yes" : "no");
+  if (!v) return 0;
+  rte_tel_data_add_dict_string(d, "protocol", v->protocol);
+  rte_tel_data_add_dict_string(d, "inside", endpoint(v->inside_address, v->inside_port).c_str());
+  rte_tel_data_add_dict_string(d, "public", endpoint(v->public_address, v->public_port).c_str());
+  rte_tel_data_add_dict_string(d, "kind", v->is_static ? "static" : "dynamic");
+  rte_tel_data_add_dict_u64(d, "sessions", v->sessions);
+  std::vector<std::string> sessions;
+  for (const auto& s : v->session_list) sessions.push_back(session_line(s));
+  add_string_array(d, "session_list", sessions);
+  return 0;
+}
+
+int cmd_exports(const char*, const char*, rte_tel_data* d) {
+  std::lock_guard<std::mutex> lock(instance_mutex);
+  if (!instance) return -1;
+  const stats::GatewaySnapshot s = instance->snapshot(false);
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "events", s.exports.events);
+  rte_tel_data_add_dict_u64(d, "events_lost_in_rings", s.nat.get(stats::NatCounter::events_lost));
+  rte_tel_data_add_dict_u64(d, "ipfix_records", s.exports.ipfix_records);
+  rte_tel_data_add_dict_u64(d, "ipfix_messages", s.exports.ipfix_messages);
+  rte_tel_data_add_dict_u64(d, "ipfix_errors", s.exports.ipfix_errors);
+  rte_tel_data_add_dict_u64(d, "syslog_messages", s.exports.syslog_messages);
+  rte_tel_data_add_dict_u64(d, "syslog_errors", s.exports.syslog_errors);
+  return 0;
+}
+
+}  // namespace
+
+std::string digest_of(const std::string& text) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 0x100000001b3ull;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+ControlCore::ControlCore(std::string path, const config::GatewayConfig& cfg, dataplane::Gateway& gateway)
+    : path_(std::move(path)), gateway_(gateway) {
+  config_state_.file = path_;
+  config_state_.generation = 1;
+  note_loaded(read_file(path_));
+  (void)cfg;
+}
+
+ControlCore::~ControlCore() {
+  std::lock_guard<std::mutex> lock(instance_mutex);
+  if (instance == this) instance = nullptr;
+}
+
+void ControlCore::note_loaded(const std::string& text) {
+  config_state_.digest = digest_of(text);
+  config_state_.loaded_unix_s = unix_ms_now() / 1000;
+}
+
+bool ControlCore::open_exporters(const config::GatewayConfig& cfg, std::string* error) {
+  std::unique_ptr<IpfixExporter> ipfix;
+  std::unique_ptr<SyslogExporter> syslog;
+  if (cfg.control.ipfix) {
+    IpfixConfig x;
+    x.collector = cfg.control.ipfix->collector;
+    x.observation_domain_id = cfg.control.ipfix->observation_domain;
+    x.template_refresh_s = cfg.control.ipfix->template_refresh_s;
+    x.log_destination = cfg.control.log_destinations;
+    ipfix = IpfixExporter::open(x, error);
+    if (!ipfix) return false;
+  }
+  if (cfg.control.syslog) {
+    SyslogConfig x;
+    x.server = cfg.control.syslog->server;
+    x.facility = cfg.control.syslog->facility;
+    x.log_destination = cfg.control.log_destinations;
+    syslog = SyslogExporter::open(x, error);
+    if (!syslog) return false;
+  }
+  std::lock_guard<std::mutex> lock(export_mutex_);
+  // Keep the totals of the exporters being replaced.
+  if (ipfix_) {
+    ipfix_->flush(unix_ms_now());
+    retired_exports_.ipfix_records += ipfix_->stats().records_sent;
+    retired_exports_.ipfix_messages += ipfix_->stats().messages_sent;
+    retired_exports_.ipfix_errors += ipfix_->stats().send_errors;
+  }
+  if (syslog_) {
+    retired_exports_.syslog_messages += syslog_->stats().messages_sent;
+    retired_exports_.syslog_errors += syslog_->stats().send_errors;
+  }
+  ipfix_ = std::move(ipfix);
+  syslog_ = std::move(syslog);
+  return true;
+}
+
+bool ControlCore::start() {
+  const config::GatewayConfig cfg = gateway_.config();
+  std::string error;
+  const bool ok = open_exporters(cfg, &error);
+  if (!ok) log(Level::error, "NAT event export: {}", error);
+  if (cfg.control.ipfix) log(Level::info, "NAT events to IPFIX collector {}", cfg.control.ipfix->collector);
+  if (cfg.control.syslog) log(Level::info, "NAT events to syslog server {}", cfg.control.syslog->server);
+  {
+    std::lock_guard<std::mutex> lock(instance_mutex);
+    instance = this;
+  }
+  bool registered = true;
+  registered &= rte_telemetry_register_cmd("/passgate/config", cmd_config,
+                                           "Policy in force: file, digest, generation, reloads, last error") == 0;
+  registered &= rte_telemetry_register_cmd("/passgate/reload", cmd_reload,
+                                           "Re-read the configuration file; applied only if valid") == 0;
+  registered &= rte_telemetry_register_cmd("/passgate/pools", cmd_pools,
+                                           "Per pool: addresses, port blocks in use and free, subscribers") == 0;
+  registered &= rte_telemetry_register_cmd("/passgate/subscriber", cmd_subscriber,
+                                           "Params: ADDRESS[,LIMIT]. Public address, port blocks, sessions") == 0;
+  registered &= rte_telemetry_register_cmd("/passgate/public", cmd_public,
+                                           "Params: tcp|udp|icmp,ADDRESS,PORT. Who holds a public port") == 0;
+  registered &= rte_telemetry_register_cmd("/passgate/exports", cmd_exports,
+                                           "NAT events handed over and exported (IPFIX, syslog)") == 0;
+  if (!registered) log(Level::warning, "some /passgate telemetry commands could not be registered");
+  return ok;
+}
+
+dataplane::ReloadOutcome ControlCore::reload() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  dataplane::ReloadOutcome out;
+  const std::string text = read_file(path_);
+  config::LoadResult loaded = config::load_gateway_config(path_);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) out.problems.push_back(config::to_string(e));
+  } else {
+    out = gateway_.reload(*loaded.config);
+    if (out.applied) {
+      std::string error;
+      if (!open_exporters(*loaded.config, &error))
+        log(Level::error, "reload applied, but NAT event export could not be reopened: {}", error);
+      if (const auto level = parse_level(loaded.config->control.log_level)) set_min_level(*level);
+    }
+  }
+  if (out.applied) {
+    ++config_state_.reloads_applied;
+    config_state_.generation = out.generation;
+    config_state_.last_error.clear();
+    note_loaded(text);
+    log(Level::notice, "reload of {} applied: {}", path_, out.summary);
+  } else {
+    ++config_state_.reloads_rejected;
+    config_state_.last_error = out.problems.empty() ? std::string("rejected") : out.problems.front();
+    log(Level::error, "reload of {} rejected, the running policy (generation {}) stays:", path_,
+        config_state_.generation);
+    for (const auto& p : out.problems) log(Level::error, "  {}", p);
+  }
+  return out;
+}
+
+void ControlCore::pump_events() {
+  std::lock_guard<std::mutex> lock(export_mutex_);
+  const std::size_t n = gateway_.drain_events([&](const nat::NatEvent& e) {
+    if (ipfix_) ipfix_->add(e);
+    if (syslog_) syslog_->add(e);
+  });
+  exports_.events += n;
+  const std::uint64_t now = unix_ms_now();
+  if (ipfix_) ipfix_->flush(now);
+  if (syslog_) syslog_->flush(now);
+}
+
+stats::GatewaySnapshot ControlCore::snapshot(bool with_pools) const {
+  stats::GatewaySnapshot s = gateway_.snapshot(with_pools);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    s.config = config_state_;
+  }
+  std::lock_guard<std::mutex> lock(export_mutex_);
+  s.exports = retired_exports_;
+  s.exports.events = exports_.events;
+  if (ipfix_) {
+    s.exports.ipfix_records += ipfix_->stats().records_sent;
+    s.exports.ipfix_messages += ipfix_->stats().messages_sent;
+    s.exports.ipfix_errors += ipfix_->stats().send_errors;
+  }
+  if (syslog_) {
+    s.exports.syslog_messages += syslog_->stats().messages_sent;
+    s.exports.syslog_errors += syslog_->stats().send_errors;
+  }
+  return s;
+}
+
+}  // namespace passgate::control

@@ -1,0 +1,43 @@
+// A connected UDP socket to one IPv4 collector, shared by the IPFIX (RFC 7011
+// section 10.3) and syslog (RFC 5426) exporters. Connecting the socket lets
+// the kernel report an unreachable collector (ICMP port unreachable) as an
+// error on a later send, which the exporters count. Sends never block: the
+// control core must keep draining the workers' event rings, so a datagram the
+// kernel cannot take at once is counted as an error and dropped.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace passgate::control {
+
+struct Ipv4Endpoint {
+  std::uint32_t address = 0;  // host byte order
+  std::uint16_t port = 0;
+};
+
+// "192.0.2.10:4739" -> endpoint. False for anything else (names, IPv6, no
+// port, port 0).
+bool parse_ipv4_endpoint(std::string_view text, Ipv4Endpoint* out);
+
+class UdpSender {
+ public:
+  // nullptr and *error when the text is not ADDRESS:PORT or no socket can be
+  // made.
+  static std::unique_ptr<UdpSender> connect(const std::string& address_port, std::string* error);
+  ~UdpSender();
+  UdpSender(const UdpSender&) = delete;
+  UdpSender& operator=(const UdpSender&) = delete;
+
+  // One datagram; false when the kernel refused it (the reason in errno).
+  bool send(std::span<const std::uint8_t> datagram);
+
+ private:
+  explicit UdpSender(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+}  // namespace passgate::control
