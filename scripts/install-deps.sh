@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # end-to-end peers and tools
   iproute2 iputils-ping ethtool tshark iperf3 netcat-openbsd python3 python3-scapy nftables curl prometheus
+  # NAT event collectors (IPFIX: nfcapd/nfdump; RFC 5424: rsyslogd) and result plots
+  nfdump rsyslog python3-matplotlib
   # strongSwan (IKEv2 + NAT-T end to end; userspace ESP via kernel-libipsec)
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
 )

@@ -85,6 +85,7 @@ const char* to_string(SteeringError e) {
     case SteeringError::no_workers: return "at least one worker is needed";
     case SteeringError::reta_size_not_power_of_two: return "RETA size must be a power of two between 1 and 65536";
     case SteeringError::more_workers_than_reta_entries: return "more workers than RETA entries";
+    case SteeringError::bad_stride: return "stride must be a power of two between the worker count and the RETA size";
     case SteeringError::keys_conflict: return "RSS key constraints conflict";
   }
   return "?";
@@ -155,7 +156,9 @@ std::optional<RssSteering> RssSteering::make(const SteeringParams& p, SteeringEr
   s.layout_ = p.outside_layout;
   s.reta_mask_ = p.reta_size - 1;
   // With W a power of two only log2(W) index bits choose the worker.
-  const unsigned stride = std::has_single_bit(p.workers) ? p.workers : p.reta_size;
+  const unsigned stride = p.stride != 0 ? p.stride : std::has_single_bit(p.workers) ? p.workers : p.reta_size;
+  if (!std::has_single_bit(stride) || stride < p.workers || stride > p.reta_size)
+    return fail(SteeringError::bad_stride);
   const auto bits = static_cast<unsigned>(std::countr_zero(stride));
   s.stride_mask_ = stride - 1;
 
@@ -183,7 +186,7 @@ std::optional<RssSteering> RssSteering::make(const SteeringParams& p, SteeringEr
   for (std::uint32_t x = 0; x < stride; ++x) s.residue_of_index_[port_map[x]] = static_cast<std::uint16_t>(x);
 
   s.reta_.resize(p.reta_size);
-  for (std::uint32_t i = 0; i < p.reta_size; ++i) s.reta_[i] = static_cast<std::uint16_t>(i % p.workers);
+  for (std::uint32_t i = 0; i < p.reta_size; ++i) s.reta_[i] = static_cast<std::uint16_t>((i & s.stride_mask_) % p.workers);
 
   // Byte tables (linearity): raw byte k of a be32 is the (k)th byte on the wire.
   for (unsigned k = 0; k < 4; ++k) {

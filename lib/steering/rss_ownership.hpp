@@ -28,18 +28,22 @@
 // A port block is then first/last/step = W (RFC 8158 portRangeStepSize).
 // At most 16 key bits are forced; the rest come from a well-mixed base key.
 //
-// W not a power of two: reta[i] = i % W depends on all log2(reta_size) index
-// bits, so the same construction is made with b = log2(reta_size): the port's
-// low b bits map bijectively onto the RETA index and a worker owns a set of
-// residues modulo reta_size (reta_size / W of them, rounded up or down), each
-// a comb of stride reta_size. stride() says which case holds.
+// W not a power of two: reta[i] = i % W would depend on all log2(reta_size)
+// index bits, so the RETA is filled as reta[i] = (i % S) % W for a power of
+// two S (the stride, default reta_size) and the construction is made with
+// b = log2(S): a worker owns a set of residues modulo S (S / W of them,
+// rounded up or down), each a comb of stride S holding 65536 / S ports.
+// Larger S balances better (shares differ by one residue, 1/S of the ports),
+// smaller S gives longer combs (a 512-port block fits in one residue only if
+// S <= 128). stride() says which case holds.
 //
 // Inside port (RSS type L3_SRC_ONLY): input = the source address only, so all
 // flows of a subscriber hash alike (subscriber affinity). The inside key is
 // a well-mixed key with b - 1 bits zeroed and one set so that the low b
 // address bits map bijectively onto the low b hash bits: every aligned block
-// of W consecutive subscriber addresses (reta_size if W is not a power of
-// two) lands on every worker exactly once, whatever the higher bits mix in.
+// of W consecutive subscriber addresses lands on every worker exactly once
+// (of S addresses on every RETA residue once, when W is not a power of two),
+// whatever the higher bits mix in.
 //
 // Input layout. The hash input is given here as rte_softrss words (host
 // order). For the outside port two layouts are supported because NICs differ
@@ -129,6 +133,9 @@ struct SteeringParams {
   // One key for both ports (a NIC with a single key, or one port carrying
   // both directions): the inside uses the outside key, with its bits forced too.
   bool shared_key = false;
+  // Ownership modulus S: 0 = W if W is a power of two, else reta_size.
+  // Otherwise a power of two with W <= S <= reta_size.
+  unsigned stride = 0;
 };
 
 enum class SteeringError : std::uint8_t {
@@ -136,6 +143,7 @@ enum class SteeringError : std::uint8_t {
   no_workers,
   reta_size_not_power_of_two,  // also 0, or above 65536
   more_workers_than_reta_entries,
+  bad_stride,  // not a power of two, below the worker count or above reta_size
   keys_conflict,  // cannot happen with the documented layouts; checked anyway
 };
 const char* to_string(SteeringError e);
@@ -148,13 +156,13 @@ class RssSteering {
   // --- what to install on the NIC -----------------------------------------
   [[nodiscard]] const RssKey& outside_key() const { return outside_key_; }
   [[nodiscard]] const RssKey& inside_key() const { return inside_key_; }
-  [[nodiscard]] std::span<const std::uint16_t> reta() const { return reta_; }  // reta[i] = i % W
+  [[nodiscard]] std::span<const std::uint16_t> reta() const { return reta_; }  // reta[i] = (i % S) % W
   [[nodiscard]] unsigned workers() const { return workers_; }
   [[nodiscard]] unsigned reta_size() const { return static_cast<unsigned>(reta_.size()); }
   [[nodiscard]] OutsideLayout outside_layout() const { return layout_; }
 
-  // Ownership modulus: W when W is a power of two (one residue per worker),
-  // else reta_size (several residues per worker).
+  // Ownership modulus S: by default W when W is a power of two (one residue
+  // per worker), else reta_size (several residues per worker).
   [[nodiscard]] unsigned stride() const { return stride_mask_ + 1; }
   [[nodiscard]] bool one_residue_per_worker() const { return stride() == workers_; }
 

@@ -7,6 +7,13 @@
   udp-listen PORT SECONDS  print "from <ip>:<port>" for each datagram
   tcp-echo PORT            answer each connection with "seen <ip>:<port>"
   tcp-ask HOST PORT        connect, print the answer
+  tcp-mirror PORT          echo every byte of each connection back
+  udp-stream HOST PORT SPORT RATE SECONDS
+                           datagrams at RATE per second to a udp-echo; prints
+                           "sent N received M lost K"
+  tcp-stream HOST PORT SECONDS
+                           one connection to a tcp-mirror, a message every
+                           20 ms; prints "messages N echoed M longest_wait_ms W"
 Every mode stops by itself (servers after 60 s idle at most).
 """
 import socket
@@ -90,6 +97,80 @@ def tcp_ask(host, port):
     return 0
 
 
+def tcp_mirror(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(16)
+    s.settimeout(60)
+    try:
+        while True:
+            c, _ = s.accept()
+            c.settimeout(60)
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                c.sendall(data)
+            c.close()
+    except socket.timeout:
+        pass
+
+
+def udp_stream(host, port, sport, rate, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", sport))
+    s.setblocking(False)
+    sent = received = 0
+    start = time.time()
+    interval = 1.0 / rate
+    next_send = start
+    end = start + seconds
+    while True:
+        now = time.time()
+        if now >= end + 1.0:  # one second for the last answers
+            break
+        if now < end and now >= next_send:
+            s.sendto(f"seq {sent}".encode(), (host, port))
+            sent += 1
+            next_send += interval
+        try:
+            while True:
+                s.recvfrom(2048)
+                received += 1
+        except BlockingIOError:
+            pass
+        time.sleep(min(interval, 0.001))
+    print(f"sent {sent} received {received} lost {sent - received}")
+    return 0 if sent == received else 1
+
+
+def tcp_stream(host, port, seconds):
+    s = socket.create_connection((host, port), timeout=5)
+    messages = echoed = 0
+    longest = 0.0
+    end = time.time() + seconds
+    while time.time() < end:
+        payload = f"message {messages:010d}".ljust(64).encode()
+        t0 = time.time()
+        s.sendall(payload)
+        messages += 1
+        got = b""
+        while len(got) < len(payload):
+            chunk = s.recv(len(payload) - len(got))
+            if not chunk:
+                raise SystemExit("connection closed")
+            got += chunk
+        if got == payload:
+            echoed += 1
+        longest = max(longest, time.time() - t0)
+        time.sleep(0.02)
+    s.close()
+    print(f"messages {messages} echoed {echoed} longest_wait_ms {int(longest * 1000)}")
+    return 0 if messages == echoed else 1
+
+
 def main(argv):
     mode = argv[1]
     if mode == "udp-echo":
@@ -104,6 +185,12 @@ def main(argv):
         return tcp_echo(int(argv[2]))
     if mode == "tcp-ask":
         return tcp_ask(argv[2], int(argv[3]))
+    if mode == "tcp-mirror":
+        return tcp_mirror(int(argv[2]))
+    if mode == "udp-stream":
+        return udp_stream(argv[2], int(argv[3]), int(argv[4]), float(argv[5]), float(argv[6]))
+    if mode == "tcp-stream":
+        return tcp_stream(argv[2], int(argv[3]), float(argv[4]))
     print(__doc__)
     return 2
 

@@ -1,0 +1,282 @@
+// passgatectl: the operator's CLI for a running passgate, over DPDK's
+// telemetry socket (the same one dpdk-telemetry.py uses). Readable output
+// for people; --json prints the gateway's answer as it came, for scripts.
+//
+//   passgatectl [--file-prefix P | --socket PATH] [--json] COMMAND [ARGS]
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr const char* commands_help = R"(Commands:
+  stats                       NAT sessions, counters that are not zero, ports
+  drops                       NAT drops and malformed packets by reason
+  ports                       per port: traffic, ARP, drops by reason
+  pools                       per pool: addresses, port blocks in use and free, subscribers
+  subscriber ADDRESS [LIMIT]  a subscriber's public address, port blocks and sessions
+  public PROTO ADDRESS PORT   who holds a public address and port (PROTO: tcp, udp, icmp)
+  passthrough                 ESP SAs, PPTP calls, GRE tunnels
+  exports                     NAT events handed over and exported (IPFIX, syslog)
+  config                      the policy in force: file, digest, generation, reloads
+  reload                      re-read the configuration file; applied only if valid
+)";
+
+// One request and its answer on a fresh connection (SOCK_SEQPACKET: one
+// message each way, after the greeting the server sends first).
+class TelemetryClient {
+ public:
+  bool connect_to(const std::string& path, std::string* error) {
+    fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    if (fd_ < 0) {
+      *error = fmt::format("socket: {}", std::strerror(errno));
+      return false;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) {
+      *error = fmt::format("socket path too long: {}", path);
+      return false;
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      *error = fmt::format("cannot connect to {}: {} (is passgate running, and with this --file-prefix?)", path,
+                           std::strerror(errno));
+      return false;
+    }
+    std::string greeting;
+    if (!receive(greeting, error)) return false;
+    try {
+      const YAML::Node info = YAML::Load(greeting);
+      if (info["max_output_len"]) max_output_ = info["max_output_len"].as<std::size_t>();
+    } catch (const std::exception&) {
+    }
+    return true;
+  }
+  bool request(const std::string& command, std::string& answer, std::string* error) {
+    if (::send(fd_, command.data(), command.size(), 0) < 0) {
+      *error = fmt::format("send: {}", std::strerror(errno));
+      return false;
+    }
+    return receive(answer, error);
+  }
+  ~TelemetryClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  bool receive(std::string& out, std::string* error) {
+    std::vector<char> buffer(max_output_ + 1);
+    const ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), 0);
+    if (n <= 0) {
+      *error = n == 0 ? std::string("passgate closed the connection") : fmt::format("recv: {}", std::strerror(errno));
+      return false;
+    }
+    out.assign(buffer.data(), static_cast<std::size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  std::size_t max_output_ = 16384;
+};
+
+std::string text(const YAML::Node& n, const char* key) {
+  return n[key] && n[key].IsScalar() ? n[key].as<std::string>() : std::string();
+}
+std::uint64_t number(const YAML::Node& n, const char* key) {
+  return n[key] && n[key].IsScalar() ? n[key].as<std::uint64_t>() : 0;
+}
+// String arrays from the gateway: parts of a long line start with "...".
+std::vector<std::string> lines(const YAML::Node& n, const char* key) {
+  std::vector<std::string> out;
+  if (!n[key] || !n[key].IsSequence()) return out;
+  for (const auto& item : n[key]) {
+    const std::string s = item.as<std::string>();
+    if (s.rfind("...", 0) == 0 && !out.empty()) out.back() += s.substr(3);
+    else out.push_back(s);
+  }
+  return out;
+}
+
+void print_nonzero(const YAML::Node& dict, const std::string& indent) {
+  for (const auto& kv : dict)
+    if (kv.second.IsScalar() && kv.second.as<std::string>() != "0")
+      fmt::print("{}{:<36} {}\n", indent, kv.first.as<std::string>(), kv.second.as<std::string>());
+}
+
+int show(const std::string& command, const YAML::Node& v) {
+  if (command == "stats") {
+    fmt::print("sessions {}  mappings {}  subscribers {}  port blocks {}\n", number(v, "sessions"),
+               number(v, "mappings"), number(v, "subscribers"), number(v, "port_blocks"));
+    print_nonzero(v, "  ");
+    return 0;
+  }
+  if (command == "drops" || command == "passthrough" || command == "exports") {
+    print_nonzero(v, "");
+    if (command == "drops" && v.size() > 0) fmt::print("(reasons not listed are 0)\n");
+    return 0;
+  }
+  if (command == "ports") {
+    for (const auto& port : v) {
+      const YAML::Node p = port.second;
+      fmt::print("{}: rx {} packets {} bytes, tx {} packets {} bytes\n", port.first.as<std::string>(),
+                 number(p, "rx_packets"), number(p, "rx_bytes"), number(p, "tx_packets"), number(p, "tx_bytes"));
+      for (const auto& kv : p) {
+        const std::string k = kv.first.as<std::string>();
+        if (k.rfind("rx_", 0) == 0 || k.rfind("tx_", 0) == 0) continue;
+        if (kv.second.as<std::string>() != "0") fmt::print("  {:<34} {}\n", k, kv.second.as<std::string>());
+      }
+    }
+    return 0;
+  }
+  if (command == "pools") {
+    fmt::print("{:<20} {:>9} {:>9} {:>12} {:>10} {:>10} {:>12} {:>11}\n", "pool", "state", "addresses", "draining",
+               "blocks", "in use", "subscribers", "exhausted");
+    for (const auto& pool : v) {
+      const YAML::Node p = pool.second;
+      fmt::print("{:<20} {:>9} {:>9} {:>12} {:>10} {:>10} {:>12} {:>11}\n", pool.first.as<std::string>(),
+                 text(p, "state"), number(p, "addresses"), number(p, "addresses_draining"), number(p, "port_blocks"),
+                 number(p, "port_blocks_in_use"), number(p, "subscribers"), number(p, "exhaustion_events"));
+    }
+    return 0;
+  }
+  if (command == "subscriber") {
+    const std::string pub = text(v, "public_address");
+    if (pub.empty()) {
+      fmt::print("subscriber {}: no NAT state\n", text(v, "subscriber"));
+      return 0;
+    }
+    fmt::print("subscriber {} -> public address {}\n", text(v, "subscriber"), pub);
+    const auto blocks = lines(v, "port_blocks");
+    fmt::print("port blocks ({} ports each): {}\n", number(v, "block_size"), blocks.empty() ? "none" : "");
+    for (const auto& b : blocks) fmt::print("  {}\n", b);
+    const auto sessions = lines(v, "sessions");
+    fmt::print("sessions shown: {}\n", sessions.size());
+    for (const auto& s : sessions) fmt::print("  {}\n", s);
+    return 0;
+  }
+  if (command == "public") {
+    if (text(v, "found") != "yes") {
+      fmt::print("no mapping holds that public address and port now\n");
+      return 1;
+    }
+    fmt::print("{} {} mapping: inside {} <-> public {}, {} session(s)\n", text(v, "kind"), text(v, "protocol"),
+               text(v, "inside"), text(v, "public"), number(v, "sessions"));
+    for (const auto& s : lines(v, "session_list")) fmt::print("  {}\n", s);
+    return 0;
+  }
+  if (command == "config") {
+    fmt::print("file {}\ndigest {}\ngeneration {}\nloaded at {} (unix seconds)\nreloads applied {}, rejected {}\n",
+               text(v, "file"), text(v, "digest"), number(v, "generation"), number(v, "loaded_unix_s"),
+               number(v, "reloads_applied"), number(v, "reloads_rejected"));
+    for (const auto& e : lines(v, "last_error")) fmt::print("last rejected reload: {}\n", e);
+    return 0;
+  }
+  if (command == "reload") {
+    if (text(v, "result") == "applied") {
+      fmt::print("reload applied: {}\n", text(v, "summary"));
+      return 0;
+    }
+    fmt::print("reload rejected; the running policy (generation {}) stays:\n", number(v, "generation"));
+    for (const auto& e : lines(v, "errors")) fmt::print("  {}\n", e);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string prefix = "rte", socket_path;
+  std::vector<std::string> words;
+  po::options_description opts(
+      "passgatectl: operate a running passgate over DPDK's telemetry socket\n\n"
+      "Usage: passgatectl [options] COMMAND [ARGS]\n\nOptions");
+  opts.add_options()("help,h", "print this help and exit")(
+      "file-prefix", po::value(&prefix)->default_value("rte"), "passgate's DPDK --file-prefix")(
+      "socket", po::value(&socket_path), "telemetry socket path (default /var/run/dpdk/PREFIX/dpdk_telemetry.v2)")(
+      "json", "print the gateway's JSON answer unchanged");
+  po::options_description hidden;
+  hidden.add_options()("words", po::value(&words));
+  po::positional_options_description positional;
+  positional.add("words", -1);
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "passgatectl: " << e.what() << "\n\n" << opts << "\n" << commands_help;
+    return 2;
+  }
+  if (vm.count("help") || words.empty()) {
+    std::cout << opts << "\n" << commands_help;
+    return words.empty() && !vm.count("help") ? 2 : 0;
+  }
+  const std::string& command = words[0];
+  std::string request;
+  const auto need = [&](std::size_t min, std::size_t max, const char* usage) {
+    if (words.size() - 1 < min || words.size() - 1 > max) {
+      std::cerr << "passgatectl: usage: passgatectl " << usage << "\n";
+      std::exit(2);
+    }
+  };
+  if (command == "stats") request = "/passgate/nat";
+  else if (command == "drops") request = "/passgate/nat_drops";
+  else if (command == "ports") request = "/passgate/ports";
+  else if (command == "pools") request = "/passgate/pools";
+  else if (command == "passthrough") request = "/passgate/passthrough";
+  else if (command == "exports") request = "/passgate/exports";
+  else if (command == "config" || command == "version") request = "/passgate/config";
+  else if (command == "reload") request = "/passgate/reload";
+  else if (command == "subscriber") {
+    need(1, 2, "subscriber ADDRESS [LIMIT]");
+    request = "/passgate/subscriber," + words[1] + (words.size() > 2 ? "," + words[2] : "");
+  } else if (command == "public") {
+    need(3, 3, "public tcp|udp|icmp ADDRESS PORT");
+    request = fmt::format("/passgate/public,{},{},{}", words[1], words[2], words[3]);
+  } else {
+    std::cerr << "passgatectl: unknown command '" << command << "'\n\n" << commands_help;
+    return 2;
+  }
+  if (socket_path.empty()) socket_path = fmt::format("/var/run/dpdk/{}/dpdk_telemetry.v2", prefix);
+
+  TelemetryClient client;
+  std::string error, answer;
+  if (!client.connect_to(socket_path, &error) || !client.request(request, answer, &error)) {
+    std::cerr << "passgatectl: " << error << "\n";
+    return 2;
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(answer);
+  } catch (const std::exception& e) {
+    std::cerr << "passgatectl: unreadable answer from passgate: " << e.what() << "\n";
+    return 2;
+  }
+  const YAML::Node value = root[request.substr(0, request.find(','))];
+  if (!value || value.IsNull()) {
+    std::cerr << "passgatectl: passgate refused '" << request
+              << "' (an older passgate, or bad arguments: addresses are dotted IPv4, PROTO tcp, udp or icmp)\n";
+    return 2;
+  }
+  const bool json = vm.count("json") != 0;
+  if (json) {
+    std::cout << answer << "\n";
+    // The exit status still tells scripts whether a reload was applied.
+    return command == "reload" && value["result"] && value["result"].as<std::string>() != "applied" ? 1 : 0;
+  }
+  return show(command == "version" ? "config" : command, value);
+}
