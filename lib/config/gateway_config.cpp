@@ -689,12 +689,13 @@ bool valid_endpoint(const std::string& s) {
   return a < 256 && b < 256 && cc < 256 && d < 256 && port > 0 && port < 65536;
 }
 
-void read_endpoint(Checker& c, const Mapping& m, std::string_view key, std::string& out, std::string_view what) {
+void read_endpoint(Checker& c, const Mapping& m, std::string_view key, std::string& out, std::string_view what,
+                   std::string_view example) {
   const Field* f = m.get(std::string(key));
   if (!f) return;
   if (auto s = c.text(*f, what)) {
     if (valid_endpoint(*s)) out = *s;
-    else c.error(*f, fmt::format("expected {} as ADDRESS:PORT (e.g. 192.0.2.10:4739), got '{}'", what, *s));
+    else c.error(*f, fmt::format("expected {} as IPv4ADDRESS:PORT (e.g. {}), got '{}'", what, example, *s));
   }
 }
 
@@ -702,7 +703,7 @@ void read_endpoint(Checker& c, const Mapping& m, std::string_view key, std::stri
 void read_control(Checker& c, const Field& f, ControlConfig& out) {
   const Mapping m(c, f, {"prometheus", "log_level", "log_to_syslog", "nat_events"});
   if (!m.ok()) return;
-  read_endpoint(c, m, "prometheus", out.prometheus, "the Prometheus listen address");
+  read_endpoint(c, m, "prometheus", out.prometheus, "the Prometheus listen address", "127.0.0.1:9469");
   if (const Field* lf = m.get("log_level"))
     if (auto s = c.text(*lf, "error, warning, notice, info or debug")) {
       if (*s == "error" || *s == "warning" || *s == "notice" || *s == "info" || *s == "debug") out.log_level = *s;
@@ -720,7 +721,7 @@ void read_control(Checker& c, const Field& f, ControlConfig& out) {
     if (xm.ok()) {
       IpfixExportConfig x;
       if (!xm.require("collector")) return;
-      read_endpoint(c, xm, "collector", x.collector, "the IPFIX collector");
+      read_endpoint(c, xm, "collector", x.collector, "the IPFIX collector", "192.0.2.10:4739");
       set_integer(c, xm, "observation_domain", x.observation_domain, 0, 0xffffffffu, "an IPFIX observation domain id");
       set_integer(c, xm, "template_refresh_s", x.template_refresh_s, 10, 86400, "seconds (RFC 7011 8.4)");
       out.ipfix = x;
@@ -731,7 +732,7 @@ void read_control(Checker& c, const Field& f, ControlConfig& out) {
     if (sm.ok()) {
       SyslogExportConfig x;
       if (!sm.require("server")) return;
-      read_endpoint(c, sm, "server", x.server, "the syslog server");
+      read_endpoint(c, sm, "server", x.server, "the syslog server", "192.0.2.11:514");
       if (const Field* ff = sm.get("facility"))
         if (auto s = c.text(*ff, "local0 to local7, daemon or user")) {
           static constexpr std::pair<const char*, int> names[] = {

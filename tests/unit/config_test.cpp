@@ -553,6 +553,46 @@ const std::string esp_fields =
     "      hold_packets: 64\n"
     "      max_sas: 65536\n";
 
+TEST(GatewayConfig, ControlSectionIsParsedWithDefaults) {
+  const LoadResult plain = parse(minimal);
+  ASSERT_TRUE(plain.config.has_value()) << describe(plain.errors);
+  EXPECT_TRUE(plain.config->control.prometheus.empty());
+  EXPECT_EQ(plain.config->control.log_level, "info");
+  EXPECT_FALSE(plain.config->control.ipfix.has_value());
+  EXPECT_FALSE(plain.config->nat.log_sessions);
+
+  const LoadResult r = parse(minimal + "control:\n  prometheus: 127.0.0.1:9469\n  log_level: debug\n"
+                                       "  nat_events:\n    sessions: true\n    destinations: true\n"
+                                       "    ipfix: {collector: 192.0.2.10:4739, observation_domain: 9}\n"
+                                       "    syslog: {server: 192.0.2.11:514, facility: daemon}\n");
+  ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+  const ControlConfig& c = r.config->control;
+  EXPECT_EQ(c.prometheus, "127.0.0.1:9469");
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_TRUE(c.log_sessions);
+  EXPECT_TRUE(r.config->nat.log_sessions) << "the engine is told to emit session events";
+  EXPECT_TRUE(c.log_destinations);
+  ASSERT_TRUE(c.ipfix.has_value());
+  EXPECT_EQ(c.ipfix->collector, "192.0.2.10:4739");
+  EXPECT_EQ(c.ipfix->observation_domain, 9u);
+  EXPECT_EQ(c.ipfix->template_refresh_s, 600u);
+  ASSERT_TRUE(c.syslog.has_value());
+  EXPECT_EQ(c.syslog->facility, 3);
+}
+
+TEST(GatewayConfig, RestartRequiredChangesAreNamed) {
+  const GatewayConfig a = *parse(minimal).config;
+  EXPECT_TRUE(restart_required_changes(a, a).empty());
+  const GatewayConfig nat_only = *parse(with(minimal, "198.51.100.13]", "198.51.100.14]")).config;
+  EXPECT_TRUE(restart_required_changes(a, nat_only).empty()) << "NAT policy changes are reloadable";
+  const GatewayConfig mtu = *parse(with(minimal, "gateway: 198.51.100.254", "gateway: 198.51.100.254\n    mtu: 1400")).config;
+  const auto changes = restart_required_changes(a, mtu);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_NE(changes[0].find("'outside'"), std::string::npos);
+  const GatewayConfig prom = *parse(minimal + "control: {prometheus: 127.0.0.1:9469}\n").config;
+  EXPECT_EQ(restart_required_changes(a, prom).size(), 1u);
+}
+
 TEST(GatewayConfig, PassthroughEspGoodValuesAreParsed) {
   {
     const LoadResult r = parse(esp_block(

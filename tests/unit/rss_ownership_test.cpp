@@ -381,22 +381,25 @@ INSTANTIATE_TEST_SUITE_P(SharedKey, Comb,
 
 // --- worker counts that are not powers of two: residues modulo reta_size -----------
 
-using WideParam = std::tuple<unsigned, unsigned>;
+using WideParam = std::tuple<unsigned /*workers*/, unsigned /*reta*/, unsigned /*stride, 0 = default*/>;
 class ResidueSets : public ::testing::TestWithParam<WideParam> {};
 
-TEST_P(ResidueSets, OwnershipIsAUnionOfRetaStrideCombs) {
-  const auto [w, r] = GetParam();
-  auto made = RssSteering::make({.workers = w, .reta_size = r});
-  ASSERT_TRUE(made);
+TEST_P(ResidueSets, OwnershipIsAUnionOfStrideCombs) {
+  const auto [w, r, stride_param] = GetParam();
+  SteeringError e{};
+  auto made = RssSteering::make({.workers = w, .reta_size = r, .stride = stride_param}, &e);
+  ASSERT_TRUE(made) << to_string(e);
   const auto& s = *made;
-  EXPECT_EQ(s.stride(), r);
+  const unsigned stride = stride_param ? stride_param : r;
+  EXPECT_EQ(s.stride(), stride);
   EXPECT_FALSE(s.one_residue_per_worker());
+  for (std::size_t i = 0; i < s.reta().size(); ++i) ASSERT_EQ(s.reta()[i], (i % stride) % w);
   std::vector<std::uint16_t> buf(s.max_residues_per_worker());
   for (be32 a : test_addresses(6, 31)) {
-    std::vector<int> owner(r, -1);
+    std::vector<int> owner(stride, -1);
     for (unsigned k = 0; k < w; ++k) {
       const std::size_t n = s.owned_residues(a, k, buf);
-      EXPECT_TRUE(n == r / w || n == r / w + 1) << n;
+      EXPECT_TRUE(n == stride / w || n == stride / w + 1) << n;
       ASSERT_TRUE(std::is_sorted(buf.begin(), buf.begin() + static_cast<long>(n)));
       EXPECT_EQ(s.port_residue(a, k), buf[0]);
       for (std::size_t i = 0; i < n; ++i) {
@@ -405,37 +408,58 @@ TEST_P(ResidueSets, OwnershipIsAUnionOfRetaStrideCombs) {
       }
     }
     ASSERT_EQ(std::count(owner.begin(), owner.end(), -1), 0) << "residue owned by nobody";
-    const OwnershipScan scan = scan_with_rte(s.outside_key(), s.outside_layout(), s.reta(), w, r, a);
+    const OwnershipScan scan = scan_with_rte(s.outside_key(), s.outside_layout(), s.reta(), w, stride, a);
     ASSERT_EQ(scan.violations, 0u);
-    for (unsigned res = 0; res < r; ++res) ASSERT_EQ(scan.owner_of_residue[res], owner[res]) << "residue " << res;
-    for (unsigned k = 0; k < w; ++k) {
-      const unsigned q = 65536 / r;
-      EXPECT_TRUE(scan.ports_per_worker[k] == (r / w) * q || scan.ports_per_worker[k] == (r / w + 1) * q);
-    }
+    for (unsigned res = 0; res < stride; ++res) ASSERT_EQ(scan.owner_of_residue[res], owner[res]) << "residue " << res;
+    const unsigned q = 65536 / stride;
+    for (unsigned k = 0; k < w; ++k)
+      EXPECT_TRUE(scan.ports_per_worker[k] == (stride / w) * q || scan.ports_per_worker[k] == (stride / w + 1) * q);
   }
-  // Subscribers: every aligned block of reta_size consecutive addresses fills the RETA once.
+  // Subscribers: every aligned block of `stride` consecutive addresses meets
+  // every RETA residue once.
   std::mt19937_64 rng(37);
   for (int blk = 0; blk < 200; ++blk) {
-    const std::uint32_t first = static_cast<std::uint32_t>(rng()) & ~(r - 1);
-    std::vector<bool> seen(r, false);
-    for (unsigned i = 0; i < r; ++i) {
+    const std::uint32_t first = static_cast<std::uint32_t>(rng()) & ~(stride - 1);
+    std::vector<bool> seen(stride, false);
+    for (unsigned i = 0; i < stride; ++i) {
       const std::uint32_t h = rte_hash(s.inside_key(), inside_input(be32::from_host(first + i)));
-      ASSERT_FALSE(seen[h & (r - 1)]);
-      seen[h & (r - 1)] = true;
+      ASSERT_FALSE(seen[h & (stride - 1)]);
+      seen[h & (stride - 1)] = true;
       ASSERT_EQ(s.worker_of_subscriber(be32::from_host(first + i)), nic_queue(h, s.reta()));
     }
   }
 }
 
+std::string wide_name(const ::testing::TestParamInfo<WideParam>& info) {
+  std::string name = "W";
+  name += std::to_string(std::get<0>(info.param));
+  name += "_reta";
+  name += std::to_string(std::get<1>(info.param));
+  if (std::get<2>(info.param)) {
+    name += "_stride";
+    name += std::to_string(std::get<2>(info.param));
+  }
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(NotPowerOfTwo, ResidueSets,
-                         ::testing::Combine(::testing::Values(3u, 5u, 6u, 12u), ::testing::Values(128u, 512u)),
-                         [](const auto& info) {
-                           std::string name = "W";
-                           name += std::to_string(std::get<0>(info.param));
-                           name += "_reta";
-                           name += std::to_string(std::get<1>(info.param));
-                           return name;
-                         });
+                         ::testing::Combine(::testing::Values(3u, 5u, 6u, 12u), ::testing::Values(128u, 512u),
+                                            ::testing::Values(0u)),
+                         wide_name);
+INSTANTIATE_TEST_SUITE_P(ChosenStride, ResidueSets,
+                         ::testing::Values(WideParam{12, 512, 128}, WideParam{6, 2048, 64}, WideParam{3, 512, 4},
+                                           WideParam{4, 512, 32}),
+                         wide_name);
+
+TEST(ResidueSetsErrors, StrideMustFit) {
+  SteeringError e{};
+  EXPECT_FALSE(RssSteering::make({.workers = 6, .reta_size = 512, .stride = 4}, &e));
+  EXPECT_EQ(e, SteeringError::bad_stride);
+  EXPECT_FALSE(RssSteering::make({.workers = 6, .reta_size = 512, .stride = 1024}, &e));
+  EXPECT_EQ(e, SteeringError::bad_stride);
+  EXPECT_FALSE(RssSteering::make({.workers = 6, .reta_size = 512, .stride = 96}, &e));
+  EXPECT_EQ(e, SteeringError::bad_stride);
+}
 
 // --- negative controls: the checks above do catch a wrong key --------------------
 
