@@ -94,6 +94,35 @@ std::string render_prometheus(const stats::GatewaySnapshot& s) {
     w.sample("passgate_nat_malformed_total", s.nat.parse_error[k],
              fmt::format("reason=\"{}\"", packet::parse_error_name(static_cast<packet::ParseError>(k))));
 
+  // Per protocol (tcp, udp, icmp; "other" is ESP, GRE and the rest).
+  w.family("passgate_nat_protocol_sessions", "gauge", "Active NAT sessions by protocol.");
+  for (unsigned p = 0; p < 3; ++p)
+    w.sample("passgate_nat_protocol_sessions", s.nat.proto[p].sessions_created - s.nat.proto[p].sessions_expired,
+             fmt::format("protocol=\"{}\"", stats::proto_index_name(p)));
+  w.family("passgate_nat_protocol_sessions_created_total", "counter", "NAT sessions created, by protocol.");
+  for (unsigned p = 0; p < 3; ++p)
+    w.sample("passgate_nat_protocol_sessions_created_total", s.nat.proto[p].sessions_created,
+             fmt::format("protocol=\"{}\"", stats::proto_index_name(p)));
+  w.family("passgate_nat_protocol_sessions_expired_total", "counter", "NAT sessions removed after their timeout, by protocol.");
+  for (unsigned p = 0; p < 3; ++p)
+    w.sample("passgate_nat_protocol_sessions_expired_total", s.nat.proto[p].sessions_expired,
+             fmt::format("protocol=\"{}\"", stats::proto_index_name(p)));
+  w.family("passgate_nat_protocol_translations_total", "counter",
+           "Packets translated through a session (hits), by protocol and direction.");
+  for (unsigned p = 0; p < 3; ++p) {
+    w.sample("passgate_nat_protocol_translations_total", s.nat.proto[p].translated_outbound,
+             fmt::format("protocol=\"{}\",direction=\"outbound\"", stats::proto_index_name(p)));
+    w.sample("passgate_nat_protocol_translations_total", s.nat.proto[p].translated_inbound,
+             fmt::format("protocol=\"{}\",direction=\"inbound\"", stats::proto_index_name(p)));
+  }
+  w.family("passgate_nat_protocol_drops_total", "counter", "Packets dropped by the NAT engine, by protocol and reason.");
+  for (unsigned p = 0; p < stats::proto_index_count; ++p)
+    for (unsigned k = 1; k < stats::drop_reason_count; ++k)
+      if (s.nat.proto[p].drop[k])  // only reasons that happened: 4 x 40 mostly-zero series help nobody
+        w.sample("passgate_nat_protocol_drops_total", s.nat.proto[p].drop[k],
+                 fmt::format("protocol=\"{}\",reason=\"{}\"", stats::proto_index_name(p),
+                             stats::drop_reason_name(static_cast<stats::DropReason>(k))));
+
   struct Gauge {
     const char* name;
     const char* help;

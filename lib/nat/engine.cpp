@@ -332,6 +332,7 @@ struct Engine::Impl {
     if constexpr (D == Direction::outbound) {
       rewrite_outbound(ip, p.ihl_bytes, s);
       e.counters_.add(NatCounter::translated_outbound);
+      ++e.counters_.proto[static_cast<unsigned>(l.proto)].translated_outbound;
       r = {Verdict::to_outside, DropReason::none};
       if (s.flags & session_flag::pptp_control) [[unlikely]]
         pptp_control<D>(e, ip, p, s, l.session);
@@ -340,6 +341,7 @@ struct Engine::Impl {
     } else {
       rewrite_inbound(ip, p.ihl_bytes, s);
       e.counters_.add(NatCounter::translated_inbound);
+      ++e.counters_.proto[static_cast<unsigned>(l.proto)].translated_inbound;
       r = {Verdict::to_inside, DropReason::none};
       if (s.flags & session_flag::pptp_control) [[unlikely]]
         pptp_control<D>(e, ip, p, s, l.session);
@@ -522,6 +524,7 @@ struct Engine::Impl {
     if (map.subscriber != no_index) ++e.subscribers_[map.subscriber].sessions;
     e.wheel_.schedule(i, e.now_s_ + timeout_of(e, s));
     e.counters_.add(NatCounter::sessions_created);
+    ++e.counters_.proto[static_cast<unsigned>(map.proto)].sessions_created;
     if (e.config_.log_sessions) log_session(e, NatEvent::Type::session_created, s, map);
     return i;
   }
@@ -832,6 +835,7 @@ struct Engine::Impl {
     e.free_sessions_.push_back(i);
     --e.session_count_;
     e.counters_.add(NatCounter::sessions_expired);
+    ++e.counters_.proto[static_cast<unsigned>(s.proto)].sessions_expired;
     // The hold runs from when the session went idle, not from when the
     // expiry pass happened to notice.
     if (--map.sessions == 0) {
@@ -1382,11 +1386,12 @@ void Engine::process_burst(Direction dir, std::span<PacketRef> packets, std::uin
       PacketRef& pkt = packets[i];
       if (errors[i] != packet::ParseError::ok) {
         counters_.add(errors[i]);
+        ++counters_.of(stats::ProtoIndex::other).drop[static_cast<unsigned>(DropReason::malformed)];
         pkt.result = drop(DropReason::malformed);
         continue;
       }
       pkt.result = Impl::translate<D>(*this, pkt.bytes.data(), parsed[i], lookups[i]);
-      if (pkt.result.verdict == Verdict::drop) counters_.add(pkt.result.reason);
+      if (pkt.result.verdict == Verdict::drop) counters_.add(pkt.result.reason, stats::proto_index_of(parsed[i].proto));
     }
   };
   if (dir == Direction::outbound)

@@ -52,6 +52,8 @@ struct Result {
 
 // Protocols with sessions, as dense indices.
 enum class Proto : std::uint8_t { tcp = 0, udp = 1, icmp = 2 };
+static_assert(static_cast<unsigned>(Proto::icmp) == static_cast<unsigned>(stats::ProtoIndex::icmp),
+              "per-protocol counters are indexed by Proto");
 inline constexpr unsigned proto_count = 3;
 const char* to_string(Proto p);
 

@@ -103,10 +103,36 @@ const char* nat_counter_help(NatCounter c);
 const char* drop_reason_name(DropReason r);
 const char* drop_reason_help(DropReason r);
 
+// Per IP protocol of the packet: TCP, UDP and ICMP have sessions; "other"
+// is everything else (ESP, GRE, unsupported, unparsable).
+enum class ProtoIndex : std::uint8_t { tcp = 0, udp = 1, icmp = 2, other = 3 };
+inline constexpr unsigned proto_index_count = 4;
+inline constexpr const char* proto_index_name(unsigned i) {
+  constexpr const char* names[] = {"tcp", "udp", "icmp", "other"};
+  return i < proto_index_count ? names[i] : "?";
+}
+inline constexpr ProtoIndex proto_index_of(std::uint8_t ip_protocol) {
+  return ip_protocol == 6 ? ProtoIndex::tcp : ip_protocol == 17 ? ProtoIndex::udp
+         : ip_protocol == 1 ? ProtoIndex::icmp : ProtoIndex::other;
+}
+
+struct ProtoCounters {
+  std::uint64_t sessions_created = 0, sessions_expired = 0;
+  std::uint64_t translated_outbound = 0, translated_inbound = 0;
+  std::array<std::uint64_t, drop_reason_count> drop{};
+};
+
 struct alignas(64) NatCounters {
   std::array<std::uint64_t, nat_counter_count> counter{};
   std::array<std::uint64_t, drop_reason_count> drop{};
   std::array<std::uint64_t, packet::parse_error_count> parse_error{};
+  std::array<ProtoCounters, proto_index_count> proto{};
+
+  [[nodiscard]] ProtoCounters& of(ProtoIndex p) { return proto[static_cast<unsigned>(p)]; }
+  void add(DropReason r, ProtoIndex p) {
+    ++drop[static_cast<unsigned>(r)];
+    ++of(p).drop[static_cast<unsigned>(r)];
+  }
 
   void add(NatCounter c, std::uint64_t n = 1) { counter[static_cast<unsigned>(c)] += n; }
   void add(DropReason r) { ++drop[static_cast<unsigned>(r)]; }
@@ -126,6 +152,13 @@ struct alignas(64) NatCounters {
     for (unsigned i = 0; i < counter.size(); ++i) counter[i] += o.counter[i];
     for (unsigned i = 0; i < drop.size(); ++i) drop[i] += o.drop[i];
     for (unsigned i = 0; i < parse_error.size(); ++i) parse_error[i] += o.parse_error[i];
+    for (unsigned p = 0; p < proto_index_count; ++p) {
+      proto[p].sessions_created += o.proto[p].sessions_created;
+      proto[p].sessions_expired += o.proto[p].sessions_expired;
+      proto[p].translated_outbound += o.proto[p].translated_outbound;
+      proto[p].translated_inbound += o.proto[p].translated_inbound;
+      for (unsigned k = 0; k < drop_reason_count; ++k) proto[p].drop[k] += o.proto[p].drop[k];
+    }
     return *this;
   }
 };

@@ -835,5 +835,24 @@ TEST_F(Nat, SessionEventsOnlyWhenAsked) {
   EXPECT_EQ(events[2].type, NatEvent::Type::session_deleted);
 }
 
+TEST_F(Nat, CountersPerProtocol) {
+  const Bytes o = udp_out(sub_a, 4000, server, 53);
+  Bytes r = reply_to(o);
+  ASSERT_EQ(in(r).verdict, Verdict::to_inside);
+  Bytes ack = tcp_packet({sub_a, server}, 5000, 80, flag::ack);  // no session, not a SYN
+  EXPECT_EQ(out(ack).verdict, Verdict::drop);
+  const stats::NatCounters& c = engine->counters();
+  const auto& udp = c.proto[static_cast<unsigned>(stats::ProtoIndex::udp)];
+  const auto& tcp_c = c.proto[static_cast<unsigned>(stats::ProtoIndex::tcp)];
+  EXPECT_EQ(udp.sessions_created, 1u);
+  EXPECT_EQ(udp.translated_outbound, 1u);
+  EXPECT_EQ(udp.translated_inbound, 1u);
+  EXPECT_EQ(tcp_c.sessions_created, 0u);
+  EXPECT_EQ(tcp_c.drop[static_cast<unsigned>(DropReason::tcp_not_syn)], 1u);
+  EXPECT_EQ(udp.drop[static_cast<unsigned>(DropReason::tcp_not_syn)], 0u);
+  advance_s(301);
+  EXPECT_EQ(udp.sessions_expired, 1u);
+}
+
 }  // namespace
 }  // namespace passgate::nat
