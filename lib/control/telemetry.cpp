@@ -75,6 +75,31 @@ int ports(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+int protocols(const char*, const char*, rte_tel_data* d) {
+  stats::GatewaySnapshot s;
+  if (!take(s)) return -1;
+  rte_tel_data_start_dict(d);
+  for (unsigned p = 0; p < stats::proto_index_count; ++p) {
+    const stats::ProtoCounters& c = s.nat.proto[p];
+    rte_tel_data* proto = rte_tel_data_alloc();
+    if (!proto) return -1;
+    rte_tel_data_start_dict(proto);
+    rte_tel_data_add_dict_u64(proto, "sessions", c.sessions_created - c.sessions_expired);
+    rte_tel_data_add_dict_u64(proto, "sessions_created", c.sessions_created);
+    rte_tel_data_add_dict_u64(proto, "sessions_expired", c.sessions_expired);
+    rte_tel_data_add_dict_u64(proto, "translated_outbound", c.translated_outbound);
+    rte_tel_data_add_dict_u64(proto, "translated_inbound", c.translated_inbound);
+    for (unsigned k = 1; k < stats::drop_reason_count; ++k)
+      if (c.drop[k]) {
+        char name[64];
+        snprintf(name, sizeof name, "drop_%s", stats::drop_reason_name(static_cast<stats::DropReason>(k)));
+        rte_tel_data_add_dict_u64(proto, name, c.drop[k]);
+      }
+    rte_tel_data_add_dict_container(d, stats::proto_index_name(p), proto, 0);
+  }
+  return 0;
+}
+
 int passthrough(const char*, const char*, rte_tel_data* d) {
   stats::GatewaySnapshot s;
   if (!take(s)) return -1;
@@ -108,6 +133,8 @@ bool register_telemetry(SnapshotSource src) {
   ok &= rte_telemetry_register_cmd("/passgate/nat", nat, "NAT counters and gauges, summed over workers") == 0;
   ok &= rte_telemetry_register_cmd("/passgate/nat_drops", nat_drops, "NAT drops by reason, malformed by parse error") == 0;
   ok &= rte_telemetry_register_cmd("/passgate/ports", ports, "Per port: traffic, ARP, echo, drops by reason") == 0;
+  ok &= rte_telemetry_register_cmd("/passgate/protocols", protocols,
+                                   "Per protocol: sessions, translations per direction, drops by reason") == 0;
   ok &= rte_telemetry_register_cmd("/passgate/passthrough", passthrough, "ESP SAs and learners, PPTP calls, GRE tunnels") == 0;
   ok &= rte_telemetry_register_cmd("/passgate/mempool", mempool, "Packet buffer pool size and free buffers") == 0;
   return ok;
