@@ -761,7 +761,7 @@ struct DataplaneSeen {
 void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSeen& seen) {
   const std::size_t errors_before = c.count();
   seen.section = f;
-  const Mapping m(c, f, {"eal", "workers", "mbufs", "mbuf_cache", "burst", "mode", "neighbour"});
+  const Mapping m(c, f, {"eal", "workers", "mbufs", "mbuf_cache", "burst", "mode", "steering", "neighbour"});
   if (m.ok()) {
     if (const Field* ef = m.get("eal"))
       if (const auto items = sequence(c, *ef, "EAL arguments like \"--no-huge\"", true))
@@ -783,6 +783,11 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
     set_integer(c, m, "mbufs", d.mbufs, 1023, (1u << 26) - 1, "buffers; a power of two minus one is best");
     set_integer(c, m, "mbuf_cache", d.mbuf_cache, 0, 512, "per lcore; DPDK's RTE_MEMPOOL_CACHE_MAX_SIZE is 512");
     set_integer(c, m, "burst", d.burst, 1, 64, "packets per receive call");
+    if (const Field* sf = m.get("steering"))
+      if (auto s = c.text(*sf, "auto or handoff")) {
+        if (*s == "auto" || *s == "handoff") d.steering_handoff_only = *s == "handoff";
+        else c.error(*sf, fmt::format("expected auto (program RSS where the device can) or handoff, got '{}'", *s));
+      }
     if (const Field* mf = m.get("mode"))
       if (auto s = c.text(*mf, "nat or forward")) {
         if (*s == "nat" || *s == "forward") d.forward_only = *s == "forward";

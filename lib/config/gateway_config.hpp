@@ -76,6 +76,11 @@ struct DataplaneConfig {
   // forward: route IPv4 between the ports without translating (no NAT state
   // at all). Only for measuring the I/O ceiling of a machine (bench/).
   bool forward_only = false;
+  // With several workers: auto programs the ports' RSS so that every packet
+  // reaches the worker that owns it (lib/steering) where the device can,
+  // handoff never programs RSS and hands packets between workers instead.
+  // Either way ownership is checked per packet, so both are correct.
+  bool steering_handoff_only = false;
   NeighbourConfig neighbour;
   friend bool operator==(const DataplaneConfig&, const DataplaneConfig&) = default;
 };

@@ -94,6 +94,19 @@ std::string render_prometheus(const stats::GatewaySnapshot& s) {
     w.sample("passgate_nat_malformed_total", s.nat.parse_error[k],
              fmt::format("reason=\"{}\"", packet::parse_error_name(static_cast<packet::ParseError>(k))));
 
+  // Steering between workers (lib/steering).
+  w.family("passgate_port_handoffs_total", "counter",
+           "Packets one worker received and handed to the worker that owns them (out), and taken over (in).");
+  for (std::size_t p = 0; p < s.ports.size(); ++p) {
+    w.sample("passgate_port_handoffs_total", s.ports[p].handoff_out, port_label(p) + ",direction=\"out\"");
+    w.sample("passgate_port_handoffs_total", s.ports[p].handoff_in, port_label(p) + ",direction=\"in\"");
+  }
+  if (!s.steering_modes.empty()) {
+    w.family("passgate_port_steering_info", "gauge", "How packets reach their worker on the port: rss, handoff or single.");
+    for (std::size_t p = 0; p < s.steering_modes.size() && p < s.ports.size(); ++p)
+      w.sample("passgate_port_steering_info", 1, port_label(p) + fmt::format(",mode=\"{}\"", s.steering_modes[p]));
+  }
+
   // Per protocol (tcp, udp, icmp; "other" is ESP, GRE and the rest).
   w.family("passgate_nat_protocol_sessions", "gauge", "Active NAT sessions by protocol.");
   for (unsigned p = 0; p < 3; ++p)

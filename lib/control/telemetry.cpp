@@ -100,6 +100,28 @@ int protocols(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+int steering(const char*, const char*, rte_tel_data* d) {
+  stats::GatewaySnapshot s;
+  if (!take(s)) return -1;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_u64(d, "workers", s.workers);
+  for (std::size_t p = 0; p < s.steering_modes.size() && p < s.port_names.size(); ++p) {
+    char key[64];
+    snprintf(key, sizeof key, "mode_%s", s.port_names[p].c_str());
+    rte_tel_data_add_dict_string(d, key, s.steering_modes[p].c_str());
+    snprintf(key, sizeof key, "handoff_out_%s", s.port_names[p].c_str());
+    rte_tel_data_add_dict_u64(d, key, s.ports[p].handoff_out);
+  }
+  for (std::size_t w = 0; w < s.worker_handoff_out.size(); ++w) {
+    char key[64];
+    snprintf(key, sizeof key, "worker%zu_handoff_out", w);
+    rte_tel_data_add_dict_u64(d, key, s.worker_handoff_out[w]);
+    snprintf(key, sizeof key, "worker%zu_handoff_in", w);
+    rte_tel_data_add_dict_u64(d, key, s.worker_handoff_in[w]);
+  }
+  return 0;
+}
+
 int passthrough(const char*, const char*, rte_tel_data* d) {
   stats::GatewaySnapshot s;
   if (!take(s)) return -1;
@@ -133,6 +155,8 @@ bool register_telemetry(SnapshotSource src) {
   ok &= rte_telemetry_register_cmd("/passgate/nat", nat, "NAT counters and gauges, summed over workers") == 0;
   ok &= rte_telemetry_register_cmd("/passgate/nat_drops", nat_drops, "NAT drops by reason, malformed by parse error") == 0;
   ok &= rte_telemetry_register_cmd("/passgate/ports", ports, "Per port: traffic, ARP, echo, drops by reason") == 0;
+  ok &= rte_telemetry_register_cmd("/passgate/steering", steering,
+                                   "Workers, steering mode per port (rss, handoff, single), handoffs per worker") == 0;
   ok &= rte_telemetry_register_cmd("/passgate/protocols", protocols,
                                    "Per protocol: sessions, translations per direction, drops by reason") == 0;
   ok &= rte_telemetry_register_cmd("/passgate/passthrough", passthrough, "ESP SAs and learners, PPTP calls, GRE tunnels") == 0;

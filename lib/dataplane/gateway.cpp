@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 
 #include <fmt/format.h>
 
@@ -74,6 +75,43 @@ std::unique_ptr<Gateway> Gateway::create(const config::GatewayConfig& cfg, std::
     *error = fmt::format("cannot create a pool of {} buffers: {}", cfg.dataplane.mbufs, rte_strerror(rte_errno));
     return nullptr;
   }
+  // Worker lcores: every enabled lcore except the main one. Each polls its
+  // own queue of every port and transmits on its own queue.
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) g->worker_lcores_.push_back(lcore);
+  if (g->worker_lcores_.empty()) {
+    *error = "no worker lcore: give EAL at least two lcores (-l 0,1), the first runs the control loop";
+    return nullptr;
+  }
+  g->worker_count_ = static_cast<unsigned>(g->worker_lcores_.size());
+  const unsigned w = g->worker_count_;
+  if (w > 1) {
+    // One residue of every public address's ports per worker (lib/steering):
+    // the port blocks stay plain ranges with a step, which NAT logs can say.
+    if ((w & (w - 1)) != 0) {
+      *error = fmt::format("{} workers: with several workers passgate needs a power of two (2, 4, 8, 16, 32) so that "
+                           "each owns one comb of every public address's ports",
+                           w);
+      return nullptr;
+    }
+    for (const auto& pc : cfg.ports)
+      if (pc.tx_queues < w || pc.rx_queues > w) {
+        *error = fmt::format("port '{}': {} workers need tx_queues of at least {} (one each) and rx_queues of at most "
+                             "{}; it has {} rx, {} tx",
+                             pc.name, w, w, w, pc.rx_queues, pc.tx_queues);
+        return nullptr;
+      }
+    steering::SteeringParams params;
+    params.workers = w;
+    params.reta_size = 512;
+    steering::SteeringError why = steering::SteeringError::none;
+    g->rss_ = steering::RssSteering::make(params, &why);
+    if (!g->rss_) {
+      *error = fmt::format("RSS steering for {} workers: {}", w, steering::to_string(why));
+      return nullptr;
+    }
+    g->rules_ = steering::DispatchRules{&*g->rss_, 0};
+  }
   if (!g->setup_ports(error)) return nullptr;
   return g;
 }
@@ -99,7 +137,29 @@ bool Gateway::setup_ports(std::string* error) {
       return false;
     }
     rte_eth_conf conf{};
-    if (pc.rx_queues > 1) {
+    // Steering (lib/steering): outside on the destination address and port
+    // only, inside on the source address only, with passgate's keys and
+    // redirection table. A device that cannot hash that way, or one queue,
+    // leaves the work to the handoff rings.
+    std::string mode = worker_count_ == 1 ? "single" : "handoff";
+    const bool outside = pc.role == config::PortRole::outside;
+    const std::uint64_t wanted =
+        RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP |
+        RTE_ETH_RSS_NONFRAG_IPV4_OTHER;
+    const std::uint64_t only = outside ? (RTE_ETH_RSS_L3_DST_ONLY | RTE_ETH_RSS_L4_DST_ONLY) : RTE_ETH_RSS_L3_SRC_ONLY;
+    const bool device_can = (info.flow_type_rss_offloads & only) == only && (info.flow_type_rss_offloads & wanted) &&
+                            info.reta_size >= worker_count_ && (info.hash_key_size == 0 || info.hash_key_size >= 40);
+    std::array<std::uint8_t, 52> key{};  // i40e/ice take 52 bytes; zero padding leaves IPv4 hashes alone
+    if (rss_ && pc.rx_queues > 1 && !cfg_.dataplane.steering_handoff_only && device_can) {
+      const auto& k = outside ? rss_->outside_key() : rss_->inside_key();
+      std::copy(k.begin(), k.end(), key.begin());
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_key = key.data();
+      conf.rx_adv_conf.rss_conf.rss_key_len = static_cast<std::uint8_t>(info.hash_key_size ? info.hash_key_size : 40);
+      conf.rx_adv_conf.rss_conf.rss_hf = (info.flow_type_rss_offloads & wanted) | only;
+      mode = "rss";
+    } else if (pc.rx_queues > 1) {
+      // Spread anyway (any hash): workers hand over what they do not own.
       conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
       conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
     }
@@ -129,35 +189,23 @@ bool Gateway::setup_ports(std::string* error) {
     }
     port_started_.back() = true;
     rte_eth_promiscuous_enable(id);
+    if (mode == "rss") {
+      // The redirection table: entry i to worker rss_->reta()[i % size].
+      std::vector<rte_eth_rss_reta_entry64> reta(info.reta_size / RTE_ETH_RETA_GROUP_SIZE + 1);
+      for (unsigned i = 0; i < info.reta_size; ++i) {
+        auto& group = reta[i / RTE_ETH_RETA_GROUP_SIZE];
+        group.mask |= 1ull << (i % RTE_ETH_RETA_GROUP_SIZE);
+        group.reta[i % RTE_ETH_RETA_GROUP_SIZE] = rss_->reta()[i % rss_->reta_size()];
+      }
+      if (rte_eth_dev_rss_reta_update(id, reta.data(), info.reta_size) != 0) mode = "handoff";
+    }
+    steering_modes_.push_back(mode);
   }
   return true;
 }
 
 bool Gateway::start(std::string* error) {
-  // Worker lcores: every enabled lcore except the main one, as many as the
-  // ports have queues (one queue pair per worker).
-  std::vector<unsigned> lcores;
-  unsigned lcore;
-  RTE_LCORE_FOREACH_WORKER(lcore) lcores.push_back(lcore);
-  if (lcores.empty()) {
-    *error = "no worker lcore: give EAL at least two lcores (-l 0,1), the first runs the control loop";
-    return false;
-  }
-  std::uint16_t queues = 0xffff;
-  for (const auto& pc : cfg_.ports) queues = std::min<std::uint16_t>({queues, pc.rx_queues, pc.tx_queues});
-  if (lcores.size() > queues) lcores.resize(queues);
-  // Each worker would allocate ports from the same public addresses and the
-  // NIC would hand replies to any of them: until ports are partitioned per
-  // worker and replies steered to their owner, more than one worker could
-  // give two subscribers the same public port. Refuse rather than corrupt.
-  if (lcores.size() > 1) {
-    *error = fmt::format(
-        "{} workers asked for (lcores and {} queues per port), but per-worker port ownership and reply steering "
-        "are not implemented yet: use one queue per port (rx_queues/tx_queues: 1) or one worker lcore",
-        lcores.size(), queues);
-    return false;
-  }
-
+  const std::vector<unsigned>& lcores = worker_lcores_;
   std::vector<PortView> views;
   for (std::size_t i = 0; i < cfg_.ports.size(); ++i) {
     const auto& pc = cfg_.ports[i];
@@ -181,11 +229,30 @@ bool Gateway::start(std::string* error) {
   policy_ = make_policy(cfg_, 1);
   published_.store(policy_.get(), std::memory_order_release);
 
+  // Handoff rings: many producers (any worker), one consumer (the owner).
+  if (worker_count_ > 1)
+    for (unsigned w = 0; w < worker_count_; ++w) {
+      const std::string name = fmt::format("pg_handoff_{}", w);
+      rte_ring* ring = rte_ring_lookup(name.c_str());
+      if (!ring) ring = rte_ring_create(name.c_str(), 4096, static_cast<int>(rte_socket_id()), RING_F_SC_DEQ);
+      if (!ring) {
+        *error = fmt::format("cannot create the handoff ring of worker {}: {}", w, rte_strerror(rte_errno));
+        return false;
+      }
+      rings_.push_back(ring);
+    }
+
   for (std::size_t w = 0; w < lcores.size(); ++w) {
-    nat::NatConfig nat_cfg = cfg_.nat;
-    nat_cfg.random_seed += w;  // each worker its own keys and port sequence
+    nat::PortShare share;
+    share.worker = static_cast<unsigned>(w);
+    share.workers = worker_count_;
+    share.step = static_cast<std::uint16_t>(worker_count_);
+    if (rss_) {
+      const steering::RssSteering* rss = &*rss_;
+      share.residue = [rss, w](be32 a) { return rss->port_residue(a, static_cast<unsigned>(w)); };
+    }
     std::vector<std::string> errors;
-    auto engine = nat::Engine::create(nat_cfg, &errors);
+    auto engine = nat::Engine::create(cfg_.nat, &errors, std::move(share));
     if (!engine) {
       *error = "NAT configuration: " + (errors.empty() ? std::string("invalid") : errors.front());
       return false;
@@ -195,6 +262,13 @@ bool Gateway::start(std::string* error) {
     worker->published = &published_;
     worker->qsbr = qsbr_;
     worker->reader_id = static_cast<unsigned>(w);
+    worker->index = static_cast<unsigned>(w);
+    for (const auto& v : views) worker->rx_queues.push_back(v.cfg->rx_queues);
+    if (worker_count_ > 1) {
+      worker->rules = &rules_;
+      worker->rings = rings_;
+      worker->handoff.resize(worker_count_);
+    }
     workers_.push_back(std::move(worker));
   }
   stop_ = false;
@@ -217,6 +291,10 @@ void Gateway::stop() {
   if (running_) rte_eal_mp_wait_lcore();
   running_ = false;
   for (auto& w : workers_) w->release_buffers();
+  for (rte_ring* ring : rings_) {  // packets handed over but never taken
+    void* m;
+    while (rte_ring_dequeue(ring, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+  }
   for (std::size_t i = 0; i < port_ids_.size(); ++i)
     if (port_started_[i]) {
       rte_eth_dev_stop(port_ids_[i]);
@@ -228,6 +306,7 @@ Gateway::~Gateway() {
   stop();
   for (std::uint16_t id : port_ids_) rte_eth_dev_close(id);
   workers_.clear();
+  for (rte_ring* ring : rings_) rte_ring_free(ring);
   if (pool_) rte_mempool_free(pool_);
   std::free(qsbr_);
 }
@@ -249,6 +328,19 @@ bool Gateway::on_workers(const std::function<void(Worker&)>& fn) const {
     all &= w->call_on_worker(call, 1000);
   }
   return all;
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> Gateway::handoffs_per_worker() const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  for (const auto& w : workers_) {
+    std::uint64_t sent = 0, received = 0;
+    for (const auto& c : w->counters) {
+      sent += c.handoff_out;
+      received += c.handoff_in;
+    }
+    out.emplace_back(sent, received);
+  }
+  return out;
 }
 
 std::uint64_t Gateway::generation() const {
@@ -411,6 +503,11 @@ Gateway::Snapshot Gateway::snapshot(bool with_pools) const {
     s.gre_tunnels += w->engine->gre().active_tunnels();
   }
   s.workers = static_cast<unsigned>(workers_.size());
+  s.steering_modes = steering_modes_;
+  for (const auto& [out, in] : handoffs_per_worker()) {
+    s.worker_handoff_out.push_back(out);
+    s.worker_handoff_in.push_back(in);
+  }
   if (pool_) {
     s.mbufs_total = pool_->size;
     s.mbufs_free = rte_mempool_avail_count(pool_);

@@ -23,12 +23,14 @@
 
 #include "config/gateway_config.hpp"
 #include "nat/engine.hpp"
+#include "steering/dispatch.hpp"
 #include "stats/nat_counters.hpp"
 #include "stats/snapshot.hpp"
 #include "stats/port_counters.hpp"
 
 struct rte_mempool;
 struct rte_rcu_qsbr;
+struct rte_ring;
 
 namespace passgate::dataplane {
 
@@ -119,6 +121,15 @@ class Gateway {
 
   [[nodiscard]] config::GatewayConfig config() const;
 
+  // Several workers: how each port is steered ("rss" when its RSS is
+  // programmed by lib/steering, "handoff" when packets are handed between
+  // workers, "single" with one worker), in configuration order.
+  [[nodiscard]] const std::vector<std::string>& steering_modes() const { return steering_modes_; }
+  [[nodiscard]] const steering::RssSteering* steering() const { return rss_ ? &*rss_ : nullptr; }
+  [[nodiscard]] unsigned worker_count() const { return worker_count_; }
+  // Per worker: packets handed out and received, summed over ports.
+  [[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> handoffs_per_worker() const;
+
  private:
   explicit Gateway(const config::GatewayConfig& cfg);
   bool setup_ports(std::string* error);
@@ -131,6 +142,12 @@ class Gateway {
   std::unique_ptr<Policy> policy_;
   std::atomic<const Policy*> published_{nullptr};
   rte_rcu_qsbr* qsbr_ = nullptr;
+  unsigned worker_count_ = 1;
+  std::vector<unsigned> worker_lcores_;
+  std::optional<steering::RssSteering> rss_;
+  steering::DispatchRules rules_;
+  std::vector<rte_ring*> rings_;
+  std::vector<std::string> steering_modes_;
   rte_mempool* pool_ = nullptr;
   std::vector<std::uint16_t> port_ids_;
   std::vector<bool> port_started_;

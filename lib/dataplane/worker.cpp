@@ -4,6 +4,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
+#include <rte_ring.h>
 
 #include <chrono>
 #include <cstring>
@@ -77,8 +78,13 @@ void Worker::run(const std::atomic<bool>* stop) {
     if (const Policy* p = published->load(std::memory_order_acquire); p != policy) adopt(p);
     if (call_.load(std::memory_order_relaxed)) serve_control_call();
     for (unsigned p = 0; p < ports.size(); ++p) {
+      if (queue >= rx_queues[p]) continue;  // fewer queues than workers: others hand packets over
       const std::uint16_t n = rte_eth_rx_burst(ports[p].id, queue, mbufs, static_cast<std::uint16_t>(burst));
       if (n) receive(p, mbufs, n);
+    }
+    if (rules) {
+      receive_handoffs();
+      flush_handoffs();
     }
     for (unsigned p = 0; p < ports.size(); ++p) flush(p);
     const std::uint64_t tsc = rte_rdtsc();
@@ -152,7 +158,68 @@ void Worker::timers() {
   }
 }
 
-void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
+// Handed-over mbufs carry what the first worker learned: the port in
+// m->port, the L2 length in m->l2_len, and in m->packet_type whether it is
+// an IPv4 packet to translate or a copy of an ARP frame to learn from.
+namespace {
+constexpr std::uint32_t handed_ipv4 = RTE_PTYPE_L3_IPV4;
+constexpr std::uint32_t handed_arp_copy = RTE_PTYPE_L2_ETHER_ARP;
+}  // namespace
+
+void Worker::hand_to(unsigned worker, unsigned port, rte_mbuf* m, unsigned l2) {
+  m->port = ports[port].id;
+  m->l2_len = static_cast<std::uint8_t>(l2);
+  HandoffBuffer& b = handoff[worker];
+  b.mbufs[b.count++] = m;
+  counters[port].handoff_out++;
+  if (b.count == HandoffBuffer::capacity) flush_handoffs();
+}
+
+void Worker::flush_handoffs() {
+  for (unsigned w = 0; w < handoff.size(); ++w) {
+    HandoffBuffer& b = handoff[w];
+    if (b.count == 0) continue;
+    const unsigned sent = rte_ring_enqueue_burst(rings[w], reinterpret_cast<void* const*>(b.mbufs), b.count, nullptr);
+    for (unsigned i = sent; i < b.count; ++i) {
+      for (unsigned p = 0; p < ports.size(); ++p)
+        if (ports[p].id == b.mbufs[i]->port) counters[p].add(PortDrop::handoff_ring_full);
+      rte_pktmbuf_free(b.mbufs[i]);
+    }
+    b.count = 0;
+  }
+}
+
+void Worker::receive_handoffs() {
+  rte_mbuf* in[nat::Engine::max_burst];
+  const unsigned n = rte_ring_sc_dequeue_burst(rings[index], reinterpret_cast<void**>(in), nat::Engine::max_burst, nullptr);
+  if (n == 0) return;
+  // Keep each port's packets in their order.
+  for (unsigned p = 0; p < ports.size(); ++p) {
+    rte_mbuf* mine[nat::Engine::max_burst];
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; ++i)
+      if (in[i]->port == ports[p].id) mine[k++] = in[i];
+    if (k) receive(p, mine, k, true);
+  }
+}
+
+// ARP reaches one worker (RSS does not hash it); every worker keeps its own
+// neighbour table, so the others learn from a copy.
+void Worker::copy_arp_to_others(unsigned port, rte_mbuf* m, unsigned l2) {
+  for (unsigned w = 0; w < handoff.size(); ++w) {
+    if (w == index) continue;
+    rte_mbuf* copy = rte_pktmbuf_copy(m, pool, 0, UINT32_MAX);
+    if (!copy) {
+      counters[port].add(PortDrop::no_mbuf);
+      continue;
+    }
+    copy->packet_type = handed_arp_copy;
+    hand_to(w, port, copy, l2);
+    counters[port].handoff_out--;  // copies are not packets handed over
+  }
+}
+
+void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
   stats::PortCounters& c = counters[port];
   const PortView& pv = ports[port];
   nat::PacketRef refs[nat::Engine::max_burst];
@@ -162,6 +229,21 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
 
   for (unsigned i = 0; i < n; ++i) {
     rte_mbuf* m = mbufs[i];
+    if (handed) {
+      const unsigned l2 = m->l2_len;
+      if (m->packet_type == handed_arp_copy) {
+        handle_arp(port, m, l2, true);
+        continue;
+      }
+      c.handoff_in++;
+      refs[nat_count] = {std::span<std::uint8_t>(rte_pktmbuf_mtod_offset(m, std::uint8_t*, l2),
+                                                 rte_pktmbuf_data_len(m) - l2),
+                         {}};
+      nat_mbufs[nat_count] = m;
+      l2_lens[nat_count] = static_cast<std::uint8_t>(l2);
+      ++nat_count;
+      continue;
+    }
     c.rx_packets++;
     c.rx_bytes += rte_pktmbuf_pkt_len(m);
     if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
@@ -197,6 +279,7 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
       continue;
     }
     if (type == ethertype_arp) {
+      if (rules) copy_arp_to_others(port, m, l2);
       handle_arp(port, m, l2);
       continue;
     }
@@ -226,7 +309,17 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
       rte_pktmbuf_free(m);
       continue;
     }
-    refs[nat_count] = {std::span<std::uint8_t>(rte_pktmbuf_mtod_offset(m, std::uint8_t*, l2), len - l2), {}};
+    const std::span<std::uint8_t> bytes(rte_pktmbuf_mtod_offset(m, std::uint8_t*, l2), len - l2);
+    if (rules) {
+      const unsigned owner = pv.inside ? steering::owner_outbound(*rules, bytes, index)
+                                       : steering::owner_inbound(*rules, bytes, index);
+      if (owner != index) {
+        m->packet_type = handed_ipv4;
+        hand_to(owner, port, m, l2);
+        continue;
+      }
+    }
+    refs[nat_count] = {bytes, {}};
     nat_mbufs[nat_count] = m;
     l2_lens[nat_count] = static_cast<std::uint8_t>(l2);
     ++nat_count;
@@ -240,6 +333,19 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
       case nat::Verdict::to_outside: forward(1, nat_mbufs[i], l2_lens[i]); break;
       case nat::Verdict::to_inside: forward(0, nat_mbufs[i], l2_lens[i]); break;
       case nat::Verdict::held: rte_pktmbuf_free(nat_mbufs[i]); break;  // the engine kept a copy
+      case nat::Verdict::to_outside_hairpin: {
+        // Source translated; the destination's mapping is another worker's:
+        // it arrives there as an inbound packet on the outside port.
+        const unsigned owner = steering::owner_inbound(*rules, refs[i].bytes, index);
+        if (owner == index) {
+          c.add(PortDrop::nat);
+          rte_pktmbuf_free(nat_mbufs[i]);
+        } else {
+          nat_mbufs[i]->packet_type = handed_ipv4;
+          hand_to(owner, 1, nat_mbufs[i], l2_lens[i]);
+        }
+        break;
+      }
       case nat::Verdict::drop:
         c.add(PortDrop::nat);
         rte_pktmbuf_free(nat_mbufs[i]);
@@ -252,7 +358,7 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n) {
 // RFC 826. Answers requests for our addresses (the port's own and, on the
 // outside, every public NAT address), learns the sender when we are the
 // target, and merges replies into waiting entries.
-void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2) {
+void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2, bool learn_only) {
   stats::PortCounters& c = counters[port];
   const PortView& pv = ports[port];
   if (rte_pktmbuf_data_len(m) < l2 + sizeof(rte_arp_hdr)) {
@@ -276,7 +382,11 @@ void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2) {
     neighbours[port]->learn(sender, sender_mac, now_ms, for_us, [&](rte_mbuf* queued, const MacAddress& mac) {
       send_l2(port, queued, mac);
     });
-    if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY)) c.arp_replies_learned++;
+    if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) && !learn_only) c.arp_replies_learned++;
+  }
+  if (learn_only) {  // another worker's copy: it answers and counts
+    rte_pktmbuf_free(m);
+    return;
   }
   if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) && for_us) {
     // Turn the request into the reply in place.

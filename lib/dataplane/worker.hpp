@@ -14,6 +14,9 @@
 #include "dataplane/neighbour_table.hpp"
 #include "nat/engine.hpp"
 #include "stats/port_counters.hpp"
+#include "steering/dispatch.hpp"
+
+struct rte_ring;
 
 namespace passgate::dataplane {
 
@@ -55,6 +58,13 @@ struct TxBuffer {
   unsigned count = 0;
 };
 
+// Packets for another worker, gathered during a burst and enqueued at its end.
+struct HandoffBuffer {
+  static constexpr unsigned capacity = 64;
+  rte_mbuf* mbufs[capacity];
+  unsigned count = 0;
+};
+
 struct Worker {
   Worker(const config::GatewayConfig& cfg, std::vector<PortView> ports, rte_mempool* pool, std::uint16_t queue,
          std::unique_ptr<nat::Engine> engine);
@@ -89,12 +99,24 @@ struct Worker {
   nat::ReconfigureResult last_reconfigure{};
   std::atomic<bool> running{false};
 
+  // Several workers: who owns what, this worker's index, and every worker's
+  // handoff ring (multi-producer, this worker is the one consumer of its own).
+  const steering::DispatchRules* rules = nullptr;
+  unsigned index = 0;
+  std::vector<rte_ring*> rings;
+  std::vector<HandoffBuffer> handoff;  // per destination worker
+  std::vector<std::uint16_t> rx_queues;  // per port: queues it has (this worker polls `queue` if below)
+
  private:
   void adopt(const Policy* next);
   void serve_control_call();
   [[nodiscard]] bool answers_arp_for(unsigned port, be32 a) const;
-  void receive(unsigned port, rte_mbuf** mbufs, unsigned n);
-  void handle_arp(unsigned port, rte_mbuf* m, unsigned l2_len);
+  void receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed = false);
+  void receive_handoffs();
+  void hand_to(unsigned worker, unsigned port, rte_mbuf* m, unsigned l2);
+  void flush_handoffs();
+  void copy_arp_to_others(unsigned port, rte_mbuf* m, unsigned l2);
+  void handle_arp(unsigned port, rte_mbuf* m, unsigned l2_len, bool learn_only = false);
   void answer_echo(unsigned port, rte_mbuf* m, unsigned l2_len);
   void forward(unsigned egress, rte_mbuf* m, unsigned l2_len);
   void send_l2(unsigned egress, rte_mbuf* m, const MacAddress& dst);

@@ -364,6 +364,12 @@ struct Engine::Impl {
     lookup<Direction::inbound>(e, q, l2);
     if (l2.session == no_index) {
       const DropReason r = create_inbound(e, q, l2);
+      // With several workers the mapping may be another worker's: the port
+      // tells which, and the dataplane delivers the packet there as inbound.
+      if (r == DropReason::no_mapping && e.share_.workers > 1) {
+        e.counters_.add(NatCounter::hairpinned);
+        return {Verdict::to_outside_hairpin, DropReason::none};
+      }
       if (r != DropReason::none) return drop(r);
     }
     Session& target = e.sessions_[l2.session];
@@ -589,7 +595,21 @@ struct Engine::Impl {
   }
 
   static be16 block_port(const Engine& e, std::uint32_t block, std::uint32_t offset) {
-    return be16::from_host(static_cast<std::uint16_t>(e.blocks_[block].first_port + offset));
+    return be16::from_host(static_cast<std::uint16_t>(e.blocks_[block].first_port + offset * e.share_.step));
+  }
+  static std::uint16_t block_last_port(const Engine& e, std::uint32_t block, std::uint16_t size) {
+    return static_cast<std::uint16_t>(e.blocks_[block].first_port + (size - 1u) * e.share_.step);
+  }
+  // Whether this engine's comb holds `port` on the address.
+  static bool owns_port(const Engine& e, const PublicAddress& a, std::uint16_t port) {
+    return e.share_.step == 1 || port % e.share_.step == a.base_port % e.share_.step;
+  }
+  // The block of the address holding `port`, or no_index when the port is
+  // outside the dynamic range or not in this engine's comb.
+  static std::uint32_t block_of_port(const Engine& e, const PublicAddress& a, std::uint16_t port) {
+    if (port < a.base_port || !owns_port(e, a, port)) return no_index;
+    const std::uint32_t n = (port - a.base_port) / e.share_.step / e.pools_[a.pool].config.block_size;
+    return n < a.blocks ? a.first_block + n : no_index;
   }
 
   static bool is_ike_port(be16 p) { return p.host() == 500 || p.host() == 4500; }
@@ -606,12 +626,14 @@ struct Engine::Impl {
     if (!((is_ike_port(in_port) && pt.ike.preserve_port) || (port == 1701 && pt.l2tp.preserve_port))) return false;
     Subscriber& s = e.subscribers_[sub];
     const Pool& pl = e.pools_[s.pool];
-    const be32 out_addr = e.addresses_[s.address].addr;
+    const PublicAddress& a = e.addresses_[s.address];
+    const be32 out_addr = a.addr;
+    // Replies to a port outside this worker's comb would reach another worker.
+    if (!owns_port(e, a, port)) return false;
     std::uint32_t block = no_index;
     if (port >= pl.config.port_min && port <= pl.config.port_max) {
-      block = e.addresses_[s.address].first_block + (port - pl.config.port_min) / pl.config.block_size;
-      if (block >= e.addresses_[s.address].first_block + pl.blocks_per_address || e.blocks_[block].subscriber != sub)
-        return false;
+      block = block_of_port(e, a, port);
+      if (block == no_index || e.blocks_[block].subscriber != sub) return false;
     }
     const std::uint64_t h_out = hash_mapping(e, proto, out_addr, in_port);
     if (find_mapping_out(e, h_out, proto, out_addr, in_port) != no_index) return false;
@@ -708,7 +730,7 @@ struct Engine::Impl {
     Subscriber& s = e.subscribers_[sub];
     PublicAddress& a = e.addresses_[s.address];
     if (a.free_blocks == 0) return no_index;
-    const std::uint32_t per = e.pools_[s.pool].blocks_per_address;
+    const std::uint32_t per = a.blocks;
     const std::uint32_t start = static_cast<std::uint32_t>(xoshiro_next(e.rng_) % per);
     for (std::uint32_t k = 0; k < per; ++k) {
       const std::uint32_t b = a.first_block + (start + k) % per;
@@ -719,9 +741,7 @@ struct Engine::Impl {
       e.subscriber_blocks_[std::size_t{sub} * e.max_blocks_ + s.blocks++] = b;
       ++e.blocks_in_use_;
       e.counters_.add(NatCounter::blocks_allocated);
-      const std::uint16_t first = block_port(e, b, 0).host();
-      log_event(e, NatEvent::Type::block_allocated, sub, first,
-                static_cast<std::uint16_t>(first + e.pools_[s.pool].config.block_size - 1));
+      log_block(e, NatEvent::Type::block_allocated, sub, b);
       return b;
     }
     return no_index;
@@ -736,14 +756,20 @@ struct Engine::Impl {
         blocks[k] = blocks[--s.blocks];
         break;
       }
-    const std::uint16_t first = block_port(e, b, 0).host();
-    log_event(e, NatEvent::Type::block_released, sub, first,
-              static_cast<std::uint16_t>(first + e.pools_[s.pool].config.block_size - 1));
+    log_block(e, NatEvent::Type::block_released, sub, b);
     e.blocks_[b].subscriber = no_index;
     ++e.addresses_[s.address].free_blocks;
     --e.blocks_in_use_;
     e.counters_.add(NatCounter::blocks_released);
     release_if_unused(e, sub);
+  }
+
+  static void log_block(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint32_t b) {
+    const Subscriber& s = e.subscribers_[sub];
+    NatEvent ev{type, e.now_ms_, s.addr, e.addresses_[s.address].addr, e.blocks_[b].first_port,
+                block_last_port(e, b, e.pools_[s.pool].config.block_size), s.pool};
+    ev.port_step = e.share_.step;
+    if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
   }
 
   static void log_event(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint16_t first, std::uint16_t last) {
@@ -759,14 +785,21 @@ struct Engine::Impl {
 
   // ------------------------------------------------- policy and reloads
   // A public address and its blocks, appended to pool `pi`.
+  // With several workers only this engine's comb of the range is used:
+  // base = first port >= port_min with port % step == residue.
   static std::uint32_t add_address(Engine& e, std::uint32_t pi, be32 addr) {
     const PoolConfig& pc = e.pools_[pi].config;
+    const std::uint32_t step = e.share_.step;
+    const std::uint32_t residue = e.share_.residue ? e.share_.residue(addr) % step : 0;
+    const std::uint32_t base = pc.port_min + (residue + step - pc.port_min % step) % step;
+    const std::uint32_t comb_ports = base > pc.port_max ? 0 : (pc.port_max - base) / step + 1;
+    const std::uint32_t per = comb_ports / pc.block_size;
     const auto index = static_cast<std::uint32_t>(e.addresses_.size());
     const auto first_block = static_cast<std::uint32_t>(e.blocks_.size());
-    const std::uint32_t per = e.pools_[pi].blocks_per_address;
-    e.addresses_.push_back(PublicAddress{addr, pi, first_block, per, false});
+    e.addresses_.push_back(PublicAddress{addr, pi, first_block, per, false, static_cast<std::uint16_t>(base), per});
     for (std::uint32_t n = 0; n < per; ++n)
-      e.blocks_.push_back(Block{no_index, index, {0, 0, 0}, static_cast<std::uint16_t>(pc.port_min + n * pc.block_size)});
+      e.blocks_.push_back(
+          Block{no_index, index, {0, 0, 0}, static_cast<std::uint16_t>(base + n * pc.block_size * step)});
     return index;
   }
 
@@ -796,7 +829,7 @@ struct Engine::Impl {
   static void rebuild_public_ranges(Engine& e) {
     e.public_ranges_.clear();
     for (const PublicAddress& a : e.addresses_)
-      if (!a.retired || a.free_blocks < e.pools_[a.pool].blocks_per_address)
+      if (!a.retired || a.free_blocks < a.blocks)
         e.public_ranges_.push_back(AddressRange{a.addr, a.addr});
     for (const std::uint32_t m : e.static_mappings_)
       e.public_ranges_.push_back(AddressRange{e.mappings_[m].out_addr, e.mappings_[m].out_addr});
@@ -884,9 +917,7 @@ struct Engine::Impl {
       release_if_unused(e, map.subscriber);
       return;
     }
-    const Pool& pl = e.pools_[s.pool];
-    const std::uint32_t b =
-        e.addresses_[s.address].first_block + (map.out_port.host() - pl.config.port_min) / pl.config.block_size;
+    const std::uint32_t b = block_of_port(e, e.addresses_[s.address], map.out_port.host());
     Block& block = e.blocks_[b];
     --block.used[static_cast<unsigned>(map.proto)];
     if (block.used[0] == 0 && block.used[1] == 0 && block.used[2] == 0) release_block(e, b);
@@ -1315,14 +1346,18 @@ Engine::Engine(const NatConfig& config)
 
 Engine::~Engine() = default;
 
-std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std::string>* errors) {
+std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std::string>* errors, PortShare share) {
   std::vector<std::string> problems = config.validate();
   if (!problems.empty()) {
     if (errors) *errors = std::move(problems);
     return nullptr;
   }
+  if (share.step == 0 || share.workers == 0) share.step = 1;
   std::unique_ptr<Engine> e(new Engine(config));
-  std::uint64_t seed = config.random_seed ^ 0x5eed5eed5eed5eedull;  // not the hash keys' sequence
+  e->share_ = std::move(share);
+  // Hash keys are common to every worker (the same subscriber is paired with
+  // the same public address whichever worker sees it); port choices differ.
+  std::uint64_t seed = config.random_seed ^ 0x5eed5eed5eed5eedull ^ (std::uint64_t{e->share_.worker} * 0x9e3779b97f4a7c15ull);
   for (auto& word : e->rng_) word = splitmix(seed);
 
   const std::uint32_t mapping_capacity = config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size());
@@ -1585,7 +1620,7 @@ std::vector<PoolUsage> Engine::pool_usage() const {
   }
   for (const PublicAddress& a : addresses_) {
     PoolUsage& u = out[a.pool];
-    const std::uint32_t per = pools_[a.pool].blocks_per_address;
+    const std::uint32_t per = a.blocks;
     const std::uint32_t used = per - a.free_blocks;
     if (a.retired && used == 0) continue;  // drained
     (a.retired ? u.addresses_draining : u.addresses) += 1;

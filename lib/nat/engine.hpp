@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -43,7 +44,10 @@ namespace passgate::nat {
 using stats::DropReason;
 
 enum class Direction : std::uint8_t { outbound, inbound };  // inside->outside, outside->inside
-enum class Verdict : std::uint8_t { to_outside, to_inside, drop, held };
+// to_outside_hairpin: the source is translated and the destination is a
+// public address whose mapping another worker owns; the dataplane hands the
+// packet to that worker as an inbound packet (RFC 4787 REQ-9 across workers).
+enum class Verdict : std::uint8_t { to_outside, to_inside, drop, held, to_outside_hairpin };
 
 struct Result {
   Verdict verdict = Verdict::drop;
@@ -178,12 +182,26 @@ struct MemoryUse {
   std::size_t sessions, mappings, session_tables, mapping_tables, timer_wheel, subscribers, blocks, fragments, total;
 };
 
+// The share of the public ports one engine owns when several workers run
+// (lib/steering): on every public address the ports p with
+// p % step == residue(address), a comb the NIC's RSS delivers to this worker.
+// Port blocks are then block_size ports spaced `step` apart (logged with
+// RFC 8158 portRangeStepSize). One worker: step 1, every port.
+struct PortShare {
+  unsigned worker = 0;      // perturbs only the random port choice; hash keys stay common
+  unsigned workers = 1;
+  std::uint16_t step = 1;
+  std::function<std::uint16_t(be32)> residue;  // empty: 0
+};
+
 class Engine {
  public:
   static constexpr unsigned max_burst = 64;
 
   // nullptr with the reasons in *errors when the configuration is unusable.
-  static std::unique_ptr<Engine> create(const NatConfig& config, std::vector<std::string>* errors);
+  static std::unique_ptr<Engine> create(const NatConfig& config, std::vector<std::string>* errors,
+                                        PortShare share = {});
+  [[nodiscard]] const PortShare& port_share() const { return share_; }
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -267,6 +285,8 @@ class Engine {
     std::uint32_t first_block;
     std::uint32_t free_blocks;
     bool retired = false;  // removed by a reload: no new blocks, existing ones drain
+    std::uint16_t base_port = 0;  // first port of this engine's comb at or above port_min
+    std::uint32_t blocks = 0;     // this engine's blocks on the address
   };
   struct Pool {
     PoolConfig config;
@@ -299,6 +319,7 @@ class Engine {
   };
 
   NatConfig config_;
+  PortShare share_;
   FlowHasher hasher_;
   std::uint64_t rng_[4];
   packet::ParseOptions parse_options_{};

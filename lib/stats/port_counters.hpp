@@ -24,7 +24,8 @@ namespace passgate::stats {
   X(neighbour_table_full, "no room for another neighbour entry")                      \
   X(nat, "dropped by the NAT engine (see the NAT drop reasons)")                      \
   X(no_mbuf, "buffer pool empty")                                                     \
-  X(tx_full, "transmit queue full")
+  X(tx_full, "transmit queue full")                                                   \
+  X(handoff_ring_full, "another worker owns the packet and its handoff ring is full")
 
 #define PASSGATE_ENUM_ENTRY(name, text) name,
 enum class PortDrop : std::uint8_t { PASSGATE_PORT_DROPS(PASSGATE_ENUM_ENTRY) count_ };
@@ -38,6 +39,9 @@ struct alignas(64) PortCounters {
   std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
   std::uint64_t arp_requests_answered = 0, arp_requests_sent = 0, arp_replies_learned = 0;
   std::uint64_t icmp_echo_answered = 0;
+  // Packets received here that another worker owns, and packets this worker
+  // got from others (lib/steering/dispatch.hpp): zero when RSS steers all.
+  std::uint64_t handoff_out = 0, handoff_in = 0;
   std::array<std::uint64_t, port_drop_count> drop{};
 
   void add(PortDrop d, std::uint64_t n = 1) { drop[static_cast<unsigned>(d)] += n; }
@@ -51,6 +55,8 @@ struct alignas(64) PortCounters {
     arp_requests_sent += o.arp_requests_sent;
     arp_replies_learned += o.arp_replies_learned;
     icmp_echo_answered += o.icmp_echo_answered;
+    handoff_out += o.handoff_out;
+    handoff_in += o.handoff_in;
     for (unsigned i = 0; i < drop.size(); ++i) drop[i] += o.drop[i];
     return *this;
   }

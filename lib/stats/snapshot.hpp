@@ -49,6 +49,8 @@ struct GatewaySnapshot {
   std::uint64_t esp_sas = 0, esp_learners = 0, esp_held = 0, pptp_calls = 0, gre_tunnels = 0;
   unsigned mbufs_total = 0, mbufs_free = 0;
   unsigned workers = 0;
+  std::vector<std::string> steering_modes;  // per port: rss, handoff or single
+  std::vector<std::uint64_t> worker_handoff_out, worker_handoff_in;  // per worker
   std::vector<PoolUsage> pools;     // only when asked for (needs a round trip to every worker)
   ConfigState config;
   ExportState exports;

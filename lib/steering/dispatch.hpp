@@ -1,0 +1,97 @@
+// Which worker owns a packet, from its bytes alone, in a few nanoseconds:
+// the software twin of the NIC's RSS (rss_ownership.hpp) plus the rules for
+// what RSS cannot steer. A worker that receives a packet it does not own
+// hands it to the owner (lib/dataplane), so the result is always correct;
+// with RSS programmed as RssSteering says, handoffs are only the cases below.
+//
+//   inside -> outside   the subscriber's worker (source address), except VPN
+//                       tunnels and their control (ESP, GRE, TCP to 1723):
+//                       the VPN worker, where ESP learning and PPTP calls
+//                       live (they have no ports to spread them by);
+//   outside -> inside   TCP/UDP: the owner of the destination port's comb;
+//                       ICMP queries: of the identifier's; ICMP errors: of
+//                       the quoted packet's source port (ours); ESP, GRE:
+//                       the VPN worker; later fragments: the address's
+//                       port-less RSS worker (its first fragment's session
+//                       may be elsewhere: see README, known limits).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "packet/headers.hpp"
+#include "steering/rss_ownership.hpp"
+
+namespace passgate::steering {
+
+struct DispatchRules {
+  const RssSteering* rss = nullptr;
+  unsigned vpn_worker = 0;
+};
+
+namespace detail {
+inline std::uint16_t load16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+inline be32 load_addr(const std::uint8_t* p) {
+  be32 a;
+  __builtin_memcpy(&a.raw, p, 4);
+  return a;
+}
+constexpr std::uint8_t proto_icmp = 1, proto_tcp = 6, proto_udp = 17, proto_gre = 47, proto_esp = 50;
+constexpr std::uint16_t pptp_port = 1723;
+}  // namespace detail
+
+// `ip` is the packet from its IPv4 header. Malformed or truncated packets
+// stay with the worker that has them (`self`): its engine drops and counts.
+inline unsigned owner_outbound(const DispatchRules& r, std::span<const std::uint8_t> ip, unsigned self) {
+  using namespace detail;
+  if (ip.size() < 20) return self;
+  const unsigned ihl = (ip[0] & 0x0f) * 4u;
+  const std::uint8_t proto = ip[9];
+  if (proto == proto_esp || proto == proto_gre) return r.vpn_worker;
+  if (proto == proto_tcp && ip.size() >= ihl + 4 && (load16(&ip[6]) & 0x1fff) == 0 &&
+      load16(&ip[ihl + 2]) == pptp_port)
+    return r.vpn_worker;
+  return r.rss->worker_of_subscriber(load_addr(&ip[12]));
+}
+
+inline unsigned owner_inbound(const DispatchRules& r, std::span<const std::uint8_t> ip, unsigned self) {
+  using namespace detail;
+  if (ip.size() < 20) return self;
+  const unsigned ihl = (ip[0] & 0x0f) * 4u;
+  if (ihl < 20 || ip.size() < ihl) return self;
+  const std::uint8_t proto = ip[9];
+  const be32 dst = load_addr(&ip[16]);
+  if (proto == proto_esp || proto == proto_gre) return r.vpn_worker;
+  if ((load16(&ip[6]) & 0x1fff) != 0) return r.rss->worker_of_outside_portless(dst);  // later fragment
+  const std::uint8_t* l4 = &ip[ihl];
+  const std::size_t l4_len = ip.size() - ihl;
+  if (proto == proto_tcp || proto == proto_udp) {
+    if (l4_len < 4) return self;
+    const std::uint16_t sport = load16(l4), dport = load16(l4 + 2);
+    // Replies of PPTP control connections come from port 1723 to a port the
+    // VPN worker chose from its comb: the comb rule already finds it.
+    (void)sport;
+    return r.rss->worker_of_outside(dst, dport);
+  }
+  if (proto == proto_icmp) {
+    if (l4_len < 8) return self;
+    const std::uint8_t type = l4[0];
+    if (type == 0 || type == 8 || type == 13 || type == 14)  // echo, timestamp: the identifier
+      return r.rss->worker_of_outside(dst, load16(l4 + 4));
+    // An error quotes a packet we sent: its source is our public address and port.
+    if (l4_len < 8 + 20) return self;
+    const std::uint8_t* inner = l4 + 8;
+    const unsigned inner_ihl = (inner[0] & 0x0f) * 4u;
+    if (inner_ihl < 20 || l4_len < 8 + inner_ihl + 8) return self;
+    const be32 inner_src = load_addr(&inner[12]);
+    const std::uint8_t inner_proto = inner[9];
+    const std::uint8_t* inner_l4 = inner + inner_ihl;
+    if (inner_proto == proto_tcp || inner_proto == proto_udp) return r.rss->worker_of_outside(inner_src, load16(inner_l4));
+    if (inner_proto == proto_icmp) return r.rss->worker_of_outside(inner_src, load16(inner_l4 + 4));
+    if (inner_proto == proto_esp || inner_proto == proto_gre) return r.vpn_worker;
+    return self;
+  }
+  return self;
+}
+
+}  // namespace passgate::steering
