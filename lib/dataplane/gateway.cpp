@@ -79,6 +79,14 @@ std::unique_ptr<Gateway> Gateway::create(const config::GatewayConfig& cfg, std::
   // own queue of every port and transmits on its own queue.
   unsigned lcore;
   RTE_LCORE_FOREACH_WORKER(lcore) g->worker_lcores_.push_back(lcore);
+  if (!cfg.dataplane.worker_lcores.empty()) {  // dataplane.workers picks among them
+    for (unsigned l : cfg.dataplane.worker_lcores)
+      if (std::find(g->worker_lcores_.begin(), g->worker_lcores_.end(), l) == g->worker_lcores_.end()) {
+        *error = fmt::format("dataplane.workers lists lcore {}, which EAL did not enable as a worker lcore", l);
+        return nullptr;
+      }
+    g->worker_lcores_ = cfg.dataplane.worker_lcores;
+  }
   if (g->worker_lcores_.empty()) {
     *error = "no worker lcore: give EAL at least two lcores (-l 0,1), the first runs the control loop";
     return nullptr;
