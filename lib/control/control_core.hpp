@@ -33,7 +33,7 @@ class ControlCore {
   bool start();
   // Reads the file again and applies it, or keeps the running policy.
   dataplane::ReloadOutcome reload();
-  // Moves the workers' NAT events to the exporters. Call every ~100 ms.
+  // Moves the workers' NAT events to the exporters. Call every ~10 ms.
   void pump_events();
   [[nodiscard]] stats::GatewaySnapshot snapshot(bool with_pools) const;
 

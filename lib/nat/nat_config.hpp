@@ -122,7 +122,7 @@ struct NatConfig {
   std::uint32_t fragment_flows = 4096;       // datagrams tracked at once
   std::uint32_t fragment_hold_slots = 64;    // out-of-order fragments held at once
   std::uint32_t fragment_hold_bytes = 2048;  // largest fragment held
-  std::uint32_t event_ring_size = 4096;
+  std::uint32_t event_ring_size = 65536;     // per worker; the control core drains every 10 ms
   std::uint64_t random_seed = 0;             // hash keys and port choice (RFC 6056)
   bool log_sessions = false;                 // session created/deleted events besides port blocks
   PassthroughConfig passthrough;
