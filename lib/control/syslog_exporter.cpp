@@ -122,7 +122,8 @@ std::string format_syslog(const NatEvent& e, const SyslogConfig& config, std::st
       msg = fmt::format("{}: session limit reached", inside);
       break;
   }
-  sd += fmt::format(" pool=\"{}\"]", e.pool);
+  // Sessions of static mappings belong to no pool.
+  sd += e.pool == 0xffffffffu ? std::string("]") : fmt::format(" pool=\"{}\"]", e.pool);
 
   // RFC 5424 section 6: HEADER SP STRUCTURED-DATA SP MSG; VERSION is 1.
   const int prival = config.facility * 8 + syslog_severity(e.type);

@@ -650,7 +650,7 @@ struct Engine::Impl {
                              0, 0, no_index, sub, 0};
     if (outside_blocks) {
       ++s.preserved;
-      log_event(e, NatEvent::Type::port_preserved, sub, port, port);
+      log_port(e, NatEvent::Type::port_preserved, sub, in_port, port);
     } else {
       ++e.blocks_[block].used[static_cast<unsigned>(proto)];
     }
@@ -769,6 +769,15 @@ struct Engine::Impl {
     NatEvent ev{type, e.now_ms_, s.addr, e.addresses_[s.address].addr, e.blocks_[b].first_port,
                 block_last_port(e, b, e.pools_[s.pool].config.block_size), s.pool};
     ev.port_step = e.share_.step;
+    if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
+  }
+
+  // A single preserved port (IKE, NAT-T, L2TP: always UDP), like a one-port block.
+  static void log_port(Engine& e, NatEvent::Type type, std::uint32_t sub, be16 inside_port, std::uint16_t port) {
+    const Subscriber& s = e.subscribers_[sub];
+    NatEvent ev{type, e.now_ms_, s.addr, e.addresses_[s.address].addr, port, port, s.pool};
+    ev.protocol = packet::ip_proto::udp;
+    ev.inside_port = inside_port;
     if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
   }
 
@@ -913,7 +922,7 @@ struct Engine::Impl {
     Subscriber& s = e.subscribers_[map.subscriber];
     if (map.preserved) {
       --s.preserved;
-      log_event(e, NatEvent::Type::port_released, map.subscriber, map.out_port.host(), map.out_port.host());
+      log_port(e, NatEvent::Type::port_released, map.subscriber, map.in_port, map.out_port.host());
       release_if_unused(e, map.subscriber);
       return;
     }
