@@ -269,16 +269,8 @@ bool ControlCore::open_exporters(const config::GatewayConfig& cfg, std::string* 
   }
   std::lock_guard<std::mutex> lock(export_mutex_);
   // Keep the totals of the exporters being replaced.
-  if (ipfix_) {
-    ipfix_->flush(unix_ms_now());
-    retired_exports_.ipfix_records += ipfix_->stats().records_sent;
-    retired_exports_.ipfix_messages += ipfix_->stats().messages_sent;
-    retired_exports_.ipfix_errors += ipfix_->stats().send_errors;
-  }
-  if (syslog_) {
-    retired_exports_.syslog_messages += syslog_->stats().messages_sent;
-    retired_exports_.syslog_errors += syslog_->stats().send_errors;
-  }
+  if (ipfix_) ipfix_->flush(unix_ms_now());
+  add_export_stats(retired_exports_);
   ipfix_ = std::move(ipfix);
   syslog_ = std::move(syslog);
   return true;
@@ -344,6 +336,18 @@ dataplane::ReloadOutcome ControlCore::reload() {
   return out;
 }
 
+void ControlCore::add_export_stats(stats::ExportState& to) const {
+  if (ipfix_) {
+    to.ipfix_records += ipfix_->stats().records_sent;
+    to.ipfix_messages += ipfix_->stats().messages_sent;
+    to.ipfix_errors += ipfix_->stats().send_errors;
+  }
+  if (syslog_) {
+    to.syslog_messages += syslog_->stats().messages_sent;
+    to.syslog_errors += syslog_->stats().send_errors;
+  }
+}
+
 void ControlCore::pump_events() {
   std::lock_guard<std::mutex> lock(export_mutex_);
   const std::size_t n = gateway_.drain_events([&](const nat::NatEvent& e) {
@@ -365,15 +369,7 @@ stats::GatewaySnapshot ControlCore::snapshot(bool with_pools) const {
   std::lock_guard<std::mutex> lock(export_mutex_);
   s.exports = retired_exports_;
   s.exports.events = exports_.events;
-  if (ipfix_) {
-    s.exports.ipfix_records += ipfix_->stats().records_sent;
-    s.exports.ipfix_messages += ipfix_->stats().messages_sent;
-    s.exports.ipfix_errors += ipfix_->stats().send_errors;
-  }
-  if (syslog_) {
-    s.exports.syslog_messages += syslog_->stats().messages_sent;
-    s.exports.syslog_errors += syslog_->stats().send_errors;
-  }
+  add_export_stats(s.exports);
   return s;
 }
 

@@ -43,6 +43,8 @@ class ControlCore {
  private:
   bool open_exporters(const config::GatewayConfig& cfg, std::string* error);
   void note_loaded(const std::string& text);
+  // Adds the counts of the open exporters (export_mutex_ held).
+  void add_export_stats(stats::ExportState& to) const;
 
   const std::string path_;
   dataplane::Gateway& gateway_;

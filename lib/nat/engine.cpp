@@ -612,6 +612,20 @@ struct Engine::Impl {
     return n < a.blocks ? a.first_block + n : no_index;
   }
 
+  // A free mapping slot filed in both indexes; no_index when none is free or
+  // an index bucket is full (then nothing is changed).
+  static std::uint32_t claim_mapping(Engine& e, std::uint64_t h_in, std::uint64_t h_out) {
+    if (e.free_mappings_.empty()) return no_index;
+    const std::uint32_t m = e.free_mappings_.back();
+    if (!e.mapping_in_.insert(h_in, m)) return no_index;
+    if (!e.mapping_out_.insert(h_out, m)) {
+      e.mapping_in_.erase(h_in, m);
+      return no_index;
+    }
+    e.free_mappings_.pop_back();
+    return m;
+  }
+
   static bool is_ike_port(be16 p) { return p.host() == 500 || p.host() == 4500; }
 
   // IKE, NAT-T and L2TP clients keep their source port when it is free
@@ -637,14 +651,8 @@ struct Engine::Impl {
     }
     const std::uint64_t h_out = hash_mapping(e, proto, out_addr, in_port);
     if (find_mapping_out(e, h_out, proto, out_addr, in_port) != no_index) return false;
-    if (e.free_mappings_.empty()) return false;
-    const std::uint32_t m = e.free_mappings_.back();
-    if (!e.mapping_in_.insert(h_in, m)) return false;
-    if (!e.mapping_out_.insert(h_out, m)) {
-      e.mapping_in_.erase(h_in, m);
-      return false;
-    }
-    e.free_mappings_.pop_back();
+    const std::uint32_t m = claim_mapping(e, h_in, h_out);
+    if (m == no_index) return false;
     const bool outside_blocks = block == no_index;
     e.mappings_[m] = Mapping{in_addr, out_addr, in_port, in_port, proto, 0, static_cast<std::uint8_t>(outside_blocks),
                              0, 0, no_index, sub, 0};
@@ -711,13 +719,8 @@ struct Engine::Impl {
     }
     if (out_port.raw == 0) return DropReason::ports_exhausted;  // only if counts drifted
 
-    const std::uint32_t m = e.free_mappings_.back();
-    if (!e.mapping_in_.insert(h_in, m)) return DropReason::session_table_full;
-    if (!e.mapping_out_.insert(h_out, m)) {
-      e.mapping_in_.erase(h_in, m);
-      return DropReason::session_table_full;
-    }
-    e.free_mappings_.pop_back();
+    const std::uint32_t m = claim_mapping(e, h_in, h_out);
+    if (m == no_index) return DropReason::session_table_full;
     e.mappings_[m] = Mapping{in_addr, out_addr, in_port, out_port, proto, 0, 0, 0, 0, no_index, sub, 0};
     ++e.blocks_[block].used[pi];
     ++e.mapping_count_;
@@ -820,13 +823,8 @@ struct Engine::Impl {
     if (e.free_mappings_.empty() || find_mapping_in(e, h_in, proto, sm.inside_address, sm.inside_port) != no_index ||
         find_mapping_out(e, h_out, proto, sm.public_address, sm.public_port) != no_index)
       return false;
-    const std::uint32_t m = e.free_mappings_.back();
-    if (!e.mapping_in_.insert(h_in, m)) return false;
-    if (!e.mapping_out_.insert(h_out, m)) {
-      e.mapping_in_.erase(h_in, m);
-      return false;
-    }
-    e.free_mappings_.pop_back();
+    const std::uint32_t m = claim_mapping(e, h_in, h_out);
+    if (m == no_index) return false;
     e.mappings_[m] = Mapping{sm.inside_address, sm.public_address, sm.inside_port, sm.public_port, proto, 1, 0, 0, 0,
                              no_index, no_index, 0};
     e.static_mappings_.push_back(m);
