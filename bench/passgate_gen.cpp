@@ -361,6 +361,12 @@ struct Port {
   bool peer_known = false;
   std::uint32_t ip = 0, peer_ip = 0;  // ours and the DUT's next hop on this link
   std::uint64_t arp_answered = 0, arp_sent = 0;
+  // Queues: with a multi-worker DUT each of its workers transmits on a queue
+  // of its own (our receive queue of the same number), and each of its
+  // receive queues (our transmit queues) is read by one worker.
+  static constexpr unsigned max_queues = 16;
+  unsigned rx_queues = 1, tx_queues = 1;
+  std::array<std::uint64_t, max_queues> rx_per_queue{};  // whole run, ours and foreign
 };
 
 std::string device_name(const std::string& device) { return device.substr(0, device.find(',')); }
@@ -372,21 +378,25 @@ bool setup_port(Port& port, rte_mempool* pool, std::string& error) {
     return false;
   }
   rte_eth_conf conf{};
-  if (int rc = rte_eth_dev_configure(port.id, 1, 1, &conf); rc != 0) {
+  if (int rc = rte_eth_dev_configure(port.id, static_cast<std::uint16_t>(port.rx_queues),
+                                     static_cast<std::uint16_t>(port.tx_queues), &conf);
+      rc != 0) {
     error = fmt::format("{}: configure: {}", port.device, rte_strerror(-rc));
     return false;
   }
   std::uint16_t rxd = 1024, txd = 1024;
   rte_eth_dev_adjust_nb_rx_tx_desc(port.id, &rxd, &txd);
   const int socket = std::max(0, rte_eth_dev_socket_id(port.id));
-  if (int rc = rte_eth_rx_queue_setup(port.id, 0, rxd, static_cast<unsigned>(socket), nullptr, pool); rc != 0) {
-    error = fmt::format("{}: rx queue: {}", port.device, rte_strerror(-rc));
-    return false;
-  }
-  if (int rc = rte_eth_tx_queue_setup(port.id, 0, txd, static_cast<unsigned>(socket), nullptr); rc != 0) {
-    error = fmt::format("{}: tx queue: {}", port.device, rte_strerror(-rc));
-    return false;
-  }
+  for (std::uint16_t q = 0; q < port.rx_queues; ++q)
+    if (int rc = rte_eth_rx_queue_setup(port.id, q, rxd, static_cast<unsigned>(socket), nullptr, pool); rc != 0) {
+      error = fmt::format("{}: rx queue {}: {}", port.device, q, rte_strerror(-rc));
+      return false;
+    }
+  for (std::uint16_t q = 0; q < port.tx_queues; ++q)
+    if (int rc = rte_eth_tx_queue_setup(port.id, q, txd, static_cast<unsigned>(socket), nullptr); rc != 0) {
+      error = fmt::format("{}: tx queue {}: {}", port.device, q, rte_strerror(-rc));
+      return false;
+    }
   if (int rc = rte_eth_dev_start(port.id); rc != 0) {
     error = fmt::format("{}: start: {}", port.device, rte_strerror(-rc));
     return false;
@@ -398,8 +408,8 @@ bool setup_port(Port& port, rte_mempool* pool, std::string& error) {
 
 // Sends what fits; what the PMD refuses is freed and counted, never retried
 // (a retry would shift the offered load in time).
-unsigned transmit(std::uint16_t port, rte_mbuf** mbufs, unsigned n) {
-  const unsigned sent = rte_eth_tx_burst(port, 0, mbufs, static_cast<std::uint16_t>(n));
+unsigned transmit(std::uint16_t port, rte_mbuf** mbufs, unsigned n, std::uint16_t queue = 0) {
+  const unsigned sent = rte_eth_tx_burst(port, queue, mbufs, static_cast<std::uint16_t>(n));
   if (sent < n) rte_pktmbuf_free_bulk(mbufs + sent, n - sent);
   return sent;
 }
@@ -574,10 +584,19 @@ struct OutsideSide {
     return true;
   }
 
+  // Every receive queue; an answer leaves on the queue of the same number
+  // (modulo ours): the DUT's worker that sent the packet owns its mapping,
+  // so its answer goes back to that worker's receive queue, as an RSS NIC
+  // programmed with passgate's comb keys would deliver it.
   void poll() {
+    for (unsigned q = 0; q < port->rx_queues; ++q) poll_queue(static_cast<std::uint16_t>(q));
+  }
+
+  void poll_queue(std::uint16_t queue) {
     rte_mbuf* rx[burst_size];
-    const unsigned n = rte_eth_rx_burst(port->id, 0, rx, burst_size);
+    const unsigned n = rte_eth_rx_burst(port->id, queue, rx, burst_size);
     if (n == 0) return;
+    port->rx_per_queue[queue % Port::max_queues] += n;
     const std::uint64_t now = rte_rdtsc();
     const std::uint16_t trial = state->trial.load(std::memory_order_relaxed);
     rte_mbuf* answers[burst_size];
@@ -594,7 +613,8 @@ struct OutsideSide {
       if (reply && outbound_rx.received != before) answers[count++] = m;
     }
     if (count) {
-      const unsigned sent = transmit(port->id, answers, count);
+      const unsigned sent =
+          transmit(port->id, answers, count, static_cast<std::uint16_t>(queue % port->tx_queues));
       inbound_tx.sent += count;
       inbound_tx.tx_refused += count - sent;
     }
@@ -632,6 +652,18 @@ struct InsideSide {
   DirectionCounters outbound_tx;  // sent from here
   DirectionCounters inbound_rx;   // answers received here
   std::vector<std::uint64_t> answered_bits;  // warm-up: flows answered
+  // Several transmit queues: the queue each subscriber's packets go to.
+  // Learned from the answers: they arrive on the receive queue of the DUT
+  // worker that owns the subscriber's mapping, and sending on the transmit
+  // queue of that number reaches that worker with no handoff (what an RSS
+  // NIC programmed with passgate's keys does). Until an answer is seen:
+  // subscriber number modulo the queue count.
+  std::vector<std::uint8_t> subscriber_queue;
+  [[nodiscard]] std::uint16_t queue_of(std::uint64_t f) const {
+    const std::uint64_t sub = f % model->subscribers;
+    const std::uint8_t q = subscriber_queue[sub];
+    return static_cast<std::uint16_t>(q != 0xff ? q : sub % port->tx_queues);
+  }
 
   // Writes flow f's next packet into m (empty, room for 1518 bytes).
   void build(rte_mbuf* m, std::uint64_t f, std::uint16_t trial, Phase phase, std::uint64_t now) {
@@ -727,8 +759,25 @@ struct InsideSide {
     if (rte_pktmbuf_alloc_bulk(pool, mbufs, n) != 0) return 0;
     const std::uint64_t now = rte_rdtsc();
     const std::uint16_t trial = state->trial.load(std::memory_order_relaxed);
-    for (unsigned i = 0; i < n; ++i) build(mbufs[i], next_flow(), trial, phase, now);
-    const unsigned sent = transmit(port->id, mbufs, n);
+    if (port->tx_queues == 1) {
+      for (unsigned i = 0; i < n; ++i) build(mbufs[i], next_flow(), trial, phase, now);
+      const unsigned sent = transmit(port->id, mbufs, n);
+      outbound_tx.sent += n;
+      outbound_tx.tx_refused += n - sent;
+      return n;
+    }
+    // Several queues: the burst is split by each packet's queue.
+    rte_mbuf* per_queue[Port::max_queues][burst_size];
+    unsigned counts[Port::max_queues] = {};
+    for (unsigned i = 0; i < n; ++i) {
+      const std::uint64_t f = next_flow();
+      build(mbufs[i], f, trial, phase, now);
+      const std::uint16_t q = queue_of(f);
+      per_queue[q][counts[q]++] = mbufs[i];
+    }
+    unsigned sent = 0;
+    for (unsigned q = 0; q < port->tx_queues; ++q)
+      if (counts[q]) sent += transmit(port->id, per_queue[q], counts[q], static_cast<std::uint16_t>(q));
     outbound_tx.sent += n;
     outbound_tx.tx_refused += n - sent;
     return n;
@@ -736,7 +785,7 @@ struct InsideSide {
 
   // An answer from the outside: it must come back to the flow's own
   // subscriber address and port (or identifier, or SPI).
-  void receive_answer(rte_mbuf* m, std::uint64_t now, std::uint16_t trial, bool warmup) {
+  void receive_answer(rte_mbuf* m, std::uint64_t now, std::uint16_t trial, bool warmup, std::uint16_t queue) {
     const std::uint8_t* frame = rte_pktmbuf_mtod(m, const std::uint8_t*);
     const unsigned len = rte_pktmbuf_data_len(m);
     if (len < eth_len + ipv4_len || load_be16(frame + 12) != RTE_ETHER_TYPE_IPV4) {
@@ -808,6 +857,7 @@ struct InsideSide {
       ++inbound_rx.mismatched;
       return;
     }
+    if (port->tx_queues > 1) subscriber_queue[sub] = static_cast<std::uint8_t>(queue % port->tx_queues);
     if (warmup && f != UINT64_MAX && f < answered_bits.size() * 64) answered_bits[f / 64] |= 1ull << (f % 64);
   }
 
@@ -815,15 +865,18 @@ struct InsideSide {
   std::uint64_t hz_ = 0;
 
   void poll(bool warmup) {
-    rte_mbuf* rx[burst_size];
-    const unsigned n = rte_eth_rx_burst(port->id, 0, rx, burst_size);
-    if (n == 0) return;
-    const std::uint64_t now = rte_rdtsc();
-    const std::uint16_t trial = state->trial.load(std::memory_order_relaxed);
-    for (unsigned i = 0; i < n; ++i) {
-      if (handle_arp(*port, rx[i])) continue;
-      receive_answer(rx[i], now, trial, warmup);
-      rte_pktmbuf_free(rx[i]);
+    for (unsigned q = 0; q < port->rx_queues; ++q) {
+      rte_mbuf* rx[burst_size];
+      const unsigned n = rte_eth_rx_burst(port->id, static_cast<std::uint16_t>(q), rx, burst_size);
+      if (n == 0) continue;
+      port->rx_per_queue[q % Port::max_queues] += n;
+      const std::uint64_t now = rte_rdtsc();
+      const std::uint16_t trial = state->trial.load(std::memory_order_relaxed);
+      for (unsigned i = 0; i < n; ++i) {
+        if (handle_arp(*port, rx[i])) continue;
+        receive_answer(rx[i], now, trial, warmup, static_cast<std::uint16_t>(q));
+        rte_pktmbuf_free(rx[i]);
+      }
     }
   }
 };
@@ -1113,6 +1166,7 @@ int main(int argc, char** argv) {
   std::string gen_in_ip = "10.0.0.2", dut_in_ip = "10.0.0.1", gen_out_ip = "198.18.0.2", dut_out_ip = "198.18.0.1";
   std::string subscriber_base = "100.64.0.1", server_base = "198.19.0.0", mix = "udp";
   unsigned frame_size = 64;
+  unsigned rx_queues = 1, tx_queues = 1;
   std::vector<std::string> eal_extra;
 
   po::options_description opts(
@@ -1133,6 +1187,8 @@ int main(int argc, char** argv) {
     ("servers", po::value(&model.servers)->default_value(model.servers), "servers (consecutive addresses from --server-base)")
     ("server-base", po::value(&server_base)->default_value(server_base), "first server address (RFC 2544 appendix C: 198.18.0.0/15)")
     ("mix", po::value(&mix)->default_value(mix), "protocol mix, e.g. udp:70,tcp:20,icmp:5,esp:3,gre:2 (natt = UDP 4500 both ends)")
+    ("rx-queues", po::value(&rx_queues)->default_value(rx_queues), "receive queues per port: the DUT's transmit queues (one per worker), all polled")
+    ("tx-queues", po::value(&tx_queues)->default_value(tx_queues), "transmit queues per port: the DUT's receive queues. Inside: a subscriber's packets go to the queue its answers came back on (before that: subscriber modulo queues); outside: each answer leaves on the queue its packet arrived on")
     ("frame-size", po::value(&frame_size)->default_value(frame_size), "Ethernet frame size with FCS (RFC 2544 section 9); grown where headers need more")
     ("mode", po::value(&opt.mode)->default_value(opt.mode), "fixed (one trial at --rate), search (RFC 2544 throughput), cps (new sessions per second search)")
     ("rate", po::value(&opt.rate)->default_value(opt.rate), "fixed mode: inside-to-outside packets/s (0 = as fast as possible)")
@@ -1195,6 +1251,10 @@ int main(int argc, char** argv) {
   }
   model.subscriber_base = *sb;
   model.server_base = *svb;
+  if (rx_queues < 1 || rx_queues > Port::max_queues || tx_queues < 1 || tx_queues > Port::max_queues) {
+    std::cerr << fmt::format("passgate-gen: --rx-queues and --tx-queues must be 1 to {}\n", Port::max_queues);
+    return 2;
+  }
 
   std::vector<std::string> args{"passgate-gen"};
   args.insert(args.end(), eal_extra.begin(), eal_extra.end());
@@ -1225,6 +1285,10 @@ int main(int argc, char** argv) {
     outside_port.device = opt.outside_dev;
     outside_port.ip = *go;
     outside_port.peer_ip = *dout;
+    for (Port* p : {&inside_port, &outside_port}) {
+      p->rx_queues = rx_queues;
+      p->tx_queues = tx_queues;
+    }
     std::string error;
     if (!pool) {
       std::cerr << "passgate-gen: cannot create the buffer pool: " << rte_strerror(rte_errno) << "\n";
@@ -1244,6 +1308,7 @@ int main(int argc, char** argv) {
     inside.state = &state;
     inside.frame_len = frame_size - RTE_ETHER_CRC_LEN;
     inside.hz_ = rte_get_tsc_hz();
+    inside.subscriber_queue.assign(model.subscribers, 0xff);
     OutsideSide outside;
     outside.port = &outside_port;
     outside.pool = pool;
@@ -1387,13 +1452,16 @@ int main(int argc, char** argv) {
           "{{\n  \"generator\": \"passgate-gen\", \"dpdk\": \"{}\", \"label\": \"{}\", \"mode\": \"{}\",\n"
           "  \"config\": {{\"subscribers\": {}, \"flows_per_subscriber\": {}, \"flows\": {}, \"servers\": {}, "
           "\"mix_percent\": {{{}}}, \"frame_size\": {}, \"reply\": {}, \"duration_s\": {}, \"drain_s\": {}, "
-          "\"settle_s\": {}, \"lcores\": {}, \"inside\": \"{}\", \"outside\": \"{}\"}},\n"
+          "\"settle_s\": {}, \"lcores\": {}, \"rx_queues\": {}, \"tx_queues\": {}, \"inside\": \"{}\", \"outside\": \"{}\"}},\n"
+          "  \"rx_per_queue\": {{\"inside\": [{}], \"outside\": [{}]}},\n"
           "  \"dut_macs\": {{\"inside\": \"{:02x}\", \"outside\": \"{:02x}\"}},\n"
           "  \"public_addresses_seen\": [{}], \"more_public_addresses\": {},\n"
           "  \"warmup\": {},\n  \"result\": {},\n  \"trials\": [{}]\n}}\n",
           rte_version(), opt.label, opt.mode, model.subscribers, model.flows_per_subscriber, model.flows(),
           model.servers, mix_json, frame_size, opt.reply, opt.duration, opt.drain, opt.settle, two_lcores ? 2 : 1,
-          opt.inside_dev, opt.outside_dev, fmt::join(inside_port.peer_mac.addr_bytes, ":"),
+          rx_queues, tx_queues, opt.inside_dev, opt.outside_dev,
+          fmt::join(inside_port.rx_per_queue.begin(), inside_port.rx_per_queue.begin() + rx_queues, ", "),
+          fmt::join(outside_port.rx_per_queue.begin(), outside_port.rx_per_queue.begin() + rx_queues, ", "), fmt::join(inside_port.peer_mac.addr_bytes, ":"),
           fmt::join(outside_port.peer_mac.addr_bytes, ":"), publics_json, outside.publics.more, warm_json,
           result_json, trials_json);
       if (interrupted) rc = 130;

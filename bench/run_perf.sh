@@ -4,7 +4,7 @@
 # bench/run_perf.py and writes JSON, a Markdown table and a plot to
 # bench/results/. Needs root (namespaces, hugepages, nftables).
 #
-#   sudo bench/run_perf.sh                 # every scenario, median of 3 runs (about 25 min on 2 vCPU)
+#   sudo bench/run_perf.sh                 # every scenario, median of 3 runs (about 30 min on 2 vCPU)
 #   sudo bench/run_perf.sh --quick         # forward, 1K, 1M, passgate and kernel on veth (under 3 min)
 #   sudo bench/run_perf.sh nat-1m veth-kernel --reps 5
 #   sudo bench/run_perf.sh --help          # every option and scenario
