@@ -30,6 +30,7 @@ constexpr const char* commands_help = R"(Commands:
   public PROTO ADDRESS PORT   who holds a public address and port (PROTO: tcp, udp, icmp)
   passthrough                 ESP SAs, PPTP calls, GRE tunnels
   exports                     NAT events handed over and exported (IPFIX, syslog)
+  steering                    workers, how each port is steered (rss, handoff, single), handoffs
   config                      the policy in force: file, digest, generation, reloads
   reload                      re-read the configuration file; applied only if valid
 )";
@@ -120,6 +121,10 @@ int show(const std::string& command, const YAML::Node& v) {
     fmt::print("sessions {}  mappings {}  subscribers {}  port blocks {}\n", number(v, "sessions"),
                number(v, "mappings"), number(v, "subscribers"), number(v, "port_blocks"));
     print_nonzero(v, "  ");
+    return 0;
+  }
+  if (command == "steering") {
+    for (const auto& kv : v) fmt::print("{:<36} {}\n", kv.first.as<std::string>(), kv.second.as<std::string>());
     return 0;
   }
   if (command == "drops" || command == "passthrough" || command == "exports") {
@@ -239,6 +244,7 @@ int main(int argc, char** argv) {
   else if (command == "pools") request = "/passgate/pools";
   else if (command == "passthrough") request = "/passgate/passthrough";
   else if (command == "exports") request = "/passgate/exports";
+  else if (command == "steering") request = "/passgate/steering";
   else if (command == "config" || command == "version") request = "/passgate/config";
   else if (command == "reload") request = "/passgate/reload";
   else if (command == "subscriber") {
