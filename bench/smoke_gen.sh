@@ -31,20 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-failed=0
-check() {
-  local name="$1"
-  shift
-  n=$((n + 1))
-  if "$@" >"$work/check-$n.log" 2>&1; then
-    echo "ok $n - $name"
-  else
-    echo "not ok $n - $name"
-    sed 's/^/#   /' "$work/check-$n.log" | tail -15
-    failed=$((failed + 1))
-  fi
-}
+# The TAP helpers of the end-to-end tests (check, expect_in).
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/e2e/tap.sh"
 
 # Unique per run so that two CI jobs on one host never share a socket or a
 # DPDK runtime directory.
