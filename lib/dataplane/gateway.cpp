@@ -329,6 +329,9 @@ std::unique_ptr<Policy> Gateway::make_policy(const config::GatewayConfig& cfg, s
   p->nat = cfg.nat;
   for (const auto& pool : cfg.nat.pools)
     p->subscriber_prefixes.insert(p->subscriber_prefixes.end(), pool.subscribers.begin(), pool.subscribers.end());
+  for (const auto& sm : cfg.nat.static_mappings)
+    p->static_endpoints.add(sm.protocol, sm.inside_address, sm.inside_port.host(), sm.public_address,
+                            sm.public_port.host());
   return p;
 }
 

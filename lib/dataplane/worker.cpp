@@ -311,7 +311,7 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
     }
     const std::span<std::uint8_t> bytes(rte_pktmbuf_mtod_offset(m, std::uint8_t*, l2), len - l2);
     if (rules) {
-      const unsigned owner = pv.inside ? steering::owner_outbound(*rules, bytes, index)
+      const unsigned owner = pv.inside ? steering::owner_outbound(*rules, bytes, index, &policy->static_endpoints)
                                        : steering::owner_inbound(*rules, bytes, index);
       if (owner != index) {
         m->packet_type = handed_ipv4;

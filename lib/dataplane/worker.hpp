@@ -29,6 +29,7 @@ struct Policy {
   std::uint64_t generation = 0;
   nat::NatConfig nat;                                // with the gateway's base seed
   std::vector<nat::Ipv4Prefix> subscriber_prefixes;  // of every pool: anti-spoofing on the outside
+  steering::StaticEndpoints static_endpoints;        // several workers: where port forwards are owned
   [[nodiscard]] bool is_subscriber(be32 a) const {
     for (const auto& p : subscriber_prefixes)
       if (p.contains(a)) return true;

@@ -7,7 +7,8 @@
 //   inside -> outside   the subscriber's worker (source address), except VPN
 //                       tunnels and their control (ESP, GRE, TCP to 1723):
 //                       the VPN worker, where ESP learning and PPTP calls
-//                       live (they have no ports to spread them by);
+//                       live (they have no ports to spread them by); and
+//                       static mappings: the owner of their public port;
 //   outside -> inside   TCP/UDP: the owner of the destination port's comb;
 //                       ICMP queries: of the identifier's; ICMP errors: of
 //                       the quoted packet's source port (ours); ESP, GRE:
@@ -16,8 +17,10 @@
 //                       may be elsewhere: see README, known limits).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "packet/headers.hpp"
 #include "steering/rss_ownership.hpp"
@@ -27,6 +30,40 @@ namespace passgate::steering {
 struct DispatchRules {
   const RssSteering* rss = nullptr;
   unsigned vpn_worker = 0;
+};
+
+// Static mappings (port forwards): their inbound packets reach the owner of
+// the public port's comb, so their outbound packets must go there too, not
+// to the inside host's worker, or each direction would be tracked apart.
+// Sorted by (protocol, inside address, inside port); part of the policy.
+class StaticEndpoints {
+ public:
+  void add(std::uint8_t proto, be32 inside, std::uint16_t inside_port, be32 public_addr, std::uint16_t public_port) {
+    entries_.push_back({key(proto, inside, inside_port), public_addr, public_port});
+    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
+  }
+  [[nodiscard]] bool empty() const { return entries_.empty(); }
+  // The public endpoint of the static mapping holding this inside endpoint.
+  [[nodiscard]] bool find(std::uint8_t proto, be32 inside, std::uint16_t port, be32& pub, std::uint16_t& pub_port) const {
+    const std::uint64_t k = key(proto, inside, port);
+    const auto it = std::lower_bound(entries_.begin(), entries_.end(), k,
+                                     [](const Entry& e, std::uint64_t v) { return e.key < v; });
+    if (it == entries_.end() || it->key != k) return false;
+    pub = it->public_addr;
+    pub_port = it->public_port;
+    return true;
+  }
+
+ private:
+  struct Entry {
+    std::uint64_t key;
+    be32 public_addr;
+    std::uint16_t public_port;
+  };
+  static std::uint64_t key(std::uint8_t proto, be32 a, std::uint16_t port) {
+    return (std::uint64_t{proto} << 48) | (std::uint64_t{a.host()} << 16) | port;
+  }
+  std::vector<Entry> entries_;
 };
 
 namespace detail {
@@ -42,15 +79,21 @@ constexpr std::uint16_t pptp_port = 1723;
 
 // `ip` is the packet from its IPv4 header. Malformed or truncated packets
 // stay with the worker that has them (`self`): its engine drops and counts.
-inline unsigned owner_outbound(const DispatchRules& r, std::span<const std::uint8_t> ip, unsigned self) {
+inline unsigned owner_outbound(const DispatchRules& r, std::span<const std::uint8_t> ip, unsigned self,
+                               const StaticEndpoints* statics = nullptr) {
   using namespace detail;
   if (ip.size() < 20) return self;
   const unsigned ihl = (ip[0] & 0x0f) * 4u;
   const std::uint8_t proto = ip[9];
   if (proto == proto_esp || proto == proto_gre) return r.vpn_worker;
-  if (proto == proto_tcp && ip.size() >= ihl + 4 && (load16(&ip[6]) & 0x1fff) == 0 &&
-      load16(&ip[ihl + 2]) == pptp_port)
-    return r.vpn_worker;
+  const bool ports = (proto == proto_tcp || proto == proto_udp) && ip.size() >= ihl + 4 && (load16(&ip[6]) & 0x1fff) == 0;
+  if (ports && proto == proto_tcp && load16(&ip[ihl + 2]) == pptp_port) return r.vpn_worker;
+  if (ports && statics && !statics->empty()) {
+    be32 pub;
+    std::uint16_t pub_port;
+    if (statics->find(proto, load_addr(&ip[12]), load16(&ip[ihl]), pub, pub_port))
+      return r.rss->worker_of_outside(pub, pub_port);
+  }
   return r.rss->worker_of_subscriber(load_addr(&ip[12]));
 }
 

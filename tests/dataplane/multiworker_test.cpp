@@ -46,6 +46,24 @@ const std::uint8_t peer_mac[6] = {0x02, 0, 0, 0, 0x20, 2};
 
 be32 subscriber(unsigned i) { return ipv4(100, 64, 0, static_cast<std::uint8_t>(10 + i)); }
 
+// A port forward whose inside host hashes to another worker than its public
+// port's owner (with several workers), so both directions must be steered
+// to that owner for the session to be tracked in one place.
+const be32 forward_public = ipv4(198, 51, 100, 30);
+constexpr std::uint16_t forward_public_port = 80, forward_inside_port = 8080;
+be32 forward_host(unsigned workers) {
+  if (workers == 1) return ipv4(100, 64, 0, 200);
+  steering::SteeringParams params;
+  params.workers = workers;
+  params.reta_size = 512;  // as the gateway builds it
+  const auto rss = steering::RssSteering::make(params);
+  for (unsigned i = 200; i < 250; ++i) {
+    const be32 a = ipv4(100, 64, 0, static_cast<std::uint8_t>(i));
+    if (rss->worker_of_subscriber(a) != rss->worker_of_outside(forward_public, forward_public_port)) return a;
+  }
+  return ipv4(100, 64, 0, 200);
+}
+
 // One port pair backed by rte_rings: the test enqueues into rx[q] what the
 // wire delivers to queue q and dequeues from tx[q] what worker q sent.
 struct RingPort {
@@ -74,6 +92,7 @@ std::string yaml(unsigned workers, unsigned queues, const std::string& in, const
   std::string neighbours;
   for (unsigned i = 0; i < subscribers; ++i)
     neighbours += fmt::format("      - {{address: {}, mac: \"02:00:00:00:20:02\"}}\n", nat::to_string(subscriber(i)));
+  neighbours += fmt::format("      - {{address: {}, mac: \"02:00:00:00:20:02\"}}\n", nat::to_string(forward_host(workers)));
   return fmt::format(R"(dataplane:
   workers: [{}]
   mbufs: 16383
@@ -108,15 +127,19 @@ nat:
       subscribers: [100.64.0.0/24]
       public: [198.51.100.10-198.51.100.13]
       block_size: 256
+  static:
+    - {{protocol: tcp, inside: "{}:{}", public: "{}:{}"}}
 )",
                      workers_list, handoff ? "handoff" : "auto", in, queues, workers, neighbours, out, queues,
-                     workers);
+                     workers, nat::to_string(forward_host(workers)), forward_inside_port,
+                     nat::to_string(forward_public), forward_public_port);
 }
 
 // What the run produced, to compare worker counts with each other.
 struct Outcome {
   std::map<std::uint32_t, std::uint32_t> public_of;  // subscriber -> public address (host order)
   unsigned answered_udp = 0, answered_tcp = 0, answered_icmp = 0, answered_esp = 0, hairpinned = 0;
+  unsigned forward_answered = 0, forward_sessions = 0;
   std::uint64_t handoffs_tcp_udp = 0, handoffs_total = 0;
   std::uint64_t expected_handoffs_total = 0;
   bool sessions_on_owner = true;
@@ -228,7 +251,9 @@ class Harness {
   unsigned owner(bool inside, const Bytes& ip) const {
     if (workers_ == 1) return 0;
     const steering::DispatchRules rules{gateway_->steering(), 0};
-    return inside ? steering::owner_outbound(rules, ip, 0) : steering::owner_inbound(rules, ip, 0);
+    steering::StaticEndpoints statics;
+    statics.add(6, forward_host(workers_), forward_inside_port, forward_public, forward_public_port);
+    return inside ? steering::owner_outbound(rules, ip, 0, &statics) : steering::owner_inbound(rules, ip, 0);
   }
   unsigned expected_handoff(bool inside, const Bytes& ip) const {
     return workers_ > 1 && nic_queue(inside, ip) != owner(inside, ip) ? 1 : 0;
@@ -319,6 +344,32 @@ Outcome run(unsigned workers, bool emulate_rss, bool handoff_mode, const std::st
   // Handoffs of the hairpin phase are not counted against the rules above.
   expected += h.handoffs() - handoffs_before_hairpin;
 
+  // A port forward: the server opens, the inside host answers; both
+  // directions must meet in one session on the public port's owner.
+  const be32 host = forward_host(workers);
+  const Bytes syn = tcp_packet({server, forward_public}, 33000, forward_public_port, packet::tcp_flag::syn);
+  expected += h.expected_handoff(false, syn);
+  h.send(false, syn);
+  for (const auto& [p, q] : h.collect(true, 1))
+    if (ip_dst(p) == host && l4_dport(p) == forward_inside_port) {
+      const Bytes synack = tcp_packet({host, server}, forward_inside_port, 33000,
+                                      packet::tcp_flag::syn | packet::tcp_flag::ack);
+      expected += h.expected_handoff(true, synack);
+      h.send(true, synack);
+      for (const auto& [r, rq] : h.collect(false, 1))
+        if (ip_src(r) == forward_public && l4_sport(r) == forward_public_port) ++o.forward_answered;
+    }
+  {
+    const auto view = h.gateway().subscriber(host, 10);
+    o.forward_sessions = static_cast<unsigned>(view.sessions.size());
+    const unsigned owner = workers > 1 ? h.gateway().steering()->worker_of_outside(forward_public, forward_public_port) : 0;
+    for (const auto& s : view.sessions)
+      if (s.worker != owner) {
+        o.sessions_on_owner = false;
+        o.problems += fmt::format("port forward session on worker {}, owner {}; ", s.worker, owner);
+      }
+  }
+
   // Phase 2: ICMP echo (identifier ownership) and ESP (the VPN worker).
   std::vector<Bytes> more;
   for (unsigned i = 0; i < subscribers; ++i) {
@@ -353,6 +404,8 @@ TEST(MultiWorker, OneWorkerBaseline) {
   EXPECT_EQ(one.answered_icmp, subscribers);
   EXPECT_EQ(one.answered_esp, subscribers);
   EXPECT_EQ(one.hairpinned, subscribers);
+  EXPECT_EQ(one.forward_answered, 1u);
+  EXPECT_EQ(one.forward_sessions, 1u);
   EXPECT_EQ(one.handoffs_total, 0u);
 }
 
@@ -374,6 +427,8 @@ TEST_P(Workers, RssEmulatedEverySessionOnItsOwnerNoTcpUdpHandoff) {
   EXPECT_EQ(many.answered_icmp, one.answered_icmp);
   EXPECT_EQ(many.answered_esp, one.answered_esp);
   EXPECT_EQ(many.hairpinned, one.hairpinned) << "hairpinning across workers";
+  EXPECT_EQ(many.forward_answered, 1u);
+  EXPECT_EQ(many.forward_sessions, 1u) << "both directions of a port forward in one session, on one worker";
   EXPECT_EQ(many.public_of, one.public_of);
 }
 
@@ -385,6 +440,8 @@ TEST_P(Workers, OneQueueEverythingThroughHandoffStillCorrect) {
   EXPECT_TRUE(many.sessions_on_owner);
   EXPECT_EQ(many.handoffs_total, many.expected_handoffs_total);
   EXPECT_GT(many.handoffs_tcp_udp, 0u) << "worker 0 receives everything and owns only part of it";
+  EXPECT_EQ(many.forward_answered, 1u);
+  EXPECT_EQ(many.forward_sessions, 1u);
   EXPECT_EQ(many.answered_udp, one.answered_udp);
   EXPECT_EQ(many.answered_tcp, one.answered_tcp);
   EXPECT_EQ(many.answered_icmp, one.answered_icmp);
