@@ -457,9 +457,8 @@ std::optional<PublicPortView> Gateway::public_port(std::uint8_t protocol, be32 a
     found = PublicPortView{protocol_name(m->proto), m->in_addr, m->out_addr, m->in_port.host(), m->out_port.host(),
                            m->is_static != 0, m->sessions, {}};
     const auto now_s = static_cast<std::uint32_t>(w.now_ms / 1000);
-    for (const nat::Session& s : w.engine->subscriber_sessions(m->in_addr, 1u << 20))
-      if (s.out_port == m->out_port && s.proto == m->proto && found->session_list.size() < session_limit)
-        found->session_list.push_back(view_of(s, now_s, w.queue));
+    for (const nat::Session& s : w.engine->mapping_sessions(*m, session_limit))
+      found->session_list.push_back(view_of(s, now_s, w.queue));
   });
   return found;
 }

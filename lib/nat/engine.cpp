@@ -1645,14 +1645,44 @@ bool Engine::is_public_address(be32 a) const {
   return false;
 }
 
+// Runs on the worker between bursts, so it must not walk the whole mapping
+// table (16M entries would stall the packet loop): it looks up the ports of
+// the subscriber's own blocks, its preserved ports and the static mappings.
 std::vector<Session> Engine::subscriber_sessions(be32 subscriber, std::size_t limit) const {
   std::vector<Session> out;
-  for (std::uint32_t m = 0; m < mappings_.size() && out.size() < limit; ++m) {
-    const Mapping& map = mappings_[m];
-    if (map.in_addr != subscriber || map.sessions == 0) continue;
-    for (std::uint32_t i = map.first_session; i != no_index && out.size() < limit; i = sessions_[i].mapping_next)
+  const auto take = [&](std::uint32_t m) {
+    if (m == no_index || mappings_[m].in_addr != subscriber) return;
+    for (std::uint32_t i = mappings_[m].first_session; i != no_index && out.size() < limit; i = sessions_[i].mapping_next)
       out.push_back(sessions_[i]);
+  };
+  const auto visit_port = [&](be32 pub, be16 port) {
+    for (const Proto proto : {Proto::tcp, Proto::udp, Proto::icmp})
+      take(Impl::find_mapping_out(*this, Impl::hash_mapping(*this, proto, pub, port), proto, pub, port));
+  };
+  if (const std::uint32_t si = Impl::find_subscriber(*this, subscriber); si != no_index) {
+    const Subscriber& sub = subscribers_[si];
+    const be32 pub = addresses_[sub.address].addr;
+    const PoolConfig& pc = pools_[sub.pool].config;
+    for (std::uint32_t k = 0; k < sub.blocks && out.size() < limit; ++k) {
+      const std::uint32_t b = subscriber_blocks_[std::size_t{si} * max_blocks_ + k];
+      for (std::uint32_t off = 0; off < pc.block_size && out.size() < limit; ++off)
+        visit_port(pub, Impl::block_port(*this, b, off));
+    }
+    // Preserved IKE/L2TP ports outside the dynamic range (inside it they
+    // are in one of the blocks just walked).
+    if (sub.preserved)
+      for (const std::uint16_t port : {500, 4500, 1701})
+        if (port < pc.port_min || port > pc.port_max) visit_port(pub, be16::from_host(port));
   }
+  for (const std::uint32_t m : static_mappings_)
+    if (out.size() < limit) take(m);
+  return out;
+}
+
+std::vector<Session> Engine::mapping_sessions(const Mapping& map, std::size_t limit) const {
+  std::vector<Session> out;
+  for (std::uint32_t i = map.first_session; i != no_index && out.size() < limit; i = sessions_[i].mapping_next)
+    out.push_back(sessions_[i]);
   return out;
 }
 

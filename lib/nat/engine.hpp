@@ -221,6 +221,8 @@ class Engine {
   [[nodiscard]] bool is_public_address(be32 a) const;
   // Every session of one subscriber (at most `limit`), for the CLI.
   [[nodiscard]] std::vector<Session> subscriber_sessions(be32 subscriber, std::size_t limit) const;
+  // The sessions of one mapping (at most `limit`).
+  [[nodiscard]] std::vector<Session> mapping_sessions(const Mapping& map, std::size_t limit) const;
   // The port blocks of one subscriber as first ports, and its pool's block size.
   [[nodiscard]] std::vector<std::uint16_t> subscriber_blocks(be32 subscriber, std::uint16_t* block_size) const;
   // The mapping holding a public address and port, if any.

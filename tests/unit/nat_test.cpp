@@ -854,5 +854,34 @@ TEST_F(Nat, CountersPerProtocol) {
   EXPECT_EQ(udp.sessions_expired, 1u);
 }
 
+TEST_F(Nat, SubscriberSessionsFoundThroughItsBlocksPreservedPortsAndStatics) {
+  NatConfig c = base_config();
+  c.static_mappings.push_back({tcp, sub_a, be16::from_host(8080), ipv4(198, 51, 100, 200), be16::from_host(80)});
+  make(c);
+  udp_out(sub_a, 4000, server, 53);
+  udp_out(sub_a, 4000, server2, 53);   // same mapping, second session
+  udp_out(sub_a, 500, server, 500);    // IKE: port 500 preserved, outside the blocks
+  Bytes syn = tcp_packet({sub_a, server}, 5000, 443, flag::syn);
+  ASSERT_EQ(out(syn).verdict, Verdict::to_outside);
+  Bytes ping = icmp_echo({sub_a, server}, packet::icmp_type::echo_request, 77, 1);
+  ASSERT_EQ(out(ping).verdict, Verdict::to_outside);
+  Bytes fwd = tcp_packet({server, ipv4(198, 51, 100, 200)}, 33333, 80, flag::syn);
+  ASSERT_EQ(in(fwd).verdict, Verdict::to_inside);
+  udp_out(sub_b, 4000, server, 53);    // someone else's
+
+  const std::vector<Session> all = engine->subscriber_sessions(sub_a, 100);
+  EXPECT_EQ(all.size(), 6u);
+  std::multiset<std::uint16_t> inside_ports;
+  for (const Session& s : all) {
+    EXPECT_EQ(s.in_addr, sub_a);
+    inside_ports.insert(s.in_port.host());
+  }
+  EXPECT_EQ(inside_ports, (std::multiset<std::uint16_t>{4000, 4000, 500, 5000, 77, 8080}));
+  EXPECT_EQ(engine->subscriber_sessions(sub_a, 2).size(), 2u) << "the limit holds";
+  const Mapping* m = engine->find_mapping(Proto::udp, sub_a, be16::from_host(4000));
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(engine->mapping_sessions(*m, 10).size(), 2u);
+}
+
 }  // namespace
 }  // namespace passgate::nat
