@@ -259,6 +259,12 @@ class Engine {
   // Public address a subscriber is paired with, or 0 if it has no state.
   [[nodiscard]] be32 subscriber_public_address(be32 subscriber) const;
   [[nodiscard]] MemoryUse memory_use() const;
+  // Consistency of every table, for unit tests and fuzzers (O(table sizes),
+  // never on the packet path): free lists without duplicates, reference
+  // counts equal to the objects holding them, per-subscriber session and
+  // block counts equal to what exists, gauges equal to the tables. Returns
+  // the first violation found, empty when the state is consistent.
+  [[nodiscard]] std::string check_invariants() const;
   [[nodiscard]] const NatConfig& config() const { return config_; }
 
  private:
@@ -272,7 +278,7 @@ class Engine {
     std::uint32_t address;   // index into addresses_
     std::uint32_t sessions;
     std::uint16_t blocks;
-    std::uint16_t reserved;
+    std::uint16_t esp_held;   // held ESP packets that keep this handle (EspTracker::take_unpinned)
     std::uint32_t preserved;  // mappings on single preserved ports outside the blocks
   };
   struct Block {

@@ -34,6 +34,7 @@ EspTracker::EspTracker(const nat::EspConfig& cfg, const nat::FlowHasher& hasher)
   held_.resize(cfg.hold_packets);
   held_bytes_.resize(std::size_t{cfg.hold_packets} * slot_bytes);
   pending_created_.reserve(cfg.hold_packets);
+  pending_unpinned_.reserve(cfg.hold_packets);
 }
 
 std::uint64_t EspTracker::key_out(be32 in_addr, be32 server, be32 spi) const {
@@ -91,6 +92,7 @@ std::uint32_t EspTracker::create_sa(const packet::ParsedIpv4& p, be32 public_add
   sa.last_seen_s = now_s_;
   sa.ip_delta = ChecksumDelta().add(p.src, public_addr).folded();
   sa.bound = false;
+  sa.live = true;
   wheel_.schedule(i, now_s_ + cfg_.idle_timeout);
   ++sa_count_;
   ++counters_.sas_created;
@@ -151,6 +153,7 @@ void EspTracker::free_sa(std::uint32_t i) {
     L.queued = kept;
     if (L.sa == i && !next_in_line(L, std::uint64_t{now_s_} * 1000)) end_learning(l);
   }
+  sa.live = false;
   free_sas_.push_back(i);
   --sa_count_;
   ++counters_.sas_expired;
@@ -252,6 +255,7 @@ void EspTracker::release_held(be32 out_addr, be32 server, std::uint64_t now_ms) 
     const std::size_t k = static_cast<std::size_t>(first - held_.data());
     std::uint8_t* bytes = held_bytes_.data() + k * slot_bytes;
     packet::ParsedIpv4 p;
+    pending_unpinned_.push_back(first->subscriber);
     if (packet::parse_ipv4(std::span<const std::uint8_t>(bytes, first->length), p) != packet::ParseError::ok) {
       first->state = Held::State::free;
       --held_count_;

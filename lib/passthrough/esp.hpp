@@ -80,6 +80,24 @@ class EspTracker {
     for (std::uint32_t s : pending_created_) fn(s);
     pending_created_.clear();
   }
+  // A held packet pins its subscriber (the engine counts the pin when
+  // outbound() returns Outcome::held), so the handle it keeps stays valid
+  // until it is released, dropped or timed out. Call after take_created():
+  // fn(subscriber) once for every held packet that left the hold since.
+  template <typename Fn>
+  void take_unpinned(Fn&& fn) {
+    for (std::uint32_t s : pending_unpinned_) fn(s);
+    pending_unpinned_.clear();
+  }
+  // fn(subscriber) for every live SA and every held packet: what each
+  // subscriber's session count and pins must equal (Engine::check_invariants).
+  template <typename SaFn, typename HeldFn>
+  void for_each_reference(SaFn&& on_sa, HeldFn&& on_held) const {
+    for (std::uint32_t i = 0; i < sas_.size(); ++i)
+      if (sas_[i].live) on_sa(sas_[i].subscriber);
+    for (const Held& h : held_)
+      if (h.state == Held::State::held) on_held(h.subscriber);
+  }
 
   [[nodiscard]] const EspCounters& counters() const { return counters_; }
   [[nodiscard]] std::uint32_t active_sas() const { return sa_count_; }
@@ -94,6 +112,7 @@ class EspTracker {
     std::uint32_t last_seen_s;
     std::uint16_t ip_delta;  // outbound IPv4 checksum delta (in_addr -> out_addr)
     bool bound;              // spi_in known
+    bool live;
   };
   struct Learner {  // one per (public address, server) while a client waits
     be32 out_addr, server, client;
@@ -143,7 +162,8 @@ class EspTracker {
   std::uint64_t held_order_ = 0;
   std::uint32_t sa_count_ = 0, learner_count_ = 0, held_count_ = 0, released_ = 0;
   std::uint32_t now_s_ = 0;
-  std::vector<std::uint32_t> pending_created_;  // capacity hold_packets, reserved up front
+  std::vector<std::uint32_t> pending_created_;   // capacity hold_packets, reserved up front
+  std::vector<std::uint32_t> pending_unpinned_;  // likewise
   EspCounters counters_;
 
   static constexpr std::uint32_t slot_bytes = 2048;
@@ -177,6 +197,7 @@ void EspTracker::expire(std::uint64_t now_ms, unsigned budget, OnFreed&& on_free
       h.state = Held::State::free;
       --held_count_;
       ++counters_.drop_hold_timeout;
+      pending_unpinned_.push_back(h.subscriber);
     }
   }
 }

@@ -55,6 +55,13 @@ class GreTracker {
       }
   }
 
+  // fn(subscriber) for every live tunnel (Engine::check_invariants).
+  template <typename Fn>
+  void for_each_subscriber(Fn&& fn) const {
+    for (const Tunnel& t : tunnels_)
+      if (t.live) fn(t.subscriber);
+  }
+
   [[nodiscard]] const GreCounters& counters() const { return counters_; }
   [[nodiscard]] std::uint32_t active_tunnels() const { return count_; }
 

@@ -8,6 +8,7 @@
 
 #include "nat/engine.hpp"
 #include "packet/headers.hpp"
+#include "support/checked_engine.hpp"
 #include "support/nat_configs.hpp"
 #include "support/packet_builder.hpp"
 
@@ -49,7 +50,7 @@ class Esp : public ::testing::Test {
   // Client -> server; returns the packet as it left (empty if dropped/held).
   Bytes send(int c, std::uint32_t spi, Verdict expect = Verdict::to_outside) {
     Bytes p = esp_packet({client(c), server}, spi, ++seq);
-    const Result r = engine->process(Direction::outbound, p, now_ms);
+    const Result r = checked_process(*engine, Direction::outbound, p, now_ms);
     EXPECT_EQ(r.verdict, expect) << stats::drop_reason_name(r.reason);
     if (r.verdict != Verdict::to_outside) return {};
     EXPECT_EQ(checksum_problems(p), "");
@@ -59,7 +60,7 @@ class Esp : public ::testing::Test {
   // Server -> public address with `spi`; returns the client it reached, or -1.
   int answer(std::uint32_t spi) {
     Bytes p = esp_packet({server, public_addr}, spi, ++seq);
-    const Result r = engine->process(Direction::inbound, p, now_ms);
+    const Result r = checked_process(*engine, Direction::inbound, p, now_ms);
     if (r.verdict != Verdict::to_inside) return -1;
     EXPECT_EQ(checksum_problems(p), "");
     for (int c = 0; c < 64; ++c)
@@ -76,7 +77,7 @@ class Esp : public ::testing::Test {
   }
   void advance_ms(std::uint64_t ms) {
     now_ms += ms;
-    engine->expire(now_ms, 1u << 20);
+    checked_expire(*engine, now_ms, 1u << 20);
   }
   std::uint64_t count(NatCounter c) const { return engine->counters().get(c); }
   std::uint64_t drops(DropReason r) const { return engine->counters().get(r); }
@@ -196,7 +197,7 @@ TEST_F(Esp, RekeyLearnsTheNewSpis) {
 TEST_F(Esp, DifferentServersLearnInParallel) {
   send(0, 0xa0000001);
   Bytes other = esp_packet({client(1), ipv4(203, 0, 113, 51)}, 0xb0000001, 1);
-  EXPECT_EQ(engine->process(Direction::outbound, other, now_ms).verdict, Verdict::to_outside);
+  EXPECT_EQ(checked_process(*engine, Direction::outbound, other, now_ms).verdict, Verdict::to_outside);
   EXPECT_EQ(count(NatCounter::esp_held), 0u);
 }
 
@@ -213,9 +214,9 @@ TEST_F(Esp, Rfc6888Req2EspLeavesFromTheSubscribersIkeAddress) {
   engine = Engine::create(c, nullptr);
   for (int i = 0; i < 8; ++i) {
     Bytes ike = udp_packet({client(i), server}, 4500, 4500);
-    ASSERT_EQ(engine->process(Direction::outbound, ike, now_ms).verdict, Verdict::to_outside);
+    ASSERT_EQ(checked_process(*engine, Direction::outbound, ike, now_ms).verdict, Verdict::to_outside);
     Bytes esp = esp_packet({client(i), server}, 0xa0000000u + static_cast<std::uint32_t>(i), 1);
-    const Result r = engine->process(Direction::outbound, esp, now_ms);
+    const Result r = checked_process(*engine, Direction::outbound, esp, now_ms);
     ASSERT_TRUE(r.verdict == Verdict::to_outside || r.verdict == Verdict::held);
     if (r.verdict == Verdict::to_outside) EXPECT_EQ(ip_src(esp), ip_src(ike));
   }
@@ -234,25 +235,56 @@ TEST_F(Esp, IdleSasExpireAndFreeTheSubscriber) {
   EXPECT_EQ(answer(0x5a000001), -1);
 }
 
+// Issue 11.2: a held packet's subscriber (which had no other state) must not
+// be released while its packet waits; otherwise the SA created on release
+// counts against a freed slot and the slot is freed twice when it expires.
+TEST_F(Esp, HeldPacketOfAFreshSubscriberCannotDoubleFreeItsSlot) {
+  send(0, 0xa0000001);                  // client 0 learns
+  send(1, 0xb0000001, Verdict::held);   // client 1 has nothing else: only this held packet
+  EXPECT_EQ(engine->check_invariants(), "");
+  EXPECT_EQ(engine->active_subscribers(), 2u) << "the held packet keeps its subscriber";
+  EXPECT_EQ(answer(0x5a000001), 0);
+  ASSERT_EQ(released().size(), 1u);
+  EXPECT_EQ(engine->check_invariants(), "");
+  advance_ms(301'000);  // both SAs idle past the timeout
+  EXPECT_EQ(engine->esp().active_sas(), 0u);
+  EXPECT_EQ(engine->check_invariants(), "");
+  EXPECT_EQ(engine->active_subscribers(), 0u);
+  // The slots are reusable exactly once each.
+  for (int c = 2; c < 6; ++c) send(c, 0xc0000000u + static_cast<std::uint32_t>(c), c == 2 ? Verdict::to_outside : Verdict::held);
+  EXPECT_EQ(engine->check_invariants(), "");
+  EXPECT_EQ(engine->active_subscribers(), 4u);
+}
+
+// A held packet that times out unpins its subscriber.
+TEST_F(Esp, HeldPacketTimingOutReleasesItsSubscriber) {
+  send(0, 0xa0000001);
+  send(1, 0xb0000001, Verdict::held);
+  advance_ms(2'100);  // hold window
+  EXPECT_EQ(drops(DropReason::esp_hold_timeout), 1u);
+  EXPECT_EQ(engine->check_invariants(), "");
+  EXPECT_EQ(engine->active_subscribers(), 1u);
+}
+
 TEST_F(Esp, SessionLimitCountsSas) {
   NatConfig c = one_address_config(public_addr);
   c.pools[0].max_sessions_per_subscriber = 3;
   engine = Engine::create(c, nullptr);
   for (std::uint32_t s = 0; s < 3; ++s) send(0, 0xa0000000u + s);
   Bytes fourth = esp_packet({client(0), server}, 0xa0000009, 1);
-  EXPECT_EQ(engine->process(Direction::outbound, fourth, now_ms).reason, DropReason::subscriber_session_limit);
+  EXPECT_EQ(checked_process(*engine, Direction::outbound, fourth, now_ms).reason, DropReason::subscriber_session_limit);
   send(0, 0xa0000001);  // existing SAs keep working
 }
 
 TEST_F(Esp, DisabledDropsAndCountsEspOnly) {
   make(/*enabled=*/false);
   Bytes p = esp_packet({client(0), server}, 0xa0000001, 1);
-  EXPECT_EQ(engine->process(Direction::outbound, p, now_ms).reason, DropReason::esp_disabled);
+  EXPECT_EQ(checked_process(*engine, Direction::outbound, p, now_ms).reason, DropReason::esp_disabled);
   Bytes in = esp_packet({server, public_addr}, 0x5a000001, 1);
-  EXPECT_EQ(engine->process(Direction::inbound, in, now_ms).reason, DropReason::esp_disabled);
+  EXPECT_EQ(checked_process(*engine, Direction::inbound, in, now_ms).reason, DropReason::esp_disabled);
   EXPECT_EQ(drops(DropReason::esp_disabled), 2u);
   Bytes u = udp_packet({client(0), server}, 4500, 4500);
-  EXPECT_EQ(engine->process(Direction::outbound, u, now_ms).verdict, Verdict::to_outside) << "UDP unaffected";
+  EXPECT_EQ(checked_process(*engine, Direction::outbound, u, now_ms).verdict, Verdict::to_outside) << "UDP unaffected";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "nat/engine.hpp"
 #include "packet/headers.hpp"
+#include "support/checked_engine.hpp"
 #include "support/nat_configs.hpp"
 #include "support/packet_builder.hpp"
 
@@ -26,7 +27,7 @@ class GreV0 : public ::testing::Test {
   }
   void SetUp() override { make(); }
   Result send(Direction d, Bytes& p) {
-    const Result r = engine->process(d, p, now_ms);
+    const Result r = checked_process(*engine, d, p, now_ms);
     if (r.verdict != Verdict::drop) EXPECT_EQ(checksum_problems(p), "");
     return r;
   }
@@ -64,7 +65,7 @@ TEST_F(GreV0, UnsolicitedInboundDroppedAndIdleTunnelsExpire) {
   Bytes a = gre_packet({client(0), server}, 0, false, 0);
   send(Direction::outbound, a);
   now_ms += 301'000;
-  engine->expire(now_ms, 1u << 20);
+  checked_expire(*engine, now_ms, 1u << 20);
   EXPECT_EQ(engine->gre().active_tunnels(), 0u);
   EXPECT_EQ(engine->active_subscribers(), 0u);
   Bytes b = gre_packet({client(1), server}, 0, false, 0);

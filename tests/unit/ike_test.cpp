@@ -5,6 +5,7 @@
 
 #include "nat/engine.hpp"
 #include "packet/headers.hpp"
+#include "support/checked_engine.hpp"
 #include "support/nat_configs.hpp"
 #include "support/packet_builder.hpp"
 
@@ -35,14 +36,14 @@ class Ike : public ::testing::Test {
   void SetUp() override { make(); }
   std::uint16_t out(int c, std::uint16_t sport, std::uint16_t dport) {
     Bytes p = udp_packet({client(c), server}, sport, dport);
-    EXPECT_EQ(engine->process(Direction::outbound, p, now_ms).verdict, Verdict::to_outside);
+    EXPECT_EQ(checked_process(*engine, Direction::outbound, p, now_ms).verdict, Verdict::to_outside);
     EXPECT_EQ(checksum_problems(p), "");
     EXPECT_EQ(ip_src(p), public_addr);
     return l4_sport(p);
   }
   void advance_s(std::uint64_t s) {
     now_ms += s * 1000;
-    engine->expire(now_ms, 1u << 20);
+    checked_expire(*engine, now_ms, 1u << 20);
   }
   std::unique_ptr<Engine> engine;
   std::uint64_t now_ms = 5'000;
@@ -70,11 +71,11 @@ TEST_F(Ike, Rfc7296SecondClientOnTheSameAddressIsTranslatedNotRefused) {
   EXPECT_GE(second, 10000) << "from the subscriber's own block";
   // Replies reach each client.
   Bytes r = udp_packet({server, public_addr}, 500, second);
-  ASSERT_EQ(engine->process(Direction::inbound, r, now_ms).verdict, Verdict::to_inside);
+  ASSERT_EQ(checked_process(*engine, Direction::inbound, r, now_ms).verdict, Verdict::to_inside);
   EXPECT_EQ(ip_dst(r), client(1));
   EXPECT_EQ(l4_dport(r), 500);
   Bytes r0 = udp_packet({server, public_addr}, 500, 500);
-  ASSERT_EQ(engine->process(Direction::inbound, r0, now_ms).verdict, Verdict::to_inside);
+  ASSERT_EQ(checked_process(*engine, Direction::inbound, r0, now_ms).verdict, Verdict::to_inside);
   EXPECT_EQ(ip_dst(r0), client(0));
 }
 

@@ -8,6 +8,7 @@
 
 #include "nat/engine.hpp"
 #include "packet/headers.hpp"
+#include "support/checked_engine.hpp"
 #include "support/packet_builder.hpp"
 
 namespace passgate::nat {
@@ -55,7 +56,7 @@ class Nat : public ::testing::Test {
   Result out(Bytes& p) { return run(Direction::outbound, p); }
   Result in(Bytes& p) { return run(Direction::inbound, p); }
   Result run(Direction d, Bytes& p) {
-    const Result r = engine->process(d, p, now_ms);
+    const Result r = checked_process(*engine, d, p, now_ms);
     if (r.verdict == Verdict::to_outside || r.verdict == Verdict::to_inside) {
       EXPECT_EQ(checksum_problems(p), "") << "after translation";
     }
@@ -63,7 +64,7 @@ class Nat : public ::testing::Test {
   }
   void advance_s(std::uint64_t seconds) {
     now_ms += seconds * 1000;
-    engine->expire(now_ms, 1u << 30);
+    checked_expire(*engine, now_ms, 1u << 30);
   }
   // Sends UDP outbound and returns the translated packet.
   Bytes udp_out(be32 src, std::uint16_t sport, be32 dst, std::uint16_t dport) {
@@ -617,7 +618,7 @@ TEST_F(Nat, Rfc4787Req14FragmentHoldIsBoundedAndTimesOut) {
     else EXPECT_EQ(r.reason, DropReason::fragment_hold_full);
   }
   now_ms += 2500;
-  engine->expire(now_ms);
+  checked_expire(*engine, now_ms);
   EXPECT_EQ(drops(DropReason::fragment_timeout), 2u);
   IpFields f{server, ip_src(o)};
   f.id = 4;
@@ -644,7 +645,7 @@ TEST_F(Nat, BurstWithRepeatedNewFlowCreatesOneSession) {
   std::vector<Bytes> pkts(8, udp_packet({sub_a, server}, 1000, 53));
   std::vector<PacketRef> refs;
   for (Bytes& p : pkts) refs.push_back({p, {}});
-  engine->process_burst(Direction::outbound, refs, now_ms);
+  checked_burst(*engine, Direction::outbound, refs, now_ms);
   for (std::size_t i = 0; i < refs.size(); ++i) {
     EXPECT_EQ(refs[i].result.verdict, Verdict::to_outside);
     EXPECT_EQ(checksum_problems(pkts[i]), "");
@@ -682,7 +683,7 @@ TEST_F(Nat, ReloadKeepsSessionsAndAppliesNewTimeouts) {
   NatConfig next = base_config();
   next.timeouts.udp = 150;
   ASSERT_TRUE(Engine::reconfigure_problems(base_config(), next).empty());
-  engine->reconfigure(next);
+  checked_reconfigure(*engine, next);
   EXPECT_EQ(count(NatCounter::reloads_applied), 1u);
   Bytes r = reply_to(o);
   ASSERT_EQ(in(r).verdict, Verdict::to_inside) << "established session survives the reload";
@@ -706,7 +707,7 @@ TEST_F(Nat, ReloadRemovedAddressDrainsThenSubscriberMoves) {
   NatConfig moved = one;
   moved.pools[0].public_addresses = {{ipv4(198, 51, 100, 2), ipv4(198, 51, 100, 2)}};
   ASSERT_TRUE(Engine::reconfigure_problems(one, moved).empty());
-  const ReconfigureResult rr = engine->reconfigure(moved);
+  const ReconfigureResult rr = checked_reconfigure(*engine, moved);
   EXPECT_EQ(rr.addresses_added, 1u);
   EXPECT_EQ(rr.addresses_retired, 1u);
 
@@ -738,7 +739,7 @@ TEST_F(Nat, ReloadDrainingSubscriberGetsNoNewBlock) {
   for (std::uint16_t port = 0; port < 64; ++port) udp_out(sub_a, static_cast<std::uint16_t>(2000 + port), server, 53);
   NatConfig moved = one;
   moved.pools[0].public_addresses = {{ipv4(198, 51, 100, 2), ipv4(198, 51, 100, 2)}};
-  engine->reconfigure(moved);
+  checked_reconfigure(*engine, moved);
   Bytes p = udp_packet({sub_a, server}, 3000, 53);
   EXPECT_EQ(out(p).verdict, Verdict::drop);
   EXPECT_EQ(drops(DropReason::subscriber_draining), 1u);
@@ -751,7 +752,7 @@ TEST_F(Nat, ReloadRemovedPoolServesOnlyExistingState) {
   next.pools[0].subscribers = {{ipv4(100, 65, 0, 0), 16}};
   next.pools[0].public_addresses = {{ipv4(198, 51, 100, 50), ipv4(198, 51, 100, 50)}};
   ASSERT_TRUE(Engine::reconfigure_problems(base_config(), next).empty());
-  const ReconfigureResult rr = engine->reconfigure(next);
+  const ReconfigureResult rr = checked_reconfigure(*engine, next);
   EXPECT_EQ(rr.pools_added, 1u);
   EXPECT_EQ(rr.pools_retired, 1u);
   Bytes r = reply_to(o);
@@ -772,12 +773,12 @@ TEST_F(Nat, ReloadStaticMappingsAddedAtOnceRemovedDrain) {
   with.static_mappings.push_back({tcp, host, be16::from_host(8080), pub, be16::from_host(80)});
   // Added by a reload: reachable at once.
   ASSERT_TRUE(Engine::reconfigure_problems(base_config(), with).empty());
-  EXPECT_EQ(engine->reconfigure(with).static_added, 1u);
+  EXPECT_EQ(checked_reconfigure(*engine, with).static_added, 1u);
   Bytes syn = tcp_packet({server, pub}, 33333, 80, flag::syn);
   ASSERT_EQ(in(syn).verdict, Verdict::to_inside);
   EXPECT_TRUE(engine->is_public_address(pub));
   // Removed by a reload while a session uses it: the session keeps working.
-  const ReconfigureResult rr = engine->reconfigure(base_config());
+  const ReconfigureResult rr = checked_reconfigure(*engine, base_config());
   EXPECT_EQ(rr.static_draining, 1u);
   Bytes synack = tcp_packet({host, server}, 8080, 33333, flag::syn | flag::ack);
   ASSERT_EQ(out(synack).verdict, Verdict::to_outside);
