@@ -1143,7 +1143,8 @@ void read_static(Checker& c, StaticSeen& s, const std::vector<PoolSeen>& pools, 
 // packets; the server's SPI only in the server's first answer, so the engine
 // learns one (public address, server) pair at a time.
 void read_esp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
-  const Mapping m(c, f, {"enabled", "idle_timeout", "learn_window_ms", "hold_window_ms", "hold_packets", "max_sas"});
+  const Mapping m(c, f, {"enabled", "idle_timeout", "learn_window_ms", "hold_window_ms", "hold_packets", "max_sas",
+                         "learner_turn_ms"});
   if (!m.ok()) return;
   nat::EspConfig& e = out.esp;
   set_bool(c, m, "enabled", e.enabled);
@@ -1168,6 +1169,17 @@ void read_esp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
     if (learn) e.learn_window_ms = static_cast<std::uint32_t>(*learn);
     if (hold) e.hold_window_ms = static_cast<std::uint32_t>(*hold);
   }
+  // learner_turn_ms >= learn_window_ms: a client's first SA always gets its
+  // whole learn window (issue 11.9). Left out: twice learn_window_ms.
+  if (const Field* turn_f = m.get("learner_turn_ms")) {
+    const auto turn = c.integer(*turn_f, 100, 600000, "milliseconds");
+    if (turn && learn && *turn < *learn)
+      c.error(*turn_f, fmt::format("{} ms is below learn_window_ms {} ms{}; expected at least {} (a turn as learner "
+                                   "is at least one learn window)",
+                                   *turn, *learn, learn_f ? "" : " (the default)", *learn));
+    else if (turn)
+      e.learner_turn_ms = static_cast<std::uint32_t>(*turn);
+  }
   set_integer(c, m, "hold_packets", e.hold_packets, 1, 65536, "packets held at once, all servers together");
   set_integer(c, m, "max_sas", e.max_sas, 1, 1u << 24, "security associations tracked");
 }
@@ -1177,12 +1189,14 @@ void read_esp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
 // address, server), restored where the server quotes it, and GRE v1 is
 // matched by that key. Ranges are the engine's (NatConfig::validate).
 void read_pptp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
-  const Mapping m(c, f, {"enabled", "max_calls", "call_idle_timeout"});
+  const Mapping m(c, f, {"enabled", "max_calls", "call_idle_timeout", "max_calls_per_subscriber"});
   if (!m.ok()) return;
   nat::PptpConfig& p = out.pptp;
   set_bool(c, m, "enabled", p.enabled);
   set_integer(c, m, "max_calls", p.max_calls, 1, 1u << 22, "calls tracked at once");
   set_integer(c, m, "call_idle_timeout", p.call_idle_timeout, 60, max_timeout_s, "seconds");
+  set_integer(c, m, "max_calls_per_subscriber", p.max_calls_per_subscriber, 1, 65535,
+              "calls of one subscriber at once");
 }
 
 // nat.passthrough.ike (UDP 500 and NAT-T 4500, RFC 3947/3948) and
@@ -1204,12 +1218,15 @@ void read_udp_service(Checker& c, const Field& f, nat::PassthroughConfig& out) {
 // nat.passthrough.gre: GRE version 0 without PPTP (RFC 2784/2890), one
 // tunnel per (inside address, server). Ranges are the engine's.
 void read_gre(Checker& c, const Field& f, nat::PassthroughConfig& out) {
-  const Mapping m(c, f, {"enabled", "timeout", "max_tunnels"});
+  const Mapping m(c, f, {"enabled", "timeout", "max_tunnels", "conflict_idle", "contended_hold"});
   if (!m.ok()) return;
   nat::GreConfig& g = out.gre;
   set_bool(c, m, "enabled", g.enabled);
   set_integer(c, m, "timeout", g.timeout, 60, 86400, "seconds");
   set_integer(c, m, "max_tunnels", g.max_tunnels, 1, 1u << 20, "tunnels tracked at once");
+  // No monopoly of a (public address, server) slot (issue 11.9).
+  set_integer(c, m, "conflict_idle", g.conflict_idle, 1, 86400, "seconds a holder may be silent while others ask");
+  set_integer(c, m, "contended_hold", g.contended_hold, 10, 86400, "seconds a holder keeps a slot others ask for");
 }
 
 // The protocols nat.passthrough accepts. Adding one: its struct in
@@ -1254,7 +1271,7 @@ void read_nat(Checker& c, const Field& f, GatewayConfig& g, const std::vector<Po
   nat::NatConfig& n = g.nat;
   const Mapping m(
       c, f,
-      {"max_sessions", "max_subscribers", "random_seed", "timeouts", "fragments", "event_ring", "pools", "static",
+      {"max_sessions", "max_subscribers", "random_seed", "timeouts", "fragments", "limits", "event_ring", "pools", "static",
        "passthrough"});
   if (!m.ok()) {
     seen.pools_reported = true;
@@ -1290,6 +1307,25 @@ void read_nat(Checker& c, const Field& f, GatewayConfig& g, const std::vector<Po
       set_integer(c, fm, "hold_slots", n.fragment_hold_slots, 0, 1u << 16, "out-of-order fragments held at once");
       set_integer(c, fm, "hold_bytes", n.fragment_hold_bytes, 68, 9216,
                   "bytes; 68 is the IPv4 minimum fragment, RFC 791");
+    }
+  }
+  // Issue 11: bounds that keep one party from exhausting what a worker shares.
+  if (const Field* lf = m.get("limits")) {
+    const Mapping lm(c, *lf,
+                     {"new_subscribers_per_second", "static_mapping_sessions", "limit_event_interval_ms",
+                      "fragment_flows_per_host", "fragments_held_per_host"});
+    if (lm.ok()) {
+      nat::AbuseLimits& l = n.limits;
+      set_integer(c, lm, "new_subscribers_per_second", l.new_subscribers_per_second, 1, 1u << 24,
+                  "new subscriber records a second, per worker");
+      set_integer(c, lm, "static_mapping_sessions", l.static_mapping_sessions, 1, 1u << 30,
+                  "sessions of one static mapping whose host is in no subscriber prefix");
+      set_integer(c, lm, "limit_event_interval_ms", l.limit_event_interval_ms, 0, 3'600'000,
+                  "milliseconds between two limit events of one subscriber and type");
+      set_integer(c, lm, "fragment_flows_per_host", l.fragment_flows_per_host, 1, 1u << 24,
+                  "fragmented datagrams tracked at once per host");
+      set_integer(c, lm, "fragments_held_per_host", l.fragments_held_per_host, 0, 1u << 16,
+                  "out-of-order fragments held at once per host");
     }
   }
   set_integer(c, m, "event_ring", n.event_ring_size, 1, 1u << 24, "NAT events buffered for logging");

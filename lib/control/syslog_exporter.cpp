@@ -122,6 +122,11 @@ std::string format_syslog(const NatEvent& e, const SyslogConfig& config, std::st
       msg = fmt::format("{}: session limit reached", inside);
       break;
   }
+  // Limit events are rate-limited per subscriber and type (issue 11.4).
+  if (e.suppressed != 0) {
+    sd += fmt::format(" suppressed=\"{}\"", e.suppressed);
+    msg += fmt::format(" ({} more since the last report)", e.suppressed);
+  }
   // Sessions of static mappings belong to no pool.
   sd += e.pool == 0xffffffffu ? std::string("]") : fmt::format(" pool=\"{}\"]", e.pool);
 
@@ -164,20 +169,28 @@ std::unique_ptr<SyslogExporter> SyslogExporter::open(const SyslogConfig& config,
 SyslogExporter::SyslogExporter(SyslogConfig config, std::unique_ptr<UdpSender> sender)
     : config_(std::move(config)), procid_(std::to_string(getpid())), sender_(std::move(sender)) {}
 
-SyslogExporter::~SyslogExporter() = default;
+// Whatever is still queued leaves with the exporter (a reload replaces it).
+SyslogExporter::~SyslogExporter() { flush(0); }
 
 void SyslogExporter::add(const NatEvent& e) {
   ++stats_.events;
-  const std::string line = format_syslog(e, config_, procid_);
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(line.data());
-  if (sender_->send(std::span<const std::uint8_t>(bytes, line.size()))) {
-    ++stats_.messages_sent;
-    ++stats_.records_sent;
-  } else {
-    ++stats_.send_errors;
-  }
+  queue_.push_back(format_syslog(e, config_, procid_));
+  if (queue_.size() >= max_queued) flush(0);
 }
 
-void SyslogExporter::flush(std::uint64_t /*now_unix_ms*/) {}
+void SyslogExporter::flush(std::uint64_t /*now_unix_ms*/) {
+  if (queue_.empty()) return;
+  std::vector<std::span<const std::uint8_t>> datagrams;
+  datagrams.reserve(queue_.size());
+  for (const std::string& line : queue_)
+    datagrams.emplace_back(reinterpret_cast<const std::uint8_t*>(line.data()), line.size());
+  const UdpSender::BatchResult r = sender_->send_batch(datagrams);
+  stats_.messages_sent += r.sent;
+  stats_.records_sent += r.sent;
+  stats_.send_errors += r.refused;
+  send_calls_ += r.calls;
+  if (r.last_error != 0) last_send_error_ = r.last_error;
+  queue_.clear();
+}
 
 }  // namespace passgate::control

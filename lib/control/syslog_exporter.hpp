@@ -1,8 +1,16 @@
 // NAT event logging as RFC 5424 syslog messages over UDP (RFC 5426), for
 // operators whose log pipeline is syslog rather than an IPFIX collector.
-// Theory of operation: the control core hands every drained event to add();
-// each event becomes one message in one datagram (RFC 5426 section 3.1), sent
-// at once. A line looks like
+// Theory of operation: the control core hands every drained event to add(),
+// which formats it into one message for one datagram (RFC 5426 section 3.1)
+// and queues it; flush(), called after each drain, sends the queue in as few
+// sendmmsg() calls as it takes (64 datagrams a call), so a burst of events
+// costs a handful of system calls rather than one each. add() flushes by
+// itself when max_queued messages wait. Sends never block: every datagram the
+// socket refuses (buffer full, ENOBUFS, ICMP-reported ECONNREFUSED, ...) is
+// dropped and counted in stats().send_errors, exported as
+// passgate_export_errors_total{exporter="syslog"} and the telemetry field
+// syslog_errors; so events == messages_sent + send_errors + queued(). A line
+// looks like
 //
 //   <134>1 2026-11-21T10:00:00.123Z cgn1 passgate 4242 NAT-BLOCK-ALLOC
 //     [passgate@32473 inside="100.64.0.5" public="192.0.2.1" port-start="1024"
@@ -18,6 +26,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "control/ipfix_exporter.hpp"  // ExportStats
 #include "nat/engine.hpp"
@@ -63,9 +72,16 @@ class SyslogExporter {
   SyslogExporter(const SyslogExporter&) = delete;
   SyslogExporter& operator=(const SyslogExporter&) = delete;
 
-  void add(const nat::NatEvent& e);            // formats and sends at once
-  void flush(std::uint64_t now_unix_ms);       // nothing is buffered; kept for the common exporter API
+  static constexpr std::size_t max_queued = 4096;
+
+  void add(const nat::NatEvent& e);            // formats and queues (flushes at max_queued)
+  void flush(std::uint64_t now_unix_ms);       // sends everything queued
   [[nodiscard]] const ExportStats& stats() const { return stats_; }
+  [[nodiscard]] std::size_t queued() const { return queue_.size(); }
+  // System calls made to send (sendmmsg, and send for a lone retry).
+  [[nodiscard]] std::uint64_t send_calls() const { return send_calls_; }
+  // errno of the last refused datagram (0: none yet).
+  [[nodiscard]] int last_send_error() const { return last_send_error_; }
 
  private:
   SyslogExporter(SyslogConfig config, std::unique_ptr<UdpSender> sender);
@@ -74,6 +90,9 @@ class SyslogExporter {
   std::string procid_;
   std::unique_ptr<UdpSender> sender_;
   ExportStats stats_;
+  std::vector<std::string> queue_;  // formatted messages of this drain
+  std::uint64_t send_calls_ = 0;
+  int last_send_error_ = 0;
 };
 
 }  // namespace passgate::control

@@ -28,12 +28,27 @@ class UdpSender {
   // nullptr and *error when the text is not ADDRESS:PORT or no socket can be
   // made.
   static std::unique_ptr<UdpSender> connect(const std::string& address_port, std::string* error);
+  // Takes ownership of an already connected datagram socket (tests use a
+  // socketpair to make the kernel refuse datagrams on purpose).
+  static std::unique_ptr<UdpSender> adopt(int fd);
   ~UdpSender();
   UdpSender(const UdpSender&) = delete;
   UdpSender& operator=(const UdpSender&) = delete;
 
   // One datagram; false when the kernel refused it (the reason in errno).
   bool send(std::span<const std::uint8_t> datagram);
+
+  // What one send_batch() did: every datagram is either sent or refused.
+  struct BatchResult {
+    std::size_t sent = 0;     // datagrams the kernel took
+    std::size_t refused = 0;  // datagrams it did not take: dropped
+    std::size_t calls = 0;    // system calls made
+    int last_error = 0;       // errno of the last refusal
+  };
+  // Many datagrams in few sendmmsg() calls, never blocking; each datagram
+  // the kernel does not take is counted as refused and dropped (see
+  // udp_sender.cpp for how sendmmsg's partial results are read).
+  BatchResult send_batch(std::span<const std::span<const std::uint8_t>> datagrams);
 
  private:
   explicit UdpSender(int fd) : fd_(fd) {}

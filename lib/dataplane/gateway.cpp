@@ -375,10 +375,19 @@ ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in) {
   // Unless the file pins a seed, the one drawn at start stays (RFC 6056).
   if (!next.random_seed_given) next.nat.random_seed = cfg_.nat.random_seed;
   out.problems = config::restart_required_changes(cfg_, next);
-  for (auto& p : nat::Engine::reconfigure_problems(cfg_.nat, next.nat)) out.problems.push_back(std::move(p));
+  // What the engines still hold of earlier reloads (addresses draining),
+  // asked of each worker on its own thread.
+  std::vector<nat::DrainingAddress> draining;
+  if (!on_workers([&](Worker& w) {
+        for (auto& d : w.engine->draining_addresses()) draining.push_back(std::move(d));
+      }))
+    out.problems.push_back("a worker did not answer within a second: cannot tell which public addresses still drain");
+  for (auto& p : nat::Engine::reconfigure_problems(cfg_.nat, next.nat, draining)) out.problems.push_back(std::move(p));
   if (!out.problems.empty()) return out;
 
   std::unique_ptr<Policy> fresh = make_policy(next, policy_->generation + 1);
+  // The reload's work, done here: each worker will only apply its plan.
+  for (const auto& w : workers_) fresh->plans.push_back(w->engine->plan_reload(fresh->nat));
   const std::uint64_t generation = fresh->generation;
   const bool workers_running = running_;
   published_.store(fresh.get(), std::memory_order_release);
@@ -394,7 +403,9 @@ ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in) {
     }
     if (w->applied_generation.load(std::memory_order_acquire) != generation) {
       // Not running (stopping): switch it here, no worker thread to race.
-      w->last_reconfigure = w->engine->reconfigure(fresh->nat);
+      const std::size_t k = static_cast<std::size_t>(&w - workers_.data());
+      w->last_reconfigure = w->engine->apply(*fresh->plans[k]);
+      if (!w->last_reconfigure.applied) w->last_reconfigure = w->engine->reconfigure(fresh->nat);
       w->policy = fresh.get();
       w->applied_generation = generation;
     }
@@ -402,6 +413,9 @@ ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in) {
     // Pools and static mappings are the same on every worker: report one.
     total = r;
   }
+  // Every worker has applied its plan: what the plans took out of the
+  // engines (old address lists, configurations) is freed here, not there.
+  fresh->plans.clear();
   policy_ = std::move(fresh);  // the old policy is freed here, after the grace period
   cfg_.nat = next.nat;
   cfg_.control = next.control;

@@ -105,9 +105,17 @@ void Worker::run(const std::atomic<bool>* stop) {
 }
 
 // A reload: the engine takes the new NAT policy between two bursts, so every
-// packet is translated entirely under one policy or the other.
+// packet is translated entirely under one policy or the other. The work was
+// done on the control core (the plan); applying it is O(what changed).
 void Worker::adopt(const Policy* next) {
-  if (policy) last_reconfigure = engine->reconfigure(next->nat);
+  if (policy) {
+    nat::ReloadPlan* plan = nullptr;
+    for (const auto& p : next->plans)
+      if (p && p->engine() == engine.get()) plan = p.get();
+    last_reconfigure = plan ? engine->apply(*plan) : nat::ReconfigureResult{};
+    // Without a plan that fits (none is made that does not), the slow way.
+    if (!last_reconfigure.applied || !plan) last_reconfigure = engine->reconfigure(next->nat);
+  }
   policy = next;
   applied_generation.store(next->generation, std::memory_order_release);
 }

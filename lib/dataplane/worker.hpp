@@ -13,6 +13,7 @@
 #include "config/gateway_config.hpp"
 #include "dataplane/neighbour_table.hpp"
 #include "nat/engine.hpp"
+#include "nat/reload_plan.hpp"
 #include "stats/port_counters.hpp"
 #include "steering/dispatch.hpp"
 
@@ -30,6 +31,10 @@ struct Policy {
   nat::NatConfig nat;                                // with the gateway's base seed
   std::vector<nat::Ipv4Prefix> subscriber_prefixes;  // of every pool: anti-spoofing on the outside
   steering::StaticEndpoints static_endpoints;        // several workers: where port forwards are owned
+  // A reload's work for each engine, computed on the control core
+  // (nat/reload_plan.hpp): the worker whose engine it names applies it (its
+  // own, never shared). Released by the control core once every worker has.
+  std::vector<std::unique_ptr<nat::ReloadPlan>> plans;
   [[nodiscard]] bool is_subscriber(be32 a) const {
     for (const auto& p : subscriber_prefixes)
       if (p.contains(a)) return true;

@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <map>
 #include <unordered_map>
 #include <cstring>
 
+#include "nat/reload_plan.hpp"
 #include "packet/checksum.hpp"
 #include "packet/headers.hpp"
 
@@ -186,9 +189,18 @@ struct Engine::Impl {
           return e.config_.passthrough.l2tp.timeout;
         return t.udp;
       case Proto::icmp: return t.icmp;
-      case Proto::tcp: return s.tcp_state == TcpState::established ? t.tcp_established : t.tcp_transitory;
+      case Proto::tcp: return tcp_long_lived(s.tcp_state) ? t.tcp_established : t.tcp_transitory;
     }
     return t.udp;
+  }
+
+  // RFC 6146 section 3.5.2 (required by RFC 7857 section 3): a FIN in one
+  // direction leaves the connection established; half-closed connections are
+  // ordinary (a client that shuts down its sending side still receives for
+  // hours). Only FINs both ways, an RST or an unfinished handshake are
+  // transitory. A single spoofed FIN therefore shortens nothing.
+  static bool tcp_long_lived(TcpState st) {
+    return st == TcpState::established || st == TcpState::fin_out || st == TcpState::fin_in;
   }
 
   // RFC 7857 section 3 (RFC 6146 3.5.2 reduced): returns whether the packet
@@ -202,7 +214,7 @@ struct Engine::Impl {
       if (before != TcpState::reset) {
         s.tcp_state = TcpState::reset;
         e.counters_.add(NatCounter::tcp_resets);
-        shortened(e, index);
+        if (tcp_long_lived(before)) shortened(e, index);
       }
       return false;
     }
@@ -233,7 +245,7 @@ struct Engine::Impl {
         s.tcp_state = (flags & syn) ? (outbound ? TcpState::syn_out : TcpState::syn_in) : TcpState::established;
         break;
     }
-    if (before == TcpState::established && s.tcp_state != TcpState::established) shortened(e, index);
+    if (tcp_long_lived(before) && !tcp_long_lived(s.tcp_state)) shortened(e, index);
     return true;
   }
 
@@ -319,8 +331,8 @@ struct Engine::Impl {
   static Result translate(Engine& e, std::uint8_t* ip, const ParsedIpv4& p, Lookup& l) {
     if (!l.fast) [[unlikely]]
       return translate_other<D>(e, ip, p);
-    if (p.fragmented && !fragment_room(e)) [[unlikely]]
-      return drop(DropReason::fragment_table_full);
+    if (p.fragmented) [[unlikely]]
+      if (const DropReason r = fragment_admit(e, D, p); r != DropReason::none) return drop(r);
     if (l.session == no_index) [[unlikely]] {
       const DropReason r = D == Direction::outbound ? create_outbound(e, p, l) : create_inbound(e, p, l);
       if (r != DropReason::none) return drop(r);
@@ -336,8 +348,8 @@ struct Engine::Impl {
       ++e.counters_.proto[static_cast<unsigned>(l.proto)].translated_outbound;
       r = {Verdict::to_outside, DropReason::none};
       if (s.flags & session_flag::pptp_control) [[unlikely]]
-        pptp_control<D>(e, ip, p, s, l.session);
-      if (s.flags & session_flag::hairpin) [[unlikely]]
+        r = pptp_control<D>(e, ip, p, s, l.session, r.verdict);
+      if ((s.flags & session_flag::hairpin) && r.verdict != Verdict::drop) [[unlikely]]
         r = hairpin(e, ip, p, s);
     } else {
       rewrite_inbound(ip, p.ihl_bytes, s);
@@ -345,7 +357,7 @@ struct Engine::Impl {
       ++e.counters_.proto[static_cast<unsigned>(l.proto)].translated_inbound;
       r = {Verdict::to_inside, DropReason::none};
       if (s.flags & session_flag::pptp_control) [[unlikely]]
-        pptp_control<D>(e, ip, p, s, l.session);
+        r = pptp_control<D>(e, ip, p, s, l.session, r.verdict);
     }
     if (p.fragmented && r.verdict != Verdict::drop) [[unlikely]]
       remember_fragment(e, D, ip, p, r.verdict);
@@ -409,15 +421,23 @@ struct Engine::Impl {
 
     const std::uint64_t h_map = hash_mapping(e, l.proto, p.src, p.src_port);
     std::uint32_t m = find_mapping_in(e, h_map, l.proto, p.src, p.src_port);
-    std::uint32_t sub = no_index;
-    if (m == no_index || !e.mappings_[m].is_static) {
-      const DropReason r = subscriber_for(e, p.src, sub);
-      if (r != DropReason::none) return r;
-      if (e.subscribers_[sub].sessions >= e.pools_[e.subscribers_[sub].pool].config.max_sessions_per_subscriber) {
-        log_event(e, NatEvent::Type::session_limit, sub, 0, 0);
-        release_if_unused(e, sub);
-        return DropReason::subscriber_session_limit;
+    if (m != no_index && e.mappings_[m].is_static) {
+      if (const DropReason r = admit_static(e, m); r != DropReason::none) return r;
+      const be16 rem_port = l.proto == Proto::icmp ? be16{0} : p.dst_port;
+      l.session = new_session(e, m, p.dst, rem_port, l.proto == Proto::tcp ? TcpState::syn_out : TcpState::none,
+                              false, l.hash);
+      if (l.session == no_index) {
+        unadmit_static(e, m);
+        return DropReason::session_table_full;
       }
+      return DropReason::none;
+    }
+    std::uint32_t sub = no_index;
+    if (const DropReason r = subscriber_for(e, p.src, sub); r != DropReason::none) return r;
+    if (e.subscribers_[sub].sessions >= e.pools_[e.subscribers_[sub].pool].config.max_sessions_per_subscriber) {
+      log_event(e, NatEvent::Type::session_limit, sub, 0, 0);
+      release_if_unused(e, sub);
+      return DropReason::subscriber_session_limit;
     }
     if (m == no_index) {
       const DropReason r = create_mapping(e, sub, l.proto, p.src, p.src_port, h_map, m);
@@ -429,8 +449,47 @@ struct Engine::Impl {
     const be16 rem_port = l.proto == Proto::icmp ? be16{0} : p.dst_port;
     l.session =
         new_session(e, m, p.dst, rem_port, l.proto == Proto::tcp ? TcpState::syn_out : TcpState::none, false, l.hash);
-    if (l.session == no_index) return DropReason::session_table_full;
+    if (l.session == no_index) {
+      release_if_unused(e, sub);
+      return DropReason::session_table_full;
+    }
     return DropReason::none;
+  }
+
+  // Issue 11.1: every session, opened from either side, counts against the
+  // inside host. Behind a static mapping (a port forward) the host is a
+  // subscriber like any other when a pool's prefix holds it: the mapping
+  // keeps that subscriber while it has sessions, and a flood of spoofed
+  // sources at the forward exhausts at most the host's
+  // max_sessions_per_subscriber, never the worker's table. A host in no
+  // prefix is bounded per mapping by limits.static_mapping_sessions.
+  static DropReason admit_static(Engine& e, std::uint32_t m) {
+    Mapping& map = e.mappings_[m];
+    if (map.is_static == static_draining) return DropReason::static_mapping_draining;
+    std::uint32_t sub = map.subscriber;
+    if (sub == no_index) {
+      const DropReason r = subscriber_for(e, map.in_addr, sub, /*need_blocks=*/false);
+      if (r == DropReason::no_pool)
+        return map.sessions >= e.config_.limits.static_mapping_sessions ? DropReason::static_mapping_session_limit
+                                                                         : DropReason::none;
+      if (r != DropReason::none) return r;
+    }
+    const Subscriber& s = e.subscribers_[sub];
+    if (s.sessions >= e.pools_[s.pool].config.max_sessions_per_subscriber) {
+      log_event(e, NatEvent::Type::session_limit, sub, 0, 0);
+      if (map.subscriber == no_index) release_if_unused(e, sub);
+      return DropReason::subscriber_session_limit;
+    }
+    map.subscriber = sub;  // new_session counts the session against it
+    return DropReason::none;
+  }
+  // The session admit_static() made room for could not be created.
+  static void unadmit_static(Engine& e, std::uint32_t m) {
+    Mapping& map = e.mappings_[m];
+    if (map.sessions != 0 || map.subscriber == no_index) return;
+    const std::uint32_t sub = map.subscriber;
+    map.subscriber = no_index;
+    release_if_unused(e, sub);
   }
 
   [[gnu::cold]] static DropReason create_inbound(Engine& e, const ParsedIpv4& p, Lookup& l) {
@@ -443,6 +502,8 @@ struct Engine::Impl {
     if (m == no_index || (e.mappings_[m].sessions == 0 && !e.mappings_[m].is_static))
       return DropReason::no_mapping;
     const Mapping& map = e.mappings_[m];
+    // A static mapping a reload removed only drains (README, hot reload).
+    if (map.is_static == static_draining) return DropReason::static_mapping_draining;
     const Filtering filtering =
         map.is_static ? Filtering::endpoint_independent
                       : e.pools_[e.subscribers_[map.subscriber].pool].config.filtering;
@@ -457,7 +518,11 @@ struct Engine::Impl {
       if (!known) return DropReason::filtered;
     }
     if (l.proto == Proto::tcp && !(p.tcp_flags & packet::tcp_flag::syn)) return DropReason::tcp_not_syn;
-    if (map.subscriber != no_index) {
+    if (map.is_static) {
+      if (const DropReason r = admit_static(e, m); r != DropReason::none) return r;
+    } else if (!subscriber_may_grow(e, map.subscriber)) {
+      return DropReason::subscriber_draining;
+    } else {
       const Subscriber& sub = e.subscribers_[map.subscriber];
       if (sub.sessions >= e.pools_[sub.pool].config.max_sessions_per_subscriber) {
         log_event(e, NatEvent::Type::session_limit, map.subscriber, 0, 0);
@@ -466,16 +531,26 @@ struct Engine::Impl {
     }
     l.session =
         new_session(e, m, p.src, p.src_port, l.proto == Proto::tcp ? TcpState::syn_in : TcpState::none, true, l.hash);
-    if (l.session == no_index) return DropReason::session_table_full;
+    if (l.session == no_index) {
+      if (map.is_static) unadmit_static(e, m);
+      return DropReason::session_table_full;
+    }
     e.counters_.add(NatCounter::sessions_created_inbound);
     return DropReason::none;
   }
 
+  // Whether `addr` is one of ours (hairpinning, ARP): in O(1), one lookup in
+  // the public-address index, then the live state decides: a pool address
+  // while in the policy or carrying blocks, a static one while a static
+  // mapping (live or draining) uses it.
   static bool is_public(const Engine& e, be32 addr) {
-    const std::uint32_t a = addr.host();
-    for (const AddressRange& r : e.public_ranges_)
-      if (a >= r.first.host() && a <= r.last.host()) return true;
-    return false;
+    const PublicSet::Entry* x = e.public_set_->find(addr);
+    if (x == nullptr) return false;
+    if (x->address != no_index) {
+      const PublicAddress& a = e.addresses_[x->address];
+      if (!a.retired || a.free_blocks < a.blocks) return true;
+    }
+    return x->static_slot != no_index && e.static_refs_[x->static_slot] != 0;
   }
 
   // `known_hash` is the table hash the caller already has: in2out's for a
@@ -540,9 +615,13 @@ struct Engine::Impl {
   // address of its pool, chosen by a keyed hash of its own address so the
   // choice is stable across restarts with the same seed (REQ-11), moving on to
   // the next address only when that one has no free block.
-  static DropReason subscriber_for(Engine& e, be32 addr, std::uint32_t& out) {
+  static DropReason subscriber_for(Engine& e, be32 addr, std::uint32_t& out, bool need_blocks = true) {
     out = find_subscriber(e, addr);
-    if (out != no_index) return DropReason::none;
+    if (out != no_index) {
+      if (subscriber_may_grow(e, out)) return DropReason::none;
+      out = no_index;
+      return DropReason::subscriber_draining;
+    }
     std::uint32_t pool = no_index;
     for (std::uint32_t k = 0; k < e.pool_order_.size() && pool == no_index; ++k)
       for (const std::uint32_t i = e.pool_order_[k]; const auto& prefix : e.pools_[i].config.subscribers)
@@ -555,7 +634,7 @@ struct Engine::Impl {
     const Pool& pl = e.pools_[pool];
     const std::uint32_t n = static_cast<std::uint32_t>(pl.addresses.size());
     if (n == 0) {  // every address of the pool removed by a reload
-      log_event_raw(e, NatEvent::Type::pool_exhausted, addr, be32{0}, 0, 0, pool);
+      log_event_raw(e, NatEvent::Type::pool_exhausted, addr, be32{0}, 0, 0, pool, e.pools_[pool].gate);
       return DropReason::pool_exhausted;
     }
     const std::uint32_t start = static_cast<std::uint32_t>(hash_subscriber(e, addr) % n);
@@ -567,10 +646,13 @@ struct Engine::Impl {
         break;
       }
     }
+    // A host behind a port forward needs no block for the forward itself.
+    if (chosen == no_index && !need_blocks) chosen = pl.addresses[start];
     if (chosen == no_index) {
-      log_event_raw(e, NatEvent::Type::pool_exhausted, addr, be32{0}, 0, 0, pool);
+      log_event_raw(e, NatEvent::Type::pool_exhausted, addr, be32{0}, 0, 0, pool, e.pools_[pool].gate);
       return DropReason::pool_exhausted;
     }
+    if (!take_subscriber_token(e)) return DropReason::subscriber_rate_limited;
     const std::uint32_t i = e.free_subscribers_.back();
     if (!e.subscriber_table_.insert(hash_subscriber(e, addr), i)) return DropReason::subscriber_table_full;
     e.free_subscribers_.pop_back();
@@ -581,6 +663,34 @@ struct Engine::Impl {
     e.counters_.add(NatCounter::subscribers_created);
     out = i;
     return DropReason::none;
+  }
+
+  // Issue 11.3: a subscriber whose pool a reload removed, or whose address
+  // left every prefix of its pool, keeps what it has until it drains and
+  // gets nothing new (then it is created again under the policy in force).
+  static bool subscriber_may_grow(const Engine& e, std::uint32_t sub) {
+    const Subscriber& s = e.subscribers_[sub];
+    const Pool& pl = e.pools_[s.pool];
+    if (pl.retired) return false;
+    for (const Ipv4Prefix& prefix : pl.config.subscribers)
+      if (prefix.contains(s.addr)) return true;
+    return false;
+  }
+
+  // Issue 11.5: new subscriber records per worker, a token bucket of
+  // limits.new_subscribers_per_second with a burst of one second. Milli-tokens
+  // keep the refill exact at any rate.
+  static bool take_subscriber_token(Engine& e) {
+    const std::uint64_t rate = e.config_.limits.new_subscribers_per_second;
+    const std::uint64_t full = rate * 1000;
+    if (e.now_ms_ > e.subscriber_tokens_ms_) {
+      e.subscriber_tokens_ = std::min(full, e.subscriber_tokens_ + (e.now_ms_ - e.subscriber_tokens_ms_) * rate);
+      e.subscriber_tokens_ms_ = e.now_ms_;
+    }
+    if (e.subscriber_tokens_ > full) e.subscriber_tokens_ = full;  // a reload lowered the rate
+    if (e.subscriber_tokens_ < 1000) return false;
+    e.subscriber_tokens_ -= 1000;
+    return true;
   }
 
   // A subscriber created for a packet that then failed holds nothing.
@@ -785,34 +895,46 @@ struct Engine::Impl {
     if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
   }
 
+  // Issue 11.4: limit events are what an abuser produces at packet rate, so
+  // each subscriber (or pool) and type gets one per
+  // limits.limit_event_interval_ms; the next carries the suppressed count.
   static void log_event(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint16_t first, std::uint16_t last) {
-    const Subscriber& s = e.subscribers_[sub];
-    log_event_raw(e, type, s.addr, e.addresses_[s.address].addr, first, last, s.pool);
+    Subscriber& s = e.subscribers_[sub];
+    log_event_raw(e, type, s.addr, e.addresses_[s.address].addr, first, last, s.pool, s.gate);
   }
   static void log_event_raw(Engine& e, NatEvent::Type type, be32 sub, be32 pub, std::uint16_t first,
-                            std::uint16_t last, std::uint32_t pool) {
+                            std::uint16_t last, std::uint32_t pool, LimitEventGate& gate) {
     if ((type == NatEvent::Type::pool_exhausted || type == NatEvent::Type::ports_exhausted) && pool < e.pools_.size())
       ++e.pools_[pool].exhaustion_events;
-    if (!e.events_.push(NatEvent{type, e.now_ms_, sub, pub, first, last, pool})) e.counters_.add(NatCounter::events_lost);
+    const unsigned k = type == NatEvent::Type::session_limit ? 0 : type == NatEvent::Type::ports_exhausted ? 1 : 2;
+    const std::uint64_t interval = e.config_.limits.limit_event_interval_ms;
+    if (gate.last_ms[k] != 0 && e.now_ms_ < gate.last_ms[k] + interval) {
+      ++gate.suppressed[k];
+      e.counters_.add(NatCounter::limit_events_suppressed);
+      return;
+    }
+    NatEvent ev{type, e.now_ms_, sub, pub, first, last, pool};
+    ev.suppressed = gate.suppressed[k];
+    if (!e.events_.push_low_priority(ev)) {
+      e.counters_.add(NatCounter::low_priority_events_lost);
+      return;  // the gate stays open: the next one tries again
+    }
+    gate.last_ms[k] = e.now_ms_ == 0 ? 1 : e.now_ms_;
+    gate.suppressed[k] = 0;
   }
 
   // ------------------------------------------------- policy and reloads
-  // A public address and its blocks, appended to pool `pi`.
-  // With several workers only this engine's comb of the range is used:
-  // base = first port >= port_min with port % step == residue.
+  // A public address and its blocks (this engine's comb, comb_of), appended
+  // to pool `pi` at start. Reloads build theirs in the plan (reload_plan.cpp).
   static std::uint32_t add_address(Engine& e, std::uint32_t pi, be32 addr) {
     const PoolConfig& pc = e.pools_[pi].config;
-    const std::uint32_t step = e.share_.step;
-    const std::uint32_t residue = e.share_.residue ? e.share_.residue(addr) % step : 0;
-    const std::uint32_t base = pc.port_min + (residue + step - pc.port_min % step) % step;
-    const std::uint32_t comb_ports = base > pc.port_max ? 0 : (pc.port_max - base) / step + 1;
-    const std::uint32_t per = comb_ports / pc.block_size;
+    const Comb comb = e.comb_of(pc, addr);
     const auto index = static_cast<std::uint32_t>(e.addresses_.size());
     const auto first_block = static_cast<std::uint32_t>(e.blocks_.size());
-    e.addresses_.push_back(PublicAddress{addr, pi, first_block, per, false, static_cast<std::uint16_t>(base), per});
-    for (std::uint32_t n = 0; n < per; ++n)
+    e.addresses_.push_back(PublicAddress{addr, pi, first_block, comb.blocks, false, comb.base, comb.blocks});
+    for (std::uint32_t n = 0; n < comb.blocks; ++n)
       e.blocks_.push_back(
-          Block{no_index, index, {0, 0, 0}, static_cast<std::uint16_t>(base + n * pc.block_size * step)});
+          Block{no_index, index, {0, 0, 0}, static_cast<std::uint16_t>(comb.base + n * pc.block_size * e.share_.step)});
     return index;
   }
 
@@ -830,17 +952,44 @@ struct Engine::Impl {
                              no_index, no_index, 0};
     e.static_mappings_.push_back(m);
     ++e.mapping_count_;
+    if (const std::uint32_t slot = static_slot(e, sm.public_address); slot != no_index) ++e.static_refs_[slot];
     return true;
   }
 
-  // Hairpinning and ARP: every public address that can carry state.
+  // The counter of static mappings using a public address (no_index before
+  // the index is built at start, or when none ever used it).
+  static std::uint32_t static_slot(const Engine& e, be32 addr) {
+    if (!e.public_set_) return no_index;
+    const PublicSet::Entry* x = e.public_set_->find(addr);
+    return x ? x->static_slot : no_index;
+  }
+
+  // Hairpinning and ARP (is_public): at start, builds the public-address
+  // index (each reload's plan builds the next one); afterwards, when a
+  // removed static mapping's last session has gone (free_static_mapping),
+  // recounts the static mappings per static public address: O(static
+  // mappings), never O(public addresses). apply() keeps the counts itself.
   static void rebuild_public_ranges(Engine& e) {
-    e.public_ranges_.clear();
-    for (const PublicAddress& a : e.addresses_)
-      if (!a.retired || a.free_blocks < a.blocks)
-        e.public_ranges_.push_back(AddressRange{a.addr, a.addr});
+    if (!e.public_set_) {
+      std::vector<PublicSet::Entry> entries;
+      std::unordered_map<std::uint32_t, std::uint32_t> entry_of;
+      const auto entry = [&](be32 a) -> PublicSet::Entry& {
+        const auto [it, fresh] = entry_of.try_emplace(a.raw, static_cast<std::uint32_t>(entries.size()));
+        if (fresh) entries.push_back(PublicSet::Entry{a, no_index, no_index});
+        return entries[it->second];
+      };
+      for (std::uint32_t i = 0; i < e.addresses_.size(); ++i) entry(e.addresses_[i].addr).address = i;  // newest wins
+      std::uint32_t slots = 0;
+      for (const std::uint32_t m : e.static_mappings_)
+        if (PublicSet::Entry& x = entry(e.mappings_[m].out_addr); x.static_slot == no_index) x.static_slot = slots++;
+      e.public_set_ = std::make_unique<const PublicSet>(e.hasher_, std::move(entries));
+      e.static_refs_.assign(slots, 0);
+    } else if (e.applying_) {
+      return;
+    }
+    std::fill(e.static_refs_.begin(), e.static_refs_.end(), 0u);
     for (const std::uint32_t m : e.static_mappings_)
-      e.public_ranges_.push_back(AddressRange{e.mappings_[m].out_addr, e.mappings_[m].out_addr});
+      if (const std::uint32_t slot = static_slot(e, e.mappings_[m].out_addr); slot != no_index) ++e.static_refs_[slot];
   }
 
   // Session logging (off by default: RFC 6888 REQ-12/13 prefer blocks). The
@@ -855,7 +1004,7 @@ struct Engine::Impl {
     ev.inside_port = s.in_port;
     ev.remote_address = s.rem_addr;
     ev.remote_port = s.rem_port;
-    if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
+    if (!e.events_.push_low_priority(ev)) e.counters_.add(NatCounter::low_priority_events_lost);
   }
 
   // ----------------------------------------------------------- expiring
@@ -870,7 +1019,8 @@ struct Engine::Impl {
     if (s.mapping_next != no_index) e.sessions_[s.mapping_next].mapping_prev = s.mapping_prev;
     if (map.subscriber != no_index) --e.subscribers_[map.subscriber].sessions;
     if (s.flags & session_flag::pptp_control) {
-      e.pptp_.control_closed(i);
+      // Its calls end with it (O(its calls)); each was one of the subscriber's sessions.
+      e.pptp_.control_closed(i, [&](std::uint32_t sub) { --e.subscribers_[sub].sessions; });
       sync_pptp_counters(e);
     }
     e.free_sessions_.push_back(i);
@@ -880,8 +1030,12 @@ struct Engine::Impl {
     // The hold runs from when the session went idle, not from when the
     // expiry pass happened to notice.
     if (--map.sessions == 0) {
-      if (!map.is_static) hold_mapping(e, s.mapping, s.last_seen + timeout_of(e, s));
-      else if (map.is_static == static_draining) free_static_mapping(e, s.mapping);
+      if (!map.is_static) {
+        hold_mapping(e, s.mapping, s.last_seen + timeout_of(e, s));
+      } else {
+        unadmit_static(e, s.mapping);
+        if (map.is_static == static_draining) free_static_mapping(e, s.mapping);
+      }
     }
   }
 
@@ -954,9 +1108,12 @@ struct Engine::Impl {
     }
     expire_fragments(e, now_ms);
     expire_esp(e, now_ms, budget);
-    e.pptp_.expire(now_ms);
+    e.pptp_.expire(now_ms, budget, [&](std::uint32_t sub) {
+      --e.subscribers_[sub].sessions;
+      release_if_unused(e, sub);
+    });
     sync_pptp_counters(e);
-    e.gre_.expire(now_ms, [&](std::uint32_t sub) {
+    e.gre_.expire(now_ms, budget, [&](std::uint32_t sub) {
       --e.subscribers_[sub].sessions;
       release_if_unused(e, sub);
     });
@@ -984,6 +1141,7 @@ struct Engine::Impl {
     mirror(NatCounter::esp_held, &passthrough::EspCounters::held);
     mirror(NatCounter::esp_learn_timeouts, &passthrough::EspCounters::learn_timeouts);
     mirror(NatCounter::esp_learn_queue_full, &passthrough::EspCounters::learn_queue_full);
+    mirror(NatCounter::esp_learner_turns_ended, &passthrough::EspCounters::learner_turns_ended);
     e.counters_.drop[static_cast<unsigned>(DropReason::esp_hold_timeout)] += now.drop_hold_timeout - was.drop_hold_timeout;
     was = now;
     e.esp_.take_created([&](std::uint32_t sub) { ++e.subscribers_[sub].sessions; });
@@ -1047,24 +1205,48 @@ struct Engine::Impl {
   // lib/passthrough/pptp.hpp explains the Call ID translation. The control
   // connection is an ordinary TCP session (so paired pooling and
   // endpoint-independent mapping hold for it); its payload is handed over
-  // after the addresses and ports were rewritten.
+  // after the addresses and ports were rewritten. Each call counts as one of
+  // the subscriber's sessions (RFC 6888 REQ-5), as ESP SAs and GRE tunnels
+  // do; a control connection through a static mapping has no subscriber and
+  // its calls only meet the tracker's own limits.
   template <Direction D>
-  [[gnu::noinline]] static void pptp_control(Engine& e, std::uint8_t* ip, const ParsedIpv4& p, const Session& s,
-                                            std::uint32_t index) {
-    if (p.fragmented) return;
-    if constexpr (D == Direction::outbound)
-      e.pptp_.control_outbound(ip, p, s.in_addr, s.out_addr, s.rem_addr, index, e.now_ms_);
-    else
-      e.pptp_.control_inbound(ip, p, s.out_addr, s.rem_addr, e.now_ms_);
-    sync_pptp_counters(e);
+  [[gnu::noinline]] static Result pptp_control(Engine& e, std::uint8_t* ip, const ParsedIpv4& p, const Session& s,
+                                              std::uint32_t index, Verdict pass) {
+    if constexpr (D == Direction::outbound) {
+      // An IP fragment of a client's control segment cannot be inspected
+      // whole: its Call IDs may lie in a later fragment.
+      if (p.fragmented)
+        return e.pptp_.enabled() ? drop(DropReason::pptp_split_message) : Result{pass, DropReason::none};
+      const std::uint32_t sub = e.mappings_[s.mapping].subscriber;
+      std::uint32_t room = no_index;
+      if (sub != no_index) {
+        const Subscriber& su = e.subscribers_[sub];
+        const std::uint32_t limit = e.pools_[su.pool].config.max_sessions_per_subscriber;
+        room = su.sessions < limit ? limit - su.sessions : 0;
+      }
+      const auto c = e.pptp_.control_outbound(ip, p, s.in_addr, s.out_addr, s.rem_addr, index, sub, room, e.now_ms_);
+      if (sub != no_index) e.subscribers_[sub].sessions = e.subscribers_[sub].sessions + c.calls_opened - c.calls_closed;
+      if (c.outcome == passthrough::PptpTracker::Outcome::drop_session_limit)
+        log_event(e, NatEvent::Type::session_limit, sub, 0, 0);
+      return pptp_result(e, c.outcome, pass);
+    } else {
+      if (!p.fragmented) e.pptp_.control_inbound(ip, p, s.out_addr, s.rem_addr, index, e.now_ms_);
+      sync_pptp_counters(e);
+      return {pass, DropReason::none};
+    }
   }
 
   static Result pptp_result(Engine& e, passthrough::PptpTracker::Outcome o, Verdict pass) {
+    using O = passthrough::PptpTracker::Outcome;
     sync_pptp_counters(e);
     switch (o) {
-      case passthrough::PptpTracker::Outcome::forward: return {pass, DropReason::none};
-      case passthrough::PptpTracker::Outcome::drop_disabled: return drop(DropReason::pptp_disabled);
-      case passthrough::PptpTracker::Outcome::drop_unknown_call: return drop(DropReason::pptp_unknown_call);
+      case O::forward: return {pass, DropReason::none};
+      case O::drop_disabled: return drop(DropReason::pptp_disabled);
+      case O::drop_unknown_call: return drop(DropReason::pptp_unknown_call);
+      case O::drop_session_limit: return drop(DropReason::subscriber_session_limit);
+      case O::drop_call_limit: return drop(DropReason::pptp_call_limit);
+      case O::drop_table_full: return drop(DropReason::pptp_table_full);
+      case O::drop_split_message: return drop(DropReason::pptp_split_message);
     }
     return drop(DropReason::pptp_unknown_call);
   }
@@ -1099,6 +1281,7 @@ struct Engine::Impl {
     mirror(NatCounter::pptp_call_ids_translated, &passthrough::PptpCounters::call_ids_translated);
     mirror(NatCounter::pptp_call_ids_restored, &passthrough::PptpCounters::call_ids_restored);
     mirror(NatCounter::pptp_messages_split, &passthrough::PptpCounters::messages_partial);
+    mirror(NatCounter::pptp_segments_trimmed, &passthrough::PptpCounters::segments_trimmed);
     mirror(NatCounter::pptp_gre_translated_outbound, &passthrough::PptpCounters::gre_out);
     mirror(NatCounter::pptp_gre_translated_inbound, &passthrough::PptpCounters::gre_in);
     was = now;
@@ -1110,6 +1293,7 @@ struct Engine::Impl {
     passthrough::GreCounters& was = e.gre_synced_;
     e.counters_.add(NatCounter::gre_tunnels_created, now.tunnels_created - was.tunnels_created);
     e.counters_.add(NatCounter::gre_tunnels_expired, now.tunnels_expired - was.tunnels_expired);
+    e.counters_.add(NatCounter::gre_tunnels_taken_over, now.tunnels_taken_over - was.tunnels_taken_over);
     e.counters_.add(NatCounter::gre_translated_outbound, now.translated_out - was.translated_out);
     e.counters_.add(NatCounter::gre_translated_inbound, now.translated_in - was.translated_in);
     was = now;
@@ -1139,8 +1323,14 @@ struct Engine::Impl {
       return drop(DropReason::subscriber_session_limit);
     }
     bool created = false;
-    const auto o = e.gre_.outbound(ip, p, e.addresses_[s.address].addr, sub, e.now_ms_, created);
+    std::uint32_t displaced = no_index;
+    const auto o = e.gre_.outbound(ip, p, e.addresses_[s.address].addr, sub, e.now_ms_, created, displaced);
     if (created) ++e.subscribers_[sub].sessions;
+    // Taken over (issue 11.9): the old holder's tunnel is gone.
+    if (displaced != no_index) {
+      --e.subscribers_[displaced].sessions;
+      release_if_unused(e, displaced);
+    }
     const Result r = gre0_result(e, o, Verdict::to_outside);
     if (r.verdict == Verdict::drop) release_if_unused(e, sub);
     return r;
@@ -1179,6 +1369,10 @@ struct Engine::Impl {
     const packet::IcmpInner& in = p.inner;
     Proto proto;
     if (!proto_of(in.kind, proto)) return drop(DropReason::icmp_error_no_session);
+    // Issue 11.5: only the inside host a session belongs to may report an
+    // error about it; otherwise one subscriber could forge errors (port
+    // unreachable, fragmentation needed) into another's connections.
+    if (in.dst != p.src) return drop(DropReason::icmp_error_not_sender);
     const be16 rem_port = proto == Proto::icmp ? be16{0} : in.src_port;
     const std::uint32_t i = find_in2out(e, hash_in(e, proto, in.dst, in.dst_port, in.src, rem_port), proto, in.dst,
                                         in.dst_port, in.src, rem_port);
@@ -1239,7 +1433,28 @@ struct Engine::Impl {
   // translated with a session; its rewrite of the IPv4 header is remembered
   // by (direction, src, dst, protocol, id) for the later fragments. Those
   // arriving first are copied into a fixed set of hold slots until then.
-  static bool fragment_room(const Engine& e) { return !e.free_fragment_flows_.empty(); }
+  //
+  // Issue 11.6: an attacker cannot pin this state. Flows and held fragments
+  // are bounded per host (limits.fragment_flows_per_host,
+  // limits.fragments_held_per_host: the inside source outbound, the public
+  // destination inbound); fragments are held only for a destination that can
+  // be translated (a public address inbound, a known subscriber outbound);
+  // a flow refreshed by a repeated first fragment moves to its new place in
+  // the expiry order instead of stalling the flows behind it.
+  static be32 fragment_host(Direction d, const ParsedIpv4& p) { return d == Direction::outbound ? p.src : p.dst; }
+  static std::uint32_t fragment_bucket(const Engine& e, be32 host) {
+    return static_cast<std::uint32_t>(e.hasher_(host.raw, 4ull << 40) & (e.fragment_flows_per_host_.size() - 1));
+  }
+
+  // A first fragment is translated only if its later fragments can be.
+  static DropReason fragment_admit(Engine& e, Direction d, const ParsedIpv4& p) {
+    if (find_fragment(e, d, p, hash_fragment(e, d, p.src, p.dst, p.ip_id, p.proto)) != no_index)
+      return DropReason::none;  // a repeated first fragment
+    if (e.free_fragment_flows_.empty()) return DropReason::fragment_table_full;
+    if (e.fragment_flows_per_host_[fragment_bucket(e, fragment_host(d, p))] >= e.config_.limits.fragment_flows_per_host)
+      return DropReason::fragment_host_limit;
+    return DropReason::none;
+  }
 
   static std::uint32_t find_fragment(const Engine& e, Direction d, const ParsedIpv4& p, std::uint64_t h) {
     return e.fragment_table_.find(h, [&](std::uint32_t i) {
@@ -1253,18 +1468,25 @@ struct Engine::Impl {
     const auto* h = reinterpret_cast<const Ipv4Header*>(ip);
     const std::uint64_t key = hash_fragment(e, d, p.src, p.dst, p.ip_id, p.proto);
     std::uint32_t i = find_fragment(e, d, p, key);
+    const std::uint64_t deadline = e.now_ms_ + e.config_.timeouts.fragment_ms;
+    std::uint64_t queued = deadline;
+    std::uint32_t bucket = fragment_bucket(e, fragment_host(d, p));
     if (i == no_index) {
       if (e.free_fragment_flows_.empty()) return;
       i = e.free_fragment_flows_.back();
       if (!e.fragment_table_.insert(key, i)) return;
       e.free_fragment_flows_.pop_back();
       e.fragment_fifo_[e.fragment_head_++ % e.fragment_fifo_.size()] = i;
+      ++e.fragment_flows_per_host_[bucket];
+    } else {
+      queued = e.fragment_flows_[i].queued_ms;  // still filed under its old deadline
+      bucket = e.fragment_flows_[i].host_bucket;
     }
     FragmentFlow& f = e.fragment_flows_[i];
     ChecksumDelta delta;
     delta.add(p.src, h->src).add(p.dst, h->dst);
-    f = FragmentFlow{p.src, p.dst, h->src, h->dst, p.ip_id, p.proto, d, verdict, delta.folded(),
-                     e.now_ms_ + e.config_.timeouts.fragment_ms};
+    f = FragmentFlow{p.src, p.dst, h->src, h->dst, p.ip_id, p.proto, d, verdict, delta.folded(), deadline, queued,
+                     bucket};
     // Fragments that overtook this one can go now.
     for (HeldFragment& held : e.held_fragments_) {
       if (held.state != HeldFragment::State::held || held.dir != d) continue;
@@ -1274,6 +1496,7 @@ struct Engine::Impl {
       apply_fragment(bytes, f);
       held.state = HeldFragment::State::ready;
       held.verdict = verdict;
+      --e.fragments_held_per_host_[held.host_bucket];
       ++e.released_count_;
     }
   }
@@ -1295,8 +1518,15 @@ struct Engine::Impl {
       return {f.verdict, DropReason::none};
     }
     if (p.total_length > e.config_.fragment_hold_bytes) return drop(DropReason::fragment_too_large);
+    const bool known = d == Direction::inbound ? is_public(e, p.dst) : find_subscriber(e, p.src) != no_index;
+    if (!known) return drop(DropReason::fragment_unknown_host);
+    const std::uint32_t bucket = fragment_bucket(e, fragment_host(d, p));
+    if (e.fragments_held_per_host_[bucket] >= e.config_.limits.fragments_held_per_host)
+      return drop(DropReason::fragment_host_limit);
     for (HeldFragment& held : e.held_fragments_) {
       if (held.state != HeldFragment::State::free) continue;
+      held.host_bucket = bucket;
+      ++e.fragments_held_per_host_[bucket];
       std::memcpy(e.held_buffer_.data() + held.buffer_offset, ip, p.total_length);
       held.state = HeldFragment::State::held;
       held.dir = d;
@@ -1313,15 +1543,26 @@ struct Engine::Impl {
     while (e.fragment_tail_ != e.fragment_head_) {
       const std::uint32_t i = e.fragment_fifo_[e.fragment_tail_ % e.fragment_fifo_.size()];
       FragmentFlow& f = e.fragment_flows_[i];
+      if (f.queued_ms != f.expires_ms) {
+        // Refreshed since it was filed: file it again under its real
+        // deadline. The timeout is one constant, so the FIFO stays in
+        // deadline order and nothing behind this flow waits for it.
+        ++e.fragment_tail_;
+        f.queued_ms = f.expires_ms;
+        e.fragment_fifo_[e.fragment_head_++ % e.fragment_fifo_.size()] = i;
+        continue;
+      }
       if (f.expires_ms > now_ms) break;
       ++e.fragment_tail_;
       e.fragment_table_.erase(hash_fragment(e, f.dir, f.src, f.dst, f.id, f.proto), i);
+      --e.fragment_flows_per_host_[f.host_bucket];
       e.free_fragment_flows_.push_back(i);
     }
     if (e.held_fragment_count_ == 0) return;
     for (HeldFragment& held : e.held_fragments_) {
       if (held.state == HeldFragment::State::held && held.expires_ms <= now_ms) {
         held.state = HeldFragment::State::free;
+        --e.fragments_held_per_host_[held.host_bucket];
         --e.held_fragment_count_;
         e.counters_.add(DropReason::fragment_timeout);
       }
@@ -1435,7 +1676,11 @@ struct Engine::Impl {
       }
       if (listed != map.sessions) return fmt::format("mapping {} lists {} of its {} sessions", m, listed, map.sessions);
       if (map.is_static) {
-        if (map.subscriber != no_index) return fmt::format("static mapping {} has a subscriber", m);
+        if (map.subscriber == no_index) continue;
+        if (map.sessions == 0) return fmt::format("static mapping {} keeps a subscriber without sessions", m);
+        if (!live_subscriber(map.subscriber, "a static mapping")) return why;
+        if (e.subscribers_[map.subscriber].addr != map.in_addr)
+          return fmt::format("static mapping {} counts its sessions against another host", m);
         continue;
       }
       if (!live_subscriber(map.subscriber, "a mapping")) return why;
@@ -1498,6 +1743,21 @@ struct Engine::Impl {
       else if (gre_ok) ++sessions[sub];
     });
     if (!gre_ok) return why;
+    bool pptp_ok = true;
+    e.pptp_.for_each_subscriber([&](std::uint32_t sub) {
+      if (pptp_ok && !live_subscriber(sub, "a PPTP call")) pptp_ok = false;
+      else if (pptp_ok) ++sessions[sub];
+    });
+    if (!pptp_ok) return why;
+    e.pptp_.for_each_control([&](std::uint32_t session) {
+      if (pptp_ok && (session >= e.sessions_.size() || free_session[session] ||
+                      !(e.sessions_[session].flags & session_flag::pptp_control))) {
+        why = fmt::format("PPTP control record of session {} which is not a live control session", session);
+        pptp_ok = false;
+      }
+    });
+    if (!pptp_ok) return why;
+    if (std::string t = e.pptp_.check_invariants(); !t.empty()) return "PPTP: " + t;
 
     std::vector<std::uint32_t> pool_subscribers(e.pools_.size(), 0);
     for (std::uint32_t i = 0; i < nsub; ++i) {
@@ -1508,7 +1768,7 @@ struct Engine::Impl {
         return fmt::format("subscriber {} has an inconsistent pool or address", i);
       ++pool_subscribers[s.pool];
       if (s.sessions != sessions[i])
-        return fmt::format("subscriber {} counts {} sessions, {} exist (sessions, ESP SAs, GRE tunnels)",
+        return fmt::format("subscriber {} counts {} sessions, {} exist (sessions, ESP SAs, GRE tunnels, PPTP calls)",
                            to_string(s.addr), s.sessions, sessions[i]);
       if (s.blocks != blocks[i])
         return fmt::format("subscriber {} counts {} blocks, owns {}", to_string(s.addr), s.blocks, blocks[i]);
@@ -1521,6 +1781,24 @@ struct Engine::Impl {
       if (s.blocks == 0 && s.sessions == 0 && s.preserved == 0 && s.esp_held == 0)
         return fmt::format("subscriber {} holds nothing but was not released", to_string(s.addr));
     }
+    std::vector<std::uint32_t> flows_per_host(e.fragment_flows_per_host_.size(), 0);
+    std::vector<std::uint32_t> held_per_host(e.fragments_held_per_host_.size(), 0);
+    std::vector<bool> free_flow;
+    if (!mark_free(e.free_fragment_flows_, e.fragment_flows_.size(), free_flow, "fragment flow", &why)) return why;
+    for (std::uint32_t i = 0; i < e.fragment_flows_.size(); ++i)
+      if (!free_flow[i]) ++flows_per_host[e.fragment_flows_[i].host_bucket];
+    std::uint32_t held_total = 0;
+    for (const HeldFragment& h : e.held_fragments_) {
+      if (h.state == HeldFragment::State::held) ++held_per_host[h.host_bucket];
+      if (h.state != HeldFragment::State::free) ++held_total;
+    }
+    if (held_total != e.held_fragment_count_)
+      return fmt::format("held fragments counted {} != {} held or ready", e.held_fragment_count_, held_total);
+    for (std::size_t b = 0; b < flows_per_host.size(); ++b)
+      if (flows_per_host[b] != e.fragment_flows_per_host_[b] || held_per_host[b] != e.fragments_held_per_host_[b])
+        return fmt::format("fragment host slot {} counts {} flows / {} held, {} / {} exist", b,
+                           e.fragment_flows_per_host_[b], e.fragments_held_per_host_[b], flows_per_host[b],
+                           held_per_host[b]);
     for (std::uint32_t p = 0; p < e.pools_.size(); ++p)
       if (e.pools_[p].subscribers != pool_subscribers[p])
         return fmt::format("pool {} counts {} subscribers, {} exist", e.pools_[p].config.name, e.pools_[p].subscribers,
@@ -1599,12 +1877,15 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
         e->pools_[pi].addresses.push_back(Impl::add_address(*e, pi, be32::from_host(static_cast<std::uint32_t>(a))));
   }
   for (const StaticMapping& sm : config.static_mappings) Impl::add_static(*e, sm);
+  e->subscriber_tokens_ = std::uint64_t{config.limits.new_subscribers_per_second} * 1000;
   Impl::rebuild_public_ranges(*e);
 
   e->fragment_flows_.assign(config.fragment_flows, FragmentFlow{});
   e->free_fragment_flows_.resize(config.fragment_flows);
   for (std::uint32_t i = 0; i < config.fragment_flows; ++i) e->free_fragment_flows_[i] = i;
   e->fragment_fifo_.assign(config.fragment_flows, 0);
+  e->fragment_flows_per_host_.assign(std::bit_ceil(std::max<std::uint32_t>(config.fragment_flows, 64)), 0);
+  e->fragments_held_per_host_.assign(e->fragment_flows_per_host_.size(), 0);
   e->held_fragments_.assign(config.fragment_hold_slots, HeldFragment{});
   e->held_buffer_.assign(std::size_t{config.fragment_hold_slots} * config.fragment_hold_bytes, 0);
   for (std::uint32_t i = 0; i < config.fragment_hold_slots; ++i) {
@@ -1673,7 +1954,8 @@ be32 Engine::subscriber_public_address(be32 subscriber) const {
   return i == no_index ? be32{0} : addresses_[subscribers_[i].address].addr;
 }
 
-std::vector<std::string> Engine::reconfigure_problems(const NatConfig& running, const NatConfig& next) {
+std::vector<std::string> Engine::reconfigure_problems(const NatConfig& running, const NatConfig& next,
+                                                      std::span<const DrainingAddress> draining) {
   std::vector<std::string> problems = next.validate();
   const auto fixed = [&](const char* what, std::uint64_t was, std::uint64_t now) {
     if (was != now)
@@ -1721,107 +2003,182 @@ std::vector<std::string> Engine::reconfigure_problems(const NatConfig& running, 
                 now.name, to_string(std::max(r.first, o.first, lower)), to_string(std::min(r.last, o.last, lower)),
                 was.name));
     }
+
+  // What the engines still hold: an address that an earlier reload removed
+  // from a pool and that still carries port blocks may come back to that
+  // pool (same name and port geometry), not join another.
+  struct Range {
+    std::uint32_t first, last, pool;
+  };
+  std::vector<Range> ranges;
+  for (std::uint32_t k = 0; k < next.pools.size(); ++k)
+    for (const AddressRange& r : next.pools[k].public_addresses) ranges.push_back({r.first.host(), r.last.host(), k});
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.first < b.first; });
+  struct Moved {
+    std::uint32_t first = 0xffffffffu, last = 0, addresses = 0, blocks = 0;
+  };
+  std::map<std::pair<std::uint32_t, std::string>, Moved> moved;  // (next pool, draining pool)
+  std::vector<const DrainingAddress*> sorted;
+  for (const DrainingAddress& d : draining) sorted.push_back(&d);
+  std::sort(sorted.begin(), sorted.end(), [](const DrainingAddress* a, const DrainingAddress* b) {
+    return a->address.host() < b->address.host();
+  });
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    const DrainingAddress& d = *sorted[i];
+    const std::uint32_t a = d.address.host();
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), a, [](std::uint32_t v, const Range& r) { return v < r.first; });
+    if (it == ranges.begin() || (--it)->last < a) continue;  // not in the next policy: keeps draining
+    const PoolConfig& to = next.pools[it->pool];
+    if (to.name == d.pool && to.port_min == d.port_min && to.port_max == d.port_max && to.block_size == d.block_size)
+      continue;  // back in its own pool
+    Moved& m = moved[{it->pool, d.pool}];
+    m.blocks += d.blocks_in_use;  // every engine's blocks on it
+    if (i > 0 && sorted[i - 1]->address == d.address) continue;  // counted for another engine already
+    m.first = std::min(m.first, a);
+    m.last = std::max(m.last, a);
+    ++m.addresses;
+  }
+  for (const auto& [key, m] : moved) {
+    const std::string& to = next.pools[key.first].name;
+    const std::string what =
+        m.addresses == 1 ? fmt::format("public address {}", to_string(be32::from_host(m.first)))
+                         : fmt::format("{} public addresses from {} to {}", m.addresses, to_string(be32::from_host(m.first)),
+                                       to_string(be32::from_host(m.last)));
+    problems.push_back(fmt::format(
+        "pool '{}': {} still drain{} in pool '{}' ({} port block{} in use), removed from it by an earlier reload; "
+        "two pools' port blocks on one address would make the logs ambiguous: wait until passgatectl pools shows "
+        "them drained, or put them back in pool '{}'",
+        to, what, m.addresses == 1 ? "s" : "", key.second, m.blocks, m.blocks == 1 ? "" : "s", key.second));
+  }
   return problems;
 }
 
-ReconfigureResult Engine::reconfigure(const NatConfig& next) {
-  ReconfigureResult r;
-  const std::uint64_t seed = config_.random_seed;  // per worker; the keys were derived from it at start
-  config_ = next;
-  config_.random_seed = seed;
-  esp_.update_config(next.passthrough.esp);
-  pptp_.update_config(next.passthrough.pptp);
-  gre_.update_config(next.passthrough.gre);
+std::vector<DrainingAddress> Engine::draining_addresses() {
+  std::vector<DrainingAddress> out;
+  std::size_t kept = 0;
+  for (const std::uint32_t idx : retiring_) {
+    const PublicAddress& a = addresses_[idx];
+    if (!a.retired || a.free_blocks == a.blocks) continue;  // drained: a retired address gets no block again
+    retiring_[kept++] = idx;
+    const PoolConfig& pc = pools_[a.pool].config;
+    out.push_back(DrainingAddress{a.addr, pc.name, pc.port_min, pc.port_max, pc.block_size, a.blocks - a.free_blocks});
+  }
+  retiring_.resize(kept);
+  return out;
+}
 
-  std::unordered_map<std::uint64_t, std::uint32_t> address_index;  // (pool, address) -> addresses_ index
-  for (std::uint32_t i = 0; i < addresses_.size(); ++i)
-    address_index[(std::uint64_t{addresses_[i].pool} << 32) | addresses_[i].addr.host()] = i;
-  std::vector<bool> live(pools_.size(), false);
-  pool_order_.clear();
-  for (const PoolConfig& pc : next.pools) {
-    std::uint32_t pi = no_index;
-    for (std::uint32_t i = 0; i < pools_.size(); ++i)
-      if (pools_[i].config.name == pc.name && same_geometry(pools_[i].config, pc) && !live[i]) pi = i;
-    if (pi == no_index) {
-      pi = static_cast<std::uint32_t>(pools_.size());
-      pools_.push_back(Pool{pc, {}, blocks_per_address(pc)});
-      live.push_back(false);
-      ++r.pools_added;
-    }
-    pools_[pi].config = pc;
-    pools_[pi].retired = false;
-    live[pi] = true;
-    pool_order_.push_back(pi);
-    std::vector<std::uint32_t> kept;
-    for (const AddressRange& range : pc.public_addresses)
-      for (std::uint64_t a = range.first.host(); a <= range.last.host(); ++a) {
-        const auto it = address_index.find((std::uint64_t{pi} << 32) | a);
-        std::uint32_t idx;
-        if (it == address_index.end()) {
-          idx = Impl::add_address(*this, pi, be32::from_host(static_cast<std::uint32_t>(a)));
-          ++r.addresses_added;
-        } else {
-          idx = it->second;
-          addresses_[idx].retired = false;
-        }
-        kept.push_back(idx);
-      }
-    for (const std::uint32_t idx : pools_[pi].addresses)
-      if (std::find(kept.begin(), kept.end(), idx) == kept.end()) {
-        addresses_[idx].retired = true;
-        ++r.addresses_retired;
-      }
-    pools_[pi].addresses = std::move(kept);
+// The worker's part of a reload (reload_plan.hpp): O(what changed), no
+// allocation; everything swapped out stays in the plan.
+ReconfigureResult Engine::apply(ReloadPlan& p) {
+  if (p.engine_ != this || p.layout_version_ != layout_version_ || !addresses_.fits(p.addresses_) ||
+      !blocks_.fits(p.blocks_)) {
+    ReconfigureResult refused;
+    refused.applied = false;
+    return refused;
   }
-  for (std::uint32_t pi = 0; pi < pools_.size(); ++pi) {
-    if (live[pi] || pools_[pi].retired) continue;
-    pools_[pi].retired = true;
-    for (const std::uint32_t idx : pools_[pi].addresses) addresses_[idx].retired = true;
-    r.addresses_retired += static_cast<std::uint32_t>(pools_[pi].addresses.size());
-    pools_[pi].addresses.clear();
-    ++r.pools_retired;
+  ReconfigureResult r = p.result_;
+  std::uint64_t ops = 0;
+  applying_ = true;
+  std::swap(config_, p.config_);
+  esp_.update_config(config_.passthrough.esp);
+  pptp_.update_config(config_.passthrough.pptp);
+  gre_.update_config(config_.passthrough.gre);
+
+  if (!p.new_pools_.empty()) {
+    if (pools_.size() + p.new_pools_.size() > pools_.capacity()) {  // the plan made room
+      for (Pool& pool : pools_) p.pools_room_.push_back(std::move(pool));
+      pools_.swap(p.pools_room_);
+      ops += pools_.size();
+    }
+    for (Pool& pool : p.new_pools_) pools_.push_back(std::move(pool));
+    ops += p.new_pools_.size();
+  }
+  for (ReloadPlan::PoolUpdate& u : p.pool_updates_) {
+    Pool& pool = pools_[u.pool];
+    pool.retired = u.retire;
+    if (!u.retire) std::swap(pool.config, u.config);
+    if (u.addresses_changed) pool.addresses.swap(u.addresses);
+    ++ops;
+  }
+  pool_order_.swap(p.pool_order_);
+
+  ops += p.addresses_.adopt_work() + p.blocks_.adopt_work();
+  addresses_.adopt(p.addresses_);
+  blocks_.adopt(p.blocks_);
+  for (const std::uint32_t idx : p.retire_) addresses_[idx].retired = true;
+  for (const std::uint32_t idx : p.unretire_) addresses_[idx].retired = false;
+  ops += p.retire_.size() + p.unretire_.size();
+  retiring_.swap(p.retiring_);
+  if (p.public_set_) {
+    std::swap(public_set_, p.public_set_);
+    ++ops;
+  }
+  if (p.static_slots_ > static_refs_.capacity()) {  // the plan made room
+    p.static_refs_room_.assign(static_refs_.begin(), static_refs_.end());
+    p.static_refs_room_.resize(p.static_slots_, 0);
+    static_refs_.swap(p.static_refs_room_);
+    ops += static_refs_.size();
+  } else {
+    static_refs_.resize(p.static_slots_, 0);
   }
 
-  // Static mappings: kept ones stay (a draining one comes back), removed ones
-  // drain, new ones are added unless a live mapping holds their endpoints.
-  std::vector<bool> present(next.static_mappings.size(), false);
-  const std::vector<std::uint32_t> existing = static_mappings_;
-  for (const std::uint32_t m : existing) {
-    Mapping& map = mappings_[m];
-    const StaticMapping as_config{map.proto == Proto::tcp ? packet::ip_proto::tcp : packet::ip_proto::udp, map.in_addr,
-                                  map.in_port, map.out_addr, map.out_port};
-    bool keep = false;
-    for (std::size_t k = 0; k < next.static_mappings.size(); ++k)
-      if (!present[k] && same_static(next.static_mappings[k], as_config)) {
-        present[k] = keep = true;
-        break;
-      }
-    if (keep) {
-      map.is_static = 1;
-    } else if (map.is_static == 1) {
-      if (map.sessions == 0) {
-        Impl::free_static_mapping(*this, m);
-        ++r.static_removed;
-      } else {
-        map.is_static = static_draining;
-        ++r.static_draining;
-      }
+  // Static mappings: removed ones drain (or go at once when idle), added
+  // ones are filed unless a live mapping holds an endpoint (retried by the
+  // next reload); a draining one that comes back is live again.
+  const auto find_static = [&](const StaticMapping& sm) -> std::uint32_t {
+    const Proto proto = sm.protocol == packet::ip_proto::tcp ? Proto::tcp : Proto::udp;
+    const std::uint32_t m = Impl::find_mapping_in(*this, Impl::hash_mapping(*this, proto, sm.inside_address, sm.inside_port),
+                                                  proto, sm.inside_address, sm.inside_port);
+    if (m == no_index || mappings_[m].is_static == 0) return no_index;
+    const Mapping& map = mappings_[m];
+    const StaticMapping as_config{sm.protocol, map.in_addr, map.in_port, map.out_addr, map.out_port};
+    return same_static(as_config, sm) ? m : no_index;
+  };
+  for (const StaticMapping& sm : p.static_removed_) {
+    ++ops;
+    const std::uint32_t m = find_static(sm);
+    if (m == no_index || mappings_[m].is_static != 1) continue;  // never applied (a conflict)
+    if (mappings_[m].sessions == 0) {
+      if (const std::uint32_t slot = Impl::static_slot(*this, sm.public_address); slot != no_index) --static_refs_[slot];
+      Impl::free_static_mapping(*this, m);
+      ++r.static_removed;
+    } else {
+      mappings_[m].is_static = static_draining;
+      ++r.static_draining;
     }
   }
-  for (std::size_t k = 0; k < next.static_mappings.size(); ++k) {
-    if (present[k]) continue;
-    if (Impl::add_static(*this, next.static_mappings[k])) {
+  if (!p.static_added_.empty() && static_mappings_.size() + p.static_added_.size() > static_mappings_.capacity() &&
+      p.static_list_room_.capacity() >= static_mappings_.size() + p.static_added_.size()) {
+    p.static_list_room_.assign(static_mappings_.begin(), static_mappings_.end());
+    static_mappings_.swap(p.static_list_room_);
+    ops += static_mappings_.size();
+  }
+  for (const StaticMapping& sm : p.static_added_) {
+    ++ops;
+    if (const std::uint32_t m = find_static(sm); m != no_index) {
+      mappings_[m].is_static = 1;
+      continue;
+    }
+    if (Impl::add_static(*this, sm)) {
       ++r.static_added;
     } else {
       ++r.static_conflicts;
       counters_.add(NatCounter::static_mapping_conflicts);
+      p.static_pending_.push_back(sm);
     }
   }
-  Impl::rebuild_public_ranges(*this);
+  static_pending_.swap(p.static_pending_);
+
+  applying_ = false;
+  ++layout_version_;
   counters_.add(NatCounter::reloads_applied);
+  r.worker_operations = ops;
   return r;
 }
 
+ReconfigureResult Engine::reconfigure(const NatConfig& next) { return apply(*plan_reload(next)); }
+
+// O(public addresses in the policy and draining), not O(every address ever served).
 std::vector<PoolUsage> Engine::pool_usage() const {
   std::vector<PoolUsage> out;
   for (const Pool& p : pools_) {
@@ -1832,25 +2189,25 @@ std::vector<PoolUsage> Engine::pool_usage() const {
     u.exhaustion_events = p.exhaustion_events;
     out.push_back(u);
   }
-  for (const PublicAddress& a : addresses_) {
+  const auto count = [&](const PublicAddress& a) {
     PoolUsage& u = out[a.pool];
     const std::uint32_t per = a.blocks;
     const std::uint32_t used = per - a.free_blocks;
-    if (a.retired && used == 0) continue;  // drained
+    if (a.retired && used == 0) return;  // drained
     (a.retired ? u.addresses_draining : u.addresses) += 1;
     u.blocks_total += per;
     u.blocks_in_use += used;
-  }
+  };
+  for (const Pool& p : pools_)
+    for (const std::uint32_t idx : p.addresses) count(addresses_[idx]);
+  for (const std::uint32_t idx : retiring_)
+    if (addresses_[idx].retired) count(addresses_[idx]);
   // A retired pool that has drained completely is no longer reported.
   std::erase_if(out, [](const PoolUsage& u) { return u.retired && u.blocks_in_use == 0 && u.subscribers == 0; });
   return out;
 }
 
-bool Engine::is_public_address(be32 a) const {
-  for (const AddressRange& r : public_ranges_)
-    if (a.host() >= r.first.host() && a.host() <= r.last.host()) return true;
-  return false;
-}
+bool Engine::is_public_address(be32 a) const { return Impl::is_public(*this, a); }
 
 // Runs on the worker between bursts, so it must not walk the whole mapping
 // table (16M entries would stall the packet loop): it looks up the ports of

@@ -31,6 +31,8 @@
 
 #include "nat/flow_table.hpp"
 #include "nat/nat_config.hpp"
+#include "nat/public_set.hpp"
+#include "nat/segmented_array.hpp"
 #include "nat/timer_wheel.hpp"
 #include "passthrough/esp.hpp"
 #include "passthrough/gre.hpp"
@@ -130,17 +132,25 @@ struct NatEvent {
   be16 inside_port{};                   // session events
   be32 remote_address{};                // session events
   be16 remote_port{};                   // session events
+  std::uint32_t suppressed = 0;         // limit events: how many of this type and subscriber were
+                                        // rate-limited since the previous one (limits.limit_event_interval_ms)
 };
 const char* to_string(NatEvent::Type t);
 
 // Single-producer (the worker) single-consumer (the control core) ring of
 // events; when full, the event is counted as lost, the worker never waits.
+// RFC 6888 REQ-12: the records that say who held a port (blocks, preserved
+// ports) always have room: limit and session events may fill the ring only
+// up to three quarters, so an abuser hitting its limits cannot push other
+// subscribers' block records out.
 class EventRing {
  public:
-  explicit EventRing(std::uint32_t capacity) : items_(capacity) {}
-  bool push(const NatEvent& e) {
+  explicit EventRing(std::uint32_t capacity) : items_(capacity), low_priority_limit_(capacity - capacity / 4) {}
+  bool push(const NatEvent& e) { return push_up_to(e, items_.size()); }
+  bool push_low_priority(const NatEvent& e) { return push_up_to(e, low_priority_limit_); }
+  bool push_up_to(const NatEvent& e, std::size_t limit) {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);
-    if (head - tail_.load(std::memory_order_acquire) == items_.size()) return false;
+    if (head - tail_.load(std::memory_order_acquire) >= limit) return false;
     items_[head % items_.size()] = e;
     head_.store(head + 1, std::memory_order_release);
     return true;
@@ -158,6 +168,7 @@ class EventRing {
 
  private:
   std::vector<NatEvent> items_;
+  std::size_t low_priority_limit_;
   alignas(64) std::atomic<std::uint64_t> head_{0};
   alignas(64) std::atomic<std::uint64_t> tail_{0};
 };
@@ -176,7 +187,23 @@ struct ReconfigureResult {
   std::uint32_t pools_added = 0, pools_retired = 0;
   std::uint32_t addresses_added = 0, addresses_retired = 0;
   std::uint32_t static_added = 0, static_removed = 0, static_draining = 0, static_conflicts = 0;
+  // Records and pointers the worker wrote to apply it (ReloadPlan): grows
+  // with what changed, not with the size of the policy.
+  std::uint64_t worker_operations = 0;
+  bool applied = true;  // false: the plan was made for another engine state (nothing changed)
 };
+
+// A public address a reload removed that still carries port blocks in an
+// engine (Engine::draining_addresses): it may come back to its own pool, but
+// not join another until it has drained.
+struct DrainingAddress {
+  be32 address;
+  std::string pool;
+  std::uint16_t port_min, port_max, block_size;  // the pool's geometry, which identifies it with its name
+  std::uint32_t blocks_in_use;
+};
+
+class ReloadPlan;  // reload_plan.hpp
 
 struct MemoryUse {
   std::size_t sessions, mappings, session_tables, mapping_tables, timer_wheel, subscribers, blocks, fragments, total;
@@ -209,11 +236,29 @@ class Engine {
   // Why `next` cannot replace `current` in a running engine: table sizes and
   // the seed are fixed at construction, and a pool's port geometry cannot
   // change under blocks that are in use. Empty when a reload may proceed.
-  static std::vector<std::string> reconfigure_problems(const NatConfig& current, const NatConfig& next);
+  // `draining`: what the engines still hold of earlier reloads (every
+  // engine's draining_addresses()); an address draining in one pool cannot
+  // join another.
+  static std::vector<std::string> reconfigure_problems(const NatConfig& current, const NatConfig& next,
+                                                       std::span<const DrainingAddress> draining = {});
+  // Removed public addresses that still carry port blocks here. Runs on the
+  // worker (a control call); O(addresses removed by reloads and not yet seen
+  // drained): drained ones are forgotten as it goes.
+  [[nodiscard]] std::vector<DrainingAddress> draining_addresses();
+  // A reload in two steps (reload_plan.hpp). plan_reload runs on the control
+  // core while the worker keeps forwarding: it reads only what reloads alone
+  // change, computes what differs and builds every new record (port blocks
+  // of added addresses included). apply runs on the worker between bursts:
+  // it swaps pointers and writes the changed records, in time proportional
+  // to the change, without allocating (README "Reload"). A plan fits the
+  // engine state it was made from: apply refuses another (applied = false).
+  [[nodiscard]] std::unique_ptr<ReloadPlan> plan_reload(const NatConfig& next) const;
+  ReconfigureResult apply(ReloadPlan& plan);
   // Switches to a new policy (checked with reconfigure_problems) on the
   // worker's own thread, between bursts. Nothing established is cut: a
   // removed pool, public address or static mapping keeps serving the state it
   // already has until that state goes idle ("drain"), and gets nothing new.
+  // plan_reload and apply in one call, on the caller's thread.
   ReconfigureResult reconfigure(const NatConfig& next);
   [[nodiscard]] std::vector<PoolUsage> pool_usage() const;
   // Public addresses this engine answers for: every pool and static address
@@ -272,6 +317,12 @@ class Engine {
   explicit Engine(const NatConfig& config);
 
   // ---- types private to the engine ----
+  // At most one limit event per type (session limit, ports, pool) and
+  // interval; the next one carries how many were suppressed meanwhile.
+  struct LimitEventGate {
+    std::uint64_t last_ms[3] = {0, 0, 0};
+    std::uint32_t suppressed[3] = {0, 0, 0};
+  };
   struct Subscriber {
     be32 addr;
     std::uint32_t pool;
@@ -280,6 +331,7 @@ class Engine {
     std::uint16_t blocks;
     std::uint16_t esp_held;   // held ESP packets that keep this handle (EspTracker::take_unpinned)
     std::uint32_t preserved;  // mappings on single preserved ports outside the blocks
+    LimitEventGate gate;      // rate of its limit events (issue 11.4)
   };
   struct Block {
     std::uint32_t subscriber;  // no_index = free
@@ -303,6 +355,7 @@ class Engine {
     bool retired = false;
     std::uint32_t subscribers = 0;
     std::uint64_t exhaustion_events = 0;
+    LimitEventGate gate;  // pool_exhausted for hosts that got no subscriber record
   };
   struct HeldMapping {
     std::uint32_t mapping;
@@ -316,6 +369,8 @@ class Engine {
     Verdict verdict;
     std::uint16_t ip_delta;
     std::uint64_t expires_ms;
+    std::uint64_t queued_ms;    // the deadline it was filed under in the expiry FIFO
+    std::uint32_t host_bucket;  // fragment_flows_per_host_ slot it counts in
   };
   struct HeldFragment {
     enum class State : std::uint8_t { free, held, ready } state;
@@ -324,6 +379,7 @@ class Engine {
     std::uint16_t length;
     std::uint64_t expires_ms;
     std::uint32_t buffer_offset;
+    std::uint32_t host_bucket;  // fragments_held_per_host_ slot it counts in
   };
 
   NatConfig config_;
@@ -333,6 +389,8 @@ class Engine {
   packet::ParseOptions parse_options_{};
   std::uint64_t now_ms_ = 0;
   std::uint32_t now_s_ = 0;
+  std::uint64_t subscriber_tokens_ = 0;     // milli-tokens of limits.new_subscribers_per_second
+  std::uint64_t subscriber_tokens_ms_ = 0;
 
   HugeVector<Session> sessions_;
   HugeVector<std::uint32_t> free_sessions_;
@@ -357,10 +415,31 @@ class Engine {
   std::vector<Pool> pools_;  // indices stay stable across reloads; removed pools are retired
   std::vector<std::uint32_t> pool_order_;  // live pools in configuration order (first match wins)
   std::vector<std::uint32_t> static_mappings_;  // mapping indices, draining ones included
-  std::vector<PublicAddress> addresses_;
-  std::vector<AddressRange> public_ranges_;  // every pool range and static public address
-  std::vector<Block> blocks_;
+  // Records of every public address served and their port blocks, in
+  // segments a reload's plan builds away from the worker (segmented_array.hpp).
+  using AddressArray = SegmentedArray<PublicAddress, 10>;
+  using BlockArray = SegmentedArray<Block, 12>;
+  AddressArray addresses_;
+  BlockArray blocks_;
   std::uint32_t blocks_in_use_ = 0;
+  // Reloads (reload_plan.hpp). Changed only by create() and apply(), so a
+  // plan may read them on the control core while the worker runs: the
+  // public-address index (O(1) membership, built by the plan), the counts of
+  // static mappings per static public address (slots of public_set_), the
+  // removed addresses that may still drain, the static mappings of the
+  // policy not applied for a conflict (retried by the next reload).
+  std::unique_ptr<const PublicSet> public_set_;
+  std::vector<std::uint32_t> static_refs_;
+  std::vector<std::uint32_t> retiring_;
+  std::vector<StaticMapping> static_pending_;
+  std::uint64_t layout_version_ = 0;  // +1 per apply: a plan fits the version it was made from
+  bool applying_ = false;
+  // This engine's comb of a public address's ports: first port and blocks.
+  struct Comb {
+    std::uint16_t base;
+    std::uint32_t blocks;
+  };
+  [[nodiscard]] Comb comb_of(const PoolConfig& pc, be32 addr) const;
 
   std::vector<FragmentFlow> fragment_flows_;
   std::vector<std::uint32_t> free_fragment_flows_;
@@ -370,6 +449,10 @@ class Engine {
   std::vector<HeldFragment> held_fragments_;
   std::vector<std::uint8_t> held_buffer_;
   std::uint32_t held_fragment_count_ = 0;
+  // Fragment state per host (inside source outbound, public destination
+  // inbound), counted in slots chosen by a keyed hash of the address: an
+  // attacker cannot aim at another host's slot (issue 11.6).
+  std::vector<std::uint16_t> fragment_flows_per_host_, fragments_held_per_host_;
   std::uint32_t released_count_ = 0;
 
   stats::NatCounters counters_;
@@ -382,6 +465,7 @@ class Engine {
   passthrough::GreCounters gre_synced_;
 
   friend struct Impl;
+  friend class ReloadPlan;
 };
 
 template <typename Emit>

@@ -45,6 +45,10 @@ std::vector<std::string> NatConfig::validate() const {
   if (fragment_hold_bytes < 68 || fragment_hold_bytes > 9216)
     error("fragment_hold_bytes must be between 68 (the IPv4 minimum) and 9216");
   if (event_ring_size == 0) error("event_ring_size must be at least 1");
+  if (limits.new_subscribers_per_second == 0) error("limits.new_subscribers_per_second must be at least 1");
+  if (limits.static_mapping_sessions == 0) error("limits.static_mapping_sessions must be at least 1");
+  if (limits.limit_event_interval_ms > 3'600'000) error("limits.limit_event_interval_ms must be at most an hour");
+  if (limits.fragment_flows_per_host == 0) error("limits.fragment_flows_per_host must be at least 1");
 
   const Timeouts& t = timeouts;
   if (t.udp < 120) error(fmt::format("timeouts.udp {} s is below RFC 4787 REQ-5's 120 s minimum", t.udp));
@@ -63,14 +67,22 @@ std::vector<std::string> NatConfig::validate() const {
   if (esp.hold_packets == 0 || esp.hold_packets > 65536) error("passthrough.esp.hold_packets must be between 1 and 65536");
   if (esp.learn_window_ms < 100 || esp.hold_window_ms < 100 || esp.hold_window_ms > esp.learn_window_ms)
     error("passthrough.esp: learn_window_ms and hold_window_ms must be at least 100, hold no longer than learn");
+  if (esp.learner_turn_ms != 0 && (esp.learner_turn_ms < esp.learn_window_ms || esp.learner_turn_ms > 600000))
+    error("passthrough.esp.learner_turn_ms must be 0 (twice learn_window_ms) or from learn_window_ms to 600000");
 
   const PptpConfig& pptp = passthrough.pptp;
   if (pptp.max_calls == 0 || pptp.max_calls > (1u << 22)) error("passthrough.pptp.max_calls must be between 1 and 2^22");
   if (pptp.call_idle_timeout < 60 || pptp.call_idle_timeout > 86400 * 7)
     error("passthrough.pptp.call_idle_timeout must be between 60 s and a week");
+  if (pptp.max_calls_per_subscriber == 0 || pptp.max_calls_per_subscriber > 65535)
+    error("passthrough.pptp.max_calls_per_subscriber must be between 1 and 65535");
 
   if (passthrough.gre.timeout < 60 || passthrough.gre.timeout > 86400)
     error("passthrough.gre.timeout must be between 60 and 86400 s");
+  if (passthrough.gre.conflict_idle == 0 || passthrough.gre.conflict_idle > 86400)
+    error("passthrough.gre.conflict_idle must be between 1 and 86400 s");
+  if (passthrough.gre.contended_hold < 10 || passthrough.gre.contended_hold > 86400)
+    error("passthrough.gre.contended_hold must be between 10 and 86400 s");
   if (passthrough.gre.max_tunnels == 0 || passthrough.gre.max_tunnels > (1u << 20))
     error("passthrough.gre.max_tunnels must be between 1 and 2^20");
   for (const auto* svc : {&passthrough.ike, &passthrough.l2tp})

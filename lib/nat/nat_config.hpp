@@ -74,6 +74,11 @@ struct EspConfig {
   std::uint32_t hold_window_ms = 2000;   // how long another client's new SPI is held meanwhile
   std::uint32_t hold_packets = 64;       // held packets at once, all servers together
   std::uint32_t max_sas = 65536;         // security associations tracked
+  // One client's turn as learner for a (public address, server) while other
+  // clients wait: at most this long from the turn's start, however many new
+  // SPIs it sends (issue 11.9). At least learn_window_ms; 0: twice it.
+  std::uint32_t learner_turn_ms = 0;
+  [[nodiscard]] std::uint32_t learner_turn() const { return learner_turn_ms ? learner_turn_ms : 2 * learn_window_ms; }
 };
 
 // PPTP (RFC 2637): the TCP 1723 control connection is watched and the
@@ -83,6 +88,7 @@ struct PptpConfig {
   bool enabled = true;
   std::uint32_t max_calls = 16384;          // calls tracked at once
   std::uint32_t call_idle_timeout = 7440;   // seconds without GRE or control traffic (as TCP established)
+  std::uint32_t max_calls_per_subscriber = 16;  // calls (and control connections) of one inside address at once
 };
 
 // IKE (UDP 500) and NAT-T (UDP 4500, RFC 3947/3948), and L2TP (UDP 1701,
@@ -103,6 +109,11 @@ struct GreConfig {
   bool enabled = true;
   std::uint32_t timeout = 300;      // seconds
   std::uint32_t max_tunnels = 4096;
+  // No monopoly (issue 11.9): a refused subscriber takes the tunnel over when
+  // the holder has been silent this long (seconds), or when the holder has
+  // kept it this long (seconds) since another subscriber was first refused.
+  std::uint32_t conflict_idle = 15;
+  std::uint32_t contended_hold = 300;
 };
 
 struct PassthroughConfig {
@@ -111,6 +122,25 @@ struct PassthroughConfig {
   GreConfig gre;
   UdpServiceConfig ike;   // UDP 500 and 4500
   UdpServiceConfig l2tp;  // UDP 1701
+};
+
+// Bounds that keep one party (a spoofed internet host, a subscriber at its
+// limits, a host cycling through its prefix) from exhausting what a worker
+// shares among everyone. Per worker, like every table.
+struct AbuseLimits {
+  // New subscriber records a second (token bucket, burst of one second): a
+  // host cycling through its whole prefix cannot take every port block at once.
+  std::uint32_t new_subscribers_per_second = 2000;
+  // Sessions of one static mapping whose inside host is in no subscriber
+  // prefix (inside a prefix, the host's own max_sessions_per_subscriber applies).
+  std::uint32_t static_mapping_sessions = 4096;
+  // Limit and exhaustion events (session limit, ports, pool) per subscriber
+  // and event type: at most one per interval, the next carries the count of
+  // those suppressed meanwhile.
+  std::uint32_t limit_event_interval_ms = 1000;
+  // Fragment state per inside host (outbound) or public address (inbound).
+  std::uint32_t fragment_flows_per_host = 64;
+  std::uint32_t fragments_held_per_host = 8;
 };
 
 struct NatConfig {
@@ -126,6 +156,7 @@ struct NatConfig {
   std::uint64_t random_seed = 0;             // hash keys and port choice (RFC 6056)
   bool log_sessions = false;                 // session created/deleted events besides port blocks
   PassthroughConfig passthrough;
+  AbuseLimits limits;
 
   // Every problem found, one line each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;

@@ -72,6 +72,101 @@ ParseError parse_icmp_inner(std::span<const std::uint8_t> pkt, std::uint16_t inn
   }
 }
 
+// RFC 1812 section 5.3.7: a router does not forward a packet from "this
+// network" (0/8; 0.0.0.0 is a source only on the local link, for DHCP),
+// loopback (127/8), or a source that is not unicast: multicast (224/4), class
+// E and the limited broadcast (240/4). Destinations: 0/8 and 127/8 only;
+// multicast, class E and broadcast destinations depend on the port's subnet
+// and are the dataplane's decision.
+bool is_martian_source(be32 a) {
+  const unsigned first = a.host() >> 24;
+  return first == 0 || first == 127 || first >= 224;
+}
+bool is_martian_destination(be32 a) {
+  const unsigned first = a.host() >> 24;
+  return first == 0 || first == 127;
+}
+
+namespace ip_option {
+inline constexpr std::uint8_t end = 0;  // end of option list
+inline constexpr std::uint8_t nop = 1;
+inline constexpr std::uint8_t record_route = 7;
+inline constexpr std::uint8_t timestamp = 68;
+inline constexpr std::uint8_t loose_source_route = 131;
+inline constexpr std::uint8_t strict_source_route = 137;
+}  // namespace ip_option
+
+// RFC 791 section 3.1: an option is a single octet (end of list, no
+// operation) or type, length (counting type and length, so at least 2) and
+// data, all inside the header. Nothing after end of list is read (it is
+// padding). Record route and the source routes carry a pointer of at least 4,
+// the timestamp one of at least 5; a pointer inside the option leaves room
+// for a whole 4-octet slot. Linux (ip_options_compile) refuses the same
+// shapes. A well-formed list with a source route is refused as such (RFC 7126
+// sections 4.3 and 4.4: dropped by default; behind a NAT its hops would be
+// untranslated addresses).
+[[gnu::cold]] ParseError check_ip_options(std::span<const std::uint8_t> options) {
+  bool source_routed = false;
+  std::size_t i = 0;
+  while (i < options.size()) {
+    const std::uint8_t type = options[i];
+    if (type == ip_option::end) break;
+    if (type == ip_option::nop) {
+      ++i;
+      continue;
+    }
+    if (options.size() - i < 2) return ParseError::bad_ip_options;
+    const unsigned length = options[i + 1];
+    if (length < 2 || length > options.size() - i) return ParseError::bad_ip_options;
+    unsigned min_length = 0, min_pointer = 0;
+    switch (type) {
+      case ip_option::loose_source_route:
+      case ip_option::strict_source_route:
+        source_routed = true;
+        [[fallthrough]];
+      case ip_option::record_route:
+        min_length = 3;
+        min_pointer = 4;
+        break;
+      case ip_option::timestamp:
+        min_length = 4;
+        min_pointer = 5;
+        break;
+      default:
+        break;
+    }
+    if (min_length != 0) {
+      if (length < min_length) return ParseError::bad_ip_options;
+      const unsigned pointer = options[i + 2];
+      if (pointer < min_pointer || (pointer <= length && pointer + 3 > length)) return ParseError::bad_ip_options;
+    }
+    i += length;
+  }
+  return source_routed ? ParseError::source_route : ParseError::ok;
+}
+
+// A fragment (MF set or offset != 0), checked after its own header.
+//  - RFC 791: offsets count 8-octet units, so every fragment but the last
+//    carries a multiple of 8 octets; one that carries nothing is refused as
+//    well (Linux discards it at reassembly).
+//  - The datagram it belongs to cannot exceed 65535 octets: offset plus data
+//    beyond that is the "ping of death" that overflows a reassembly buffer.
+//    Later fragments copy only some options, so their IHL is at most the
+//    first fragment's: the sum with their own IHL is a lower bound.
+//  - RFC 1858 section 3.2: a TCP fragment at offset 8 overlaps the first
+//    fragment's TCP header from the acknowledgment number on, and on
+//    reassembly rewrites the data offset and flags that were judged.
+ParseError check_fragment(const Ipv4Header& ip, unsigned ihl, unsigned total) {
+  const unsigned data = total - ihl;
+  if (data == 0 || (ip.more_fragments() && data % 8 != 0)) return ParseError::bad_fragment_length;
+  if (ihl + ip.fragment_offset_bytes() + data > 65535u) return ParseError::oversized_fragment;
+  if (ip.protocol == ip_proto::tcp && ip.fragment_offset_bytes() == 8) return ParseError::tcp_fragment_overlap;
+  return ParseError::ok;
+}
+
+ParseError parse_transport(std::span<const std::uint8_t> pkt, const Ipv4Header& ip, unsigned ihl, ParsedIpv4& out,
+                           ParseOptions options);
+
 }  // namespace
 
 ParseError parse_ipv4(std::span<const std::uint8_t> bytes, ParsedIpv4& out, ParseOptions options) {
@@ -84,6 +179,12 @@ ParseError parse_ipv4(std::span<const std::uint8_t> bytes, ParsedIpv4& out, Pars
   const unsigned total = ip->total_length.host();
   if (total < ihl || total > bytes.size()) return ParseError::bad_total_length;
   if (options.verify_ip_checksum && fold(ones_sum(bytes.first(ihl))) != 0xffff) return ParseError::bad_ip_checksum;
+  if (is_martian_source(ip->src)) return ParseError::martian_source;
+  if (is_martian_destination(ip->dst)) return ParseError::martian_destination;
+  if (ihl > sizeof(Ipv4Header)) {
+    const ParseError e = check_ip_options(bytes.subspan(sizeof(Ipv4Header), ihl - sizeof(Ipv4Header)));
+    if (e != ParseError::ok) return e;
+  }
 
   const std::span<const std::uint8_t> pkt = bytes.first(total);
   out.total_length = static_cast<std::uint16_t>(total);
@@ -103,18 +204,37 @@ ParseError parse_ipv4(std::span<const std::uint8_t> bytes, ParsedIpv4& out, Pars
 
   if (!out.first_fragment) {
     out.kind = L4Kind::later_fragment;
-    return ParseError::ok;
+    return check_fragment(*ip, ihl, total);
   }
-  const std::size_t l4_len = total - ihl;
+  // A first fragment is judged by its transport header first (a tiny one is
+  // tiny_fragment whatever its length), then as a fragment.
+  const ParseError e = parse_transport(pkt, *ip, ihl, out, options);
+  if (e != ParseError::ok || !out.fragmented) return e;
+  return check_fragment(*ip, ihl, total);
+}
+
+namespace {
+
+ParseError parse_transport(std::span<const std::uint8_t> pkt, const Ipv4Header& ip, unsigned ihl, ParsedIpv4& out,
+                           ParseOptions options) {
+  const std::size_t l4_len = pkt.size() - ihl;
   const std::uint8_t* l4 = pkt.data() + ihl;
   // The first fragment must hold the whole transport header we translate
   // (RFC 1858 tiny-fragment defence); an unfragmented packet that is too short
   // is simply truncated.
   const ParseError short_l4 = out.fragmented ? ParseError::tiny_fragment : ParseError::truncated_l4;
 
-  switch (ip->protocol) {
+  switch (ip.protocol) {
     case ip_proto::udp: {
       if (l4_len < sizeof(UdpHeader)) return short_l4;
+      // RFC 768: the length counts header and data. Unfragmented, it may not
+      // run past the IP payload; shorter leaves a surplus area, which RFC
+      // 9868 uses for UDP options and Linux trims, so it is accepted. A first
+      // fragment holds only part of the datagram: refused only below the
+      // header or beyond what any IPv4 datagram can carry after this header.
+      const unsigned udp_length = load<be16>(l4 + 4).host();
+      if (udp_length < sizeof(UdpHeader) || udp_length > (out.fragmented ? 65535u - ihl : l4_len))
+        return ParseError::bad_udp_length;
       out.kind = L4Kind::udp;
       out.src_port = load<be16>(l4);
       out.dst_port = load<be16>(l4 + 2);
@@ -197,4 +317,5 @@ ParseError parse_ipv4(std::span<const std::uint8_t> bytes, ParsedIpv4& out, Pars
   }
 }
 
+}  // namespace
 }  // namespace passgate::packet

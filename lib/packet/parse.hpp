@@ -3,12 +3,16 @@
 // Theory of operation: parse_ipv4() is given the bytes from the IPv4 header to
 // the end of the received buffer. It checks every length before it reads, in
 // this order: IPv4 header (version, IHL, total length against the buffer,
-// header checksum), then the transport header that the first fragment must
-// carry in full, then for ICMP errors the embedded IPv4 header and the first 8
-// bytes of its transport header (RFC 792, RFC 5508). Anything that does not
-// fit is rejected with a ParseError naming why; nothing past
-// min(buffer, total length) is ever read. Ethernet padding after the IPv4
-// datagram is allowed and ignored.
+// header checksum: RFC 1812 section 5.2.2), the addresses a router never
+// forwards (RFC 1812 section 5.3.7), the option list (RFC 791), then the
+// transport header that the first fragment must carry in full with lengths
+// consistent with the IP payload (UDP length, TCP data offset), then for ICMP
+// errors the embedded IPv4 header and the first 8 bytes of its transport
+// header (RFC 792, RFC 5508), and last, for a fragment, its length and offset
+// (RFC 791, RFC 1858). Anything malformed is rejected with a ParseError naming
+// why, and the engine drops it (DropReason::malformed) without translating
+// or forwarding it; nothing past min(buffer, total length) is ever read.
+// Ethernet padding after the IPv4 datagram is allowed and ignored.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +31,16 @@ namespace passgate::packet {
   X(bad_ihl, "IHL below 5 or beyond the buffer")                                  \
   X(bad_total_length, "total length below the header or beyond the buffer")     \
   X(bad_ip_checksum, "IPv4 header checksum does not verify")                     \
+  X(martian_source, "source a router never forwards: 0/8, 127/8, 224/4 multicast, 240/4 and broadcast (RFC 1812 5.3.7)") \
+  X(martian_destination, "destination 0/8 or 127/8, never forwarded (RFC 1812 5.3.7)")                \
+  X(bad_ip_options, "IPv4 option malformed: length below 2, past the header, or pointer below its minimum (RFC 791)") \
+  X(source_route, "loose or strict source route option, dropped by default (RFC 7126 4.3, 4.4)")   \
+  X(bad_fragment_length, "fragment without data, or with MF set and data not a multiple of 8 bytes (RFC 791)") \
+  X(oversized_fragment, "fragment offset plus length beyond the 65535-byte datagram (ping of death)") \
+  X(tcp_fragment_overlap, "TCP fragment at offset 8 that would rewrite the header on reassembly (RFC 1858 3.2)") \
   X(tiny_fragment, "first fragment does not hold the whole transport header")    \
   X(truncated_l4, "transport header truncated")                                   \
+  X(bad_udp_length, "UDP length below 8 or beyond the IP payload (RFC 768)")     \
   X(bad_tcp_offset, "TCP data offset below 5 or beyond the packet")               \
   X(bad_icmp_checksum, "ICMP checksum does not verify")                           \
   X(truncated_icmp_inner, "ICMP error too short for the embedded header")        \

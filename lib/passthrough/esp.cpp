@@ -23,16 +23,24 @@ EspTracker::EspTracker(const nat::EspConfig& cfg, const nat::FlowHasher& hasher)
       by_out_(cfg.max_sas),
       by_in_(cfg.max_sas),
       wheel_(cfg.max_sas, cfg.idle_timeout),
-      learner_table_(learner_capacity(cfg.max_sas)) {
+      learner_table_(learner_capacity(cfg.max_sas)),
+      window_links_(learner_capacity(cfg.max_sas)),
+      turn_links_(learner_capacity(cfg.max_sas)),
+      wait_links_(cfg.hold_packets),
+      age_links_(cfg.hold_packets) {
   sas_.resize(cfg.max_sas);
   free_sas_.resize(cfg.max_sas);
   for (std::uint32_t i = 0; i < cfg.max_sas; ++i) free_sas_[i] = cfg.max_sas - 1 - i;
   const std::uint32_t nl = learner_capacity(cfg.max_sas);
-  learners_.resize(nl, Learner{{}, {}, {}, no_index, 0, {}, 0});
+  learners_.resize(nl, Learner{{}, {}, {}, no_index, 0, 0, {}, 0, false, false, 0, {}});
   free_learners_.resize(nl);
   for (std::uint32_t i = 0; i < nl; ++i) free_learners_[i] = nl - 1 - i;
   held_.resize(cfg.hold_packets);
   held_bytes_.resize(std::size_t{cfg.hold_packets} * slot_bytes);
+  free_held_.resize(cfg.hold_packets);
+  for (std::uint32_t i = 0; i < cfg.hold_packets; ++i) free_held_[i] = cfg.hold_packets - 1 - i;
+  // One entry per held packet leaving the hold, plus the packets a release
+  // creates SAs for, between two takes: at most hold_packets each.
   pending_created_.reserve(cfg.hold_packets);
   pending_unpinned_.reserve(cfg.hold_packets);
 }
@@ -62,7 +70,7 @@ std::uint32_t EspTracker::find_in(be32 out_addr, be32 server, be32 spi) const {
 std::uint32_t EspTracker::find_learner(be32 out_addr, be32 server) const {
   return learner_table_.find(key_learner(out_addr, server), [&](std::uint32_t i) {
     const Learner& L = learners_[i];
-    return L.sa != no_index && L.out_addr == out_addr && L.server == server;
+    return L.used && L.out_addr == out_addr && L.server == server;
   });
 }
 
@@ -108,42 +116,116 @@ void EspTracker::start_learning(std::uint32_t sa, std::uint64_t now_ms) {
     if (!learner_table_.insert(key_learner(s.out_addr, s.server), l)) return;
     free_learners_.pop_back();
     ++learner_count_;
+    learners_[l] = Learner{s.out_addr, s.server, {}, no_index, 0, 0, {}, 0, true, false, 0, {}};
   }
   Learner& L = learners_[l];
-  if (L.sa != no_index && L.client == s.in_addr && L.deadline_ms > now_ms) {
-    // The same client is already waiting: this SA queues behind its own.
+  if (L.sa != no_index && L.client == s.in_addr) {
+    // The same client is already waiting: this SA queues behind its own and
+    // renews the window, within the turn (settle() and end_turn()).
     if (L.queued == std::size(L.queue)) {
       ++counters_.learn_queue_full;  // works outbound; its inbound SPI will be unknown
       return;
     }
     L.queue[L.queued++] = sa;
-    L.deadline_ms = now_ms + cfg_.learn_window_ms;
+    L.window_ms = now_ms;
+    window_links_.move_to_back(by_window_, l);
     return;
   }
-  L = Learner{s.out_addr, s.server, s.in_addr, sa, now_ms + cfg_.learn_window_ms, {}, 0};
+  // outbound() holds another client's new SPI while one learns (after
+  // settle()), so nobody should be learning here; if someone were, it ends.
+  if (L.sa != no_index) unlink_learner(l);
+  L.client = s.in_addr;
+  L.sa = sa;
+  L.window_ms = L.turn_ms = now_ms;
+  L.queued = 0;
+  L.overtime = false;
+  window_links_.push_back(by_window_, l);
+  turn_links_.push_back(by_turn_, l);
 }
 
-bool EspTracker::next_in_line(Learner& L, std::uint64_t now_ms) {
+bool EspTracker::next_in_line(std::uint32_t l, std::uint64_t now_ms) {
+  Learner& L = learners_[l];
   if (L.queued == 0) return false;
   L.sa = L.queue[0];
   for (std::uint8_t k = 1; k < L.queued; ++k) L.queue[k - 1] = L.queue[k];
   --L.queued;
-  L.deadline_ms = now_ms + cfg_.learn_window_ms;
+  L.window_ms = now_ms;
+  window_links_.move_to_back(by_window_, l);
   return true;
 }
 
-void EspTracker::end_learning(std::uint32_t l) {
+void EspTracker::settle(std::uint32_t l, std::uint64_t now_ms) {
   Learner& L = learners_[l];
-  learner_table_.erase(key_learner(L.out_addr, L.server), l);
+  if (L.sa == no_index) return;
+  if (L.window_ms + cfg_.learn_window_ms <= now_ms) {
+    // Never answered: the client's next SA learns, or the next client.
+    ++counters_.learn_timeouts;
+    if (!next_in_line(l, now_ms)) {
+      end_learning(l);
+      release_held(l, now_ms);
+      return;
+    }
+  }
+  if (!L.overtime && L.turn_ms + cfg_.learner_turn() <= now_ms) {
+    if (L.held != 0) {
+      end_turn(l, now_ms);
+      return;
+    }
+    // Nobody waits: go on, but the next other client will not be held.
+    L.overtime = true;
+    turn_links_.erase(by_turn_, l);
+  }
+}
+
+void EspTracker::end_turn(std::uint32_t l, std::uint64_t now_ms) {
+  ++counters_.learner_turns_ended;
+  end_learning(l);
+  release_held(l, now_ms);
+}
+
+void EspTracker::unlink_learner(std::uint32_t l) {
+  Learner& L = learners_[l];
+  window_links_.erase(by_window_, l);
+  if (!L.overtime) turn_links_.erase(by_turn_, l);
   L.sa = no_index;
+  L.queued = 0;  // SAs still waiting stay unbound: they work outbound, their inbound SPI is unknown
+  L.overtime = false;
+}
+
+void EspTracker::end_learning(std::uint32_t l) {
+  unlink_learner(l);
+  free_learner_if_unused(l);
+}
+
+void EspTracker::free_learner_if_unused(std::uint32_t l) {
+  Learner& L = learners_[l];
+  if (!L.used || L.sa != no_index || L.held != 0) return;
+  learner_table_.erase(key_learner(L.out_addr, L.server), l);
+  L.used = false;
   free_learners_.push_back(l);
   --learner_count_;
 }
 
-void EspTracker::free_sa(std::uint32_t i) {
+void EspTracker::unhold(std::uint32_t k) {
+  Held& h = held_[k];
+  Learner& L = learners_[h.learner];
+  wait_links_.erase(L.waiting, k);
+  age_links_.erase(by_age_, k);
+  --L.held;
+  pending_unpinned_.push_back(h.subscriber);
+}
+
+void EspTracker::free_held(std::uint32_t k) {
+  held_[k].state = Held::State::free;
+  free_held_.push_back(k);
+  --held_count_;
+}
+
+std::uint32_t EspTracker::free_sa(std::uint32_t i, std::uint64_t now_ms) {
   Sa& sa = sas_[i];
   by_out_.erase(key_out(sa.in_addr, sa.server, sa.spi_out), i);
   if (sa.bound) by_in_.erase(key_in(sa.out_addr, sa.server, sa.spi_in), i);
+  std::uint32_t ended = no_index;
   const std::uint32_t l = find_learner(sa.out_addr, sa.server);
   if (l != no_index) {
     Learner& L = learners_[l];
@@ -151,12 +233,35 @@ void EspTracker::free_sa(std::uint32_t i) {
     for (std::uint8_t k = 0; k < L.queued; ++k)
       if (L.queue[k] != i) L.queue[kept++] = L.queue[k];
     L.queued = kept;
-    if (L.sa == i && !next_in_line(L, std::uint64_t{now_s_} * 1000)) end_learning(l);
+    if (L.sa == i && !next_in_line(l, now_ms)) {
+      end_learning(l);
+      ended = l;
+    }
   }
   sa.live = false;
   free_sas_.push_back(i);
   --sa_count_;
   ++counters_.sas_expired;
+  return ended;
+}
+
+EspTracker::Outcome EspTracker::hold(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint32_t l,
+                                     std::uint32_t subscriber, std::uint64_t now_ms) {
+  if (free_held_.empty() || p.total_length > slot_bytes) {
+    ++counters_.drop_hold_full;
+    return Outcome::drop_hold_full;
+  }
+  const std::uint32_t k = free_held_.back();
+  free_held_.pop_back();
+  std::memcpy(held_bytes_.data() + std::size_t{k} * slot_bytes, ip, p.total_length);
+  held_[k] = Held{Held::State::held, p.src, l, subscriber, now_ms, p.total_length};
+  Learner& L = learners_[l];
+  wait_links_.push_back(L.waiting, k);
+  age_links_.push_back(by_age_, k);
+  ++L.held;
+  ++held_count_;
+  ++counters_.held;
+  return Outcome::held;
 }
 
 EspTracker::Outcome EspTracker::outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 public_addr,
@@ -171,22 +276,16 @@ EspTracker::Outcome EspTracker::outbound(std::uint8_t* ip, const packet::ParsedI
   if (i == no_index) {
     // A new SPI. If another client behind this public address is waiting
     // for this server's first answer, binding would be ambiguous: hold.
-    const std::uint32_t l = find_learner(public_addr, p.dst);
-    if (l != no_index && learners_[l].client != p.src && learners_[l].deadline_ms > now_ms) {
-      for (std::size_t k = 0; k < held_.size(); ++k) {
-        Held& h = held_[k];
-        if (h.state != Held::State::free) continue;
-        if (p.total_length > slot_bytes) break;
-        std::memcpy(held_bytes_.data() + k * slot_bytes, ip, p.total_length);
-        h = Held{Held::State::held, p.src, public_addr, p.dst, subscriber, now_ms + cfg_.hold_window_ms, held_order_++,
-                 p.total_length};
-        ++held_count_;
-        ++counters_.held;
-        return Outcome::held;
-      }
-      ++counters_.drop_hold_full;
-      return Outcome::drop_hold_full;
+    std::uint32_t l = find_learner(public_addr, p.dst);
+    if (l != no_index) {
+      settle(l, now_ms);
+      const Learner& L = learners_[l];
+      // A learner past its turn gives way to the first other client.
+      if (L.used && L.sa != no_index && L.client != p.src && L.overtime) end_turn(l, now_ms);
+      l = find_learner(public_addr, p.dst);
     }
+    if (l != no_index && learners_[l].sa != no_index && learners_[l].client != p.src)
+      return hold(ip, p, l, subscriber, now_ms);
     i = create_sa(p, public_addr, subscriber);
     if (i == no_index) {
       ++counters_.drop_table_full;
@@ -211,8 +310,12 @@ EspTracker::Outcome EspTracker::inbound(std::uint8_t* ip, const packet::ParsedIp
   std::uint32_t i = find_in(p.dst, p.src, p.esp_spi);
   if (i == no_index) {
     // Not seen before: the answer to the one client waiting, if any.
-    const std::uint32_t l = find_learner(p.dst, p.src);
-    if (l == no_index || learners_[l].deadline_ms <= now_ms) {
+    std::uint32_t l = find_learner(p.dst, p.src);
+    if (l != no_index) {
+      settle(l, now_ms);
+      l = find_learner(p.dst, p.src);
+    }
+    if (l == no_index || learners_[l].sa == no_index) {
       ++counters_.drop_unknown_spi;
       return Outcome::drop_unknown_spi;
     }
@@ -226,9 +329,9 @@ EspTracker::Outcome EspTracker::inbound(std::uint8_t* ip, const packet::ParsedIp
     sa.spi_in = p.esp_spi;
     sa.bound = true;
     ++counters_.spis_learned;
-    if (!next_in_line(learners_[l], now_ms)) {
+    if (!next_in_line(l, now_ms)) {
       end_learning(l);
-      release_held(sa.out_addr, sa.server, now_ms);
+      release_held(l, now_ms);
     }
   }
   Sa& sa = sas_[i];
@@ -238,40 +341,35 @@ EspTracker::Outcome EspTracker::inbound(std::uint8_t* ip, const packet::ParsedIp
   return Outcome::forward;
 }
 
-// The learner for (out_addr, server) is gone: the held packets get their
-// turn in arrival order. The first one's client becomes the next learner;
-// packets of that same client follow it out, the others stay held.
-void EspTracker::release_held(be32 out_addr, be32 server, std::uint64_t now_ms) {
-  if (held_count_ == 0) return;
-  for (;;) {
-    Held* first = nullptr;
-    for (Held& h : held_)
-      if (h.state == Held::State::held && h.out_addr == out_addr && h.server == server &&
-          (!first || h.order < first->order))
-        first = &h;
-    if (!first) return;
-    const std::uint32_t l = find_learner(out_addr, server);
-    if (l != no_index && learners_[l].client != first->in_addr) return;  // someone learns again: stay held
-    const std::size_t k = static_cast<std::size_t>(first - held_.data());
-    std::uint8_t* bytes = held_bytes_.data() + k * slot_bytes;
+void EspTracker::release_held(std::uint32_t l, std::uint64_t now_ms) {
+  // Each packet handled leaves the pair's FIFO: at most held-count rounds.
+  while (learners_[l].used && learners_[l].held != 0) {
+    const Learner& L = learners_[l];
+    const std::uint32_t k = L.waiting.head;
+    Held& h = held_[k];
+    if (L.sa != no_index && L.client != h.in_addr) break;  // someone learns again: the rest stay held
+    const be32 out_addr = L.out_addr;
+    const std::uint32_t subscriber = h.subscriber;
+    unhold(k);
+    std::uint8_t* bytes = held_bytes_.data() + std::size_t{k} * slot_bytes;
     packet::ParsedIpv4 p;
-    pending_unpinned_.push_back(first->subscriber);
-    if (packet::parse_ipv4(std::span<const std::uint8_t>(bytes, first->length), p) != packet::ParseError::ok) {
-      first->state = Held::State::free;
-      --held_count_;
+    if (packet::parse_ipv4(std::span<const std::uint8_t>(bytes, h.length), p) != packet::ParseError::ok) {
+      free_held(k);
       continue;
     }
+    // Not held again: the learner here is gone or this same client.
     bool created = false;
-    const Outcome o = outbound(bytes, p, out_addr, first->subscriber, now_ms, created);
+    const Outcome o = outbound(bytes, p, out_addr, subscriber, now_ms, created);
     if (o == Outcome::forward) {
-      first->state = Held::State::ready;
+      h.state = Held::State::ready;
+      wait_links_.push_back(ready_, k);
       ++released_;
     } else {
-      first->state = Held::State::free;
-      --held_count_;
+      free_held(k);
     }
-    if (created) pending_created_.push_back(first->subscriber);
+    if (created) pending_created_.push_back(subscriber);
   }
+  free_learner_if_unused(l);
 }
 
 }  // namespace passgate::passthrough

@@ -1,5 +1,7 @@
 #include "passthrough/pptp.hpp"
 
+#include <cstring>
+
 #include "packet/headers.hpp"
 
 namespace passgate::passthrough {
@@ -14,7 +16,11 @@ namespace {
 
 constexpr std::uint32_t magic_cookie = 0x1a2b3c4d;
 constexpr unsigned header_bytes = 12;  // length, PPTP type, cookie, control type, reserved
-constexpr std::uint64_t tag_client_id = 8ull << 40, tag_public_id = 9ull << 40, tag_client = 10ull << 40;
+constexpr std::uint64_t tag_client_id = 8ull << 40, tag_public_id = 9ull << 40, tag_client = 10ull << 40,
+                        tag_host = 11ull << 40, tag_control = 12ull << 40;
+// Idle deadlines further out are filed at the horizon and re-filed when
+// reached, so the wheel's size does not follow call_idle_timeout.
+constexpr std::uint32_t wheel_horizon_s = 4000;
 
 enum : std::uint16_t {
   outgoing_call_request = 7,
@@ -26,6 +32,21 @@ enum : std::uint16_t {
   set_link_info = 15,
 };
 
+// Client -> server messages that carry the client's own Call ID at +12.
+bool carries_client_call_id(std::uint16_t type) {
+  return type == outgoing_call_request || type == incoming_call_reply || type == call_clear_request ||
+         type == call_disconnect_notify;
+}
+bool opens_call(std::uint16_t type) { return type == outgoing_call_request || type == incoming_call_reply; }
+
+// TCP sequence numbers compare modulo 2^32 (RFC 9293 3.4).
+bool seq_after(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b) > 0; }
+
+void fill_free_list(std::vector<std::uint32_t>& list, std::uint32_t n) {
+  list.resize(n);
+  for (std::uint32_t i = 0; i < n; ++i) list[i] = n - 1 - i;
+}
+
 }  // namespace
 
 PptpTracker::PptpTracker(const nat::PptpConfig& cfg, const nat::FlowHasher& hasher)
@@ -33,13 +54,20 @@ PptpTracker::PptpTracker(const nat::PptpConfig& cfg, const nat::FlowHasher& hash
       hasher_(hasher),
       by_client_id_(cfg.max_calls),
       by_public_id_(cfg.max_calls),
-      client_table_(cfg.max_calls) {
+      wheel_(cfg.max_calls, wheel_horizon_s),
+      client_table_(cfg.max_calls),
+      host_table_(cfg.max_calls),
+      control_table_(cfg.max_calls) {
+  // A client, a host and a control connection each exist only for calls or
+  // for a control connection, so max_calls bounds every table.
   calls_.resize(cfg.max_calls, Call{});
-  free_calls_.resize(cfg.max_calls);
-  for (std::uint32_t i = 0; i < cfg.max_calls; ++i) free_calls_[i] = cfg.max_calls - 1 - i;
+  fill_free_list(free_calls_, cfg.max_calls);
   clients_.resize(cfg.max_calls, Client{});
-  free_clients_.resize(cfg.max_calls);
-  for (std::uint32_t i = 0; i < cfg.max_calls; ++i) free_clients_[i] = cfg.max_calls - 1 - i;
+  fill_free_list(free_clients_, cfg.max_calls);
+  hosts_.resize(cfg.max_calls, Host{});
+  fill_free_list(free_hosts_, cfg.max_calls);
+  controls_.resize(cfg.max_calls, Control{});
+  fill_free_list(free_controls_, cfg.max_calls);
   rng_ ^= hasher.k2;
 }
 
@@ -52,11 +80,15 @@ std::uint64_t PptpTracker::key_public_id(be32 out_addr, be32 server, be16 id) co
 std::uint64_t PptpTracker::key_client(be32 in_addr, be32 server) const {
   return hasher_((std::uint64_t{in_addr.raw} << 32) | server.raw, tag_client);
 }
+std::uint64_t PptpTracker::key_host(be32 in_addr) const { return hasher_(in_addr.raw, tag_host); }
+std::uint64_t PptpTracker::key_control(std::uint32_t session) const { return hasher_(session, tag_control); }
 
-std::uint32_t PptpTracker::find_by_client_id(be32 in_addr, be32 server, be16 id) const {
+// A Call ID is the client's within its control connection (RFC 2637 1.3):
+// messages of one connection never reach another connection's calls.
+std::uint32_t PptpTracker::find_call(be32 in_addr, be32 server, std::uint32_t control, be16 id) const {
   return by_client_id_.find(key_client_id(in_addr, server, id), [&](std::uint32_t i) {
     const Call& c = calls_[i];
-    return c.live && c.in_addr == in_addr && c.server == server && c.client_id == id;
+    return c.live && c.control == control && c.client_id == id && c.in_addr == in_addr && c.server == server;
   });
 }
 std::uint32_t PptpTracker::find_by_public_id(be32 out_addr, be32 server, be16 id) const {
@@ -71,10 +103,91 @@ std::uint32_t PptpTracker::find_client(be32 in_addr, be32 server) const {
     return c.live && c.in_addr == in_addr && c.server == server;
   });
 }
+std::uint32_t PptpTracker::find_host(be32 in_addr) const {
+  return host_table_.find(key_host(in_addr), [&](std::uint32_t i) { return hosts_[i].live && hosts_[i].in_addr == in_addr; });
+}
+std::uint32_t PptpTracker::find_control(std::uint32_t session) const {
+  return control_table_.find(key_control(session),
+                             [&](std::uint32_t i) { return controls_[i].live && controls_[i].session == session; });
+}
 
-std::uint32_t PptpTracker::create_call(be32 in_addr, be32 out_addr, be32 server, be16 client_id,
-                                       std::uint32_t control, std::uint32_t now_s) {
-  if (free_calls_.empty()) return no_index;
+// ------------------------------------------------------ control connections
+
+PptpTracker::Outcome PptpTracker::open_control(std::uint32_t session, be32 in_addr, std::uint32_t subscriber,
+                                               std::uint32_t& out) {
+  std::uint32_t h = find_host(in_addr);
+  if (h != no_index && hosts_[h].controls >= cfg_.max_calls_per_subscriber) return Outcome::drop_call_limit;
+  if (free_controls_.empty()) return Outcome::drop_table_full;
+  const bool new_host = h == no_index;
+  if (new_host) {
+    if (free_hosts_.empty()) return Outcome::drop_table_full;
+    h = free_hosts_.back();
+    if (!host_table_.insert(key_host(in_addr), h)) return Outcome::drop_table_full;
+    free_hosts_.pop_back();
+    hosts_[h] = Host{in_addr, 0, 0, true};
+  }
+  const std::uint32_t c = free_controls_.back();
+  if (!control_table_.insert(key_control(session), c)) {
+    if (new_host) {
+      host_table_.erase(key_host(in_addr), h);
+      hosts_[h].live = false;
+      free_hosts_.push_back(h);
+    }
+    return Outcome::drop_table_full;
+  }
+  free_controls_.pop_back();
+  Control& k = controls_[c];
+  k = Control{};
+  k.session = session;
+  k.host = h;
+  k.subscriber = subscriber;
+  k.first_call = no_index;
+  k.live = true;
+  ++hosts_[h].controls;
+  ++control_count_;
+  out = c;
+  return Outcome::forward;
+}
+
+// The control connection's calls are gone already.
+void PptpTracker::close_control(std::uint32_t c) {
+  Control& k = controls_[c];
+  control_table_.erase(key_control(k.session), c);
+  Host& h = hosts_[k.host];
+  if (--h.controls == 0) {
+    host_table_.erase(key_host(h.in_addr), k.host);
+    h.live = false;
+    free_hosts_.push_back(k.host);
+  }
+  k.live = false;
+  free_controls_.push_back(c);
+  --control_count_;
+}
+
+void PptpTracker::reset_boundaries(Control& c, std::uint32_t seq) {
+  c.boundary_first = 0;
+  c.boundary_count = 1;
+  c.boundary[0] = seq;
+}
+
+void PptpTracker::push_boundary(Control& c, std::uint32_t seq) {
+  if (c.boundary_count < max_boundaries) {
+    c.boundary[(c.boundary_first + c.boundary_count) % max_boundaries] = seq;
+    ++c.boundary_count;
+    return;
+  }
+  c.boundary[c.boundary_first] = seq;  // the oldest makes room
+  c.boundary_first = static_cast<std::uint8_t>((c.boundary_first + 1) % max_boundaries);
+}
+
+// ------------------------------------------------------------------ calls
+
+PptpTracker::Outcome PptpTracker::create_call(std::uint32_t control, be32 in_addr, be32 out_addr, be32 server,
+                                              be16 client_id, std::uint32_t now_s, std::uint32_t& out) {
+  Control& k = controls_[control];
+  Host& host = hosts_[k.host];
+  if (host.calls >= cfg_.max_calls_per_subscriber) return Outcome::drop_call_limit;
+  if (free_calls_.empty()) return Outcome::drop_table_full;
   // A translated Call ID nobody else uses towards this server from this
   // public address; random so it says nothing about the inside (RFC 6056's
   // reasoning applies to call IDs as to ports). 0 is avoided.
@@ -89,27 +202,40 @@ std::uint32_t PptpTracker::create_call(be32 in_addr, be32 out_addr, be32 server,
       break;
     }
   }
-  if (public_id.raw == 0) return no_index;
+  if (public_id.raw == 0) return Outcome::drop_table_full;
   std::uint32_t client = find_client(in_addr, server);
-  if (client == no_index) {
-    if (free_clients_.empty()) return no_index;
+  const bool new_client = client == no_index;
+  if (new_client) {
+    if (free_clients_.empty()) return Outcome::drop_table_full;
     client = free_clients_.back();
-    if (!client_table_.insert(key_client(in_addr, server), client)) return no_index;
+    if (!client_table_.insert(key_client(in_addr, server), client)) return Outcome::drop_table_full;
     free_clients_.pop_back();
     clients_[client] = Client{in_addr, server, 0, now_s, true};
   }
   const std::uint32_t i = free_calls_.back();
-  if (!by_client_id_.insert(key_client_id(in_addr, server, client_id), i)) return no_index;
-  if (!by_public_id_.insert(key_public_id(out_addr, server, public_id), i)) {
-    by_client_id_.erase(key_client_id(in_addr, server, client_id), i);
-    return no_index;
+  const bool indexed = by_client_id_.insert(key_client_id(in_addr, server, client_id), i);
+  if (!indexed || !by_public_id_.insert(key_public_id(out_addr, server, public_id), i)) {
+    if (indexed) by_client_id_.erase(key_client_id(in_addr, server, client_id), i);
+    if (new_client) {
+      client_table_.erase(key_client(in_addr, server), client);
+      clients_[client].live = false;
+      free_clients_.push_back(client);
+    }
+    return Outcome::drop_table_full;
   }
   free_calls_.pop_back();
-  calls_[i] = Call{in_addr, out_addr, server, client_id, public_id, control, now_s, true};
+  calls_[i] = Call{in_addr, out_addr, server, client_id, public_id, control, client, k.subscriber,
+                   k.first_call, no_index, now_s, true};
+  if (k.first_call != no_index) calls_[k.first_call].prev = i;
+  k.first_call = i;
+  ++k.calls;
+  ++host.calls;
   ++clients_[client].calls;
+  wheel_.schedule(i, now_s + cfg_.call_idle_timeout);
   ++call_count_;
   ++counters_.calls_created;
-  return i;
+  out = i;
+  return Outcome::forward;
 }
 
 void PptpTracker::free_call(std::uint32_t i) {
@@ -117,16 +243,25 @@ void PptpTracker::free_call(std::uint32_t i) {
   if (!c.live) return;
   by_client_id_.erase(key_client_id(c.in_addr, c.server, c.client_id), i);
   by_public_id_.erase(key_public_id(c.out_addr, c.server, c.public_id), i);
-  const std::uint32_t client = find_client(c.in_addr, c.server);
-  if (client != no_index && --clients_[client].calls == 0) {
-    client_table_.erase(key_client(c.in_addr, c.server), client);
-    clients_[client].live = false;
-    free_clients_.push_back(client);
+  wheel_.cancel(i);
+  Client& client = clients_[c.client];
+  if (--client.calls == 0) {
+    client_table_.erase(key_client(client.in_addr, client.server), c.client);
+    client.live = false;
+    free_clients_.push_back(c.client);
   }
+  Control& k = controls_[c.control];
+  if (c.prev != no_index) calls_[c.prev].next = c.next;
+  else k.first_call = c.next;
+  if (c.next != no_index) calls_[c.next].prev = c.prev;
+  --k.calls;
+  --hosts_[k.host].calls;
   c.live = false;
   free_calls_.push_back(i);
   --call_count_;
 }
+
+// ----------------------------------------------------------- rewriting
 
 void PptpTracker::set_field(std::uint8_t* l4, unsigned offset, be16 value, ChecksumDelta& delta) {
   const be16 old = load<be16>(l4 + offset);
@@ -140,93 +275,224 @@ void PptpTracker::set_field(std::uint8_t* l4, unsigned offset, be16 value, Check
     delta.add(old, value);
 }
 
-namespace {
-// Walks the PPTP control messages wholly inside this segment.
-template <typename Fn>
-void for_each_message(std::uint8_t* l4, unsigned payload_off, unsigned segment_end, std::uint64_t& partial, Fn&& fn) {
-  unsigned off = payload_off;
-  while (off + header_bytes <= segment_end) {
-    const unsigned length = load<be16>(l4 + off).host();
-    if (length < header_bytes || load<be16>(l4 + off + 2).host() != 1 ||
-        load<packet::be32>(l4 + off + 4).host() != magic_cookie)
-      return;  // not PPTP control, or out of step: leave it alone
-    if (off + length > segment_end) {
-      ++partial;  // split across segments: see the README's limits
-      return;
-    }
-    fn(off, load<be16>(l4 + off + 8).host(), length);
-    off += length;
-  }
-}
-
-// Hands each whole control message of the segment to fn(l4, offset, type,
-// length, delta) and folds what fn changed into the TCP checksum.
-template <typename Fn>
-void rewrite_messages(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t& partial, Fn&& fn) {
+void PptpTracker::trim(std::uint8_t* ip, const packet::ParsedIpv4& p, unsigned l4_end) {
   std::uint8_t* l4 = ip + p.ihl_bytes;
   auto* tcp = reinterpret_cast<packet::TcpHeader*>(l4);
+  const unsigned old_end = p.total_length - p.ihl_bytes;
+  // The cut bytes count as zero padding from now on: take each 16-bit word
+  // they touch from its old value to that.
   ChecksumDelta delta;
-  for_each_message(l4, tcp->header_bytes(), p.total_length - p.ihl_bytes, partial,
-                   [&](unsigned off, std::uint16_t type, unsigned length) { fn(l4, off, type, length, delta); });
+  for (unsigned w = l4_end & ~1u; w < old_end; w += 2) {
+    const std::uint8_t before[2] = {l4[w], w + 1 < old_end ? l4[w + 1] : std::uint8_t{0}};
+    const std::uint8_t after[2] = {w < l4_end ? l4[w] : std::uint8_t{0}, 0};
+    delta.add(load<be16>(before), load<be16>(after));
+  }
+  delta.add(be16::from_host(static_cast<std::uint16_t>(old_end)), be16::from_host(static_cast<std::uint16_t>(l4_end)));
+  if (tcp->flags & packet::tcp_flag::fin) {  // the FIN's sequence number follows the cut bytes
+    const be16 before = load<be16>(l4 + 12);
+    tcp->flags = static_cast<std::uint8_t>(tcp->flags & ~packet::tcp_flag::fin);
+    delta.add(before, load<be16>(l4 + 12));
+  }
   tcp->checksum = delta.apply(tcp->checksum);
+  std::memset(l4 + l4_end, 0, old_end - l4_end);
+  auto* h = reinterpret_cast<Ipv4Header*>(ip);
+  const be16 total = be16::from_host(static_cast<std::uint16_t>(p.ihl_bytes + l4_end));
+  h->checksum = ChecksumDelta().add(h->total_length, total).apply(h->checksum);
+  h->total_length = total;
 }
-}  // namespace
 
-void PptpTracker::control_outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 in_addr, be32 out_addr,
-                                   be32 server, std::uint32_t control, std::uint64_t now_ms) {
-  if (!cfg_.enabled) return;
-  rewrite_messages(ip, p, counters_.messages_partial,
-                   [&](std::uint8_t* l4, unsigned off, std::uint16_t type, unsigned length, ChecksumDelta& delta) {
-    if (length < 14) return;
-    if (type != outgoing_call_request && type != incoming_call_reply && type != call_clear_request &&
-        type != call_disconnect_notify)
-      return;
-    const be16 client_id = load<be16>(l4 + off + 12);
-    std::uint32_t call = find_by_client_id(in_addr, server, client_id);
-    if (call == no_index && (type == outgoing_call_request || type == incoming_call_reply))
-      call = create_call(in_addr, out_addr, server, client_id, control, static_cast<std::uint32_t>(now_ms / 1000));
-    if (call == no_index) {
-      // Forwarded untranslated (dropping a control segment would only make
-      // TCP resend it); the call's GRE will find no call and be counted.
-      if (type == outgoing_call_request || type == incoming_call_reply) ++counters_.calls_refused;
-      return;
+PptpTracker::ControlResult PptpTracker::control_outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 in_addr,
+                                                         be32 out_addr, be32 server, std::uint32_t control,
+                                                         std::uint32_t subscriber, std::uint32_t session_room,
+                                                         std::uint64_t now_ms) {
+  ControlResult r;
+  std::uint8_t* l4 = ip + p.ihl_bytes;
+  auto* tcp = reinterpret_cast<packet::TcpHeader*>(l4);
+  const unsigned payload_off = tcp->header_bytes();
+  const unsigned l4_end = p.total_length - p.ihl_bytes;
+  if (payload_off > l4_end) {
+    r.outcome = Outcome::drop_split_message;
+    return r;
+  }
+  // The SYN takes one sequence number: data starts after it.
+  const std::uint32_t seq = tcp->seq.host() + ((p.tcp_flags & packet::tcp_flag::syn) ? 1u : 0u);
+  const unsigned length = l4_end - payload_off;
+  std::uint32_t c = find_control(control);
+
+  if (!cfg_.enabled) {
+    // Hands off. Only follow the stream, so that the checks pick up where the
+    // client is if a reload enables PPTP again.
+    if (c != no_index && length != 0) {
+      Control& k = controls_[c];
+      const std::uint32_t end = seq + length;
+      if (k.boundary_count == 0 || seq_after(end, boundary_at(k, k.boundary_count - 1u))) reset_boundaries(k, end);
     }
-    calls_[call].last_seen_s = static_cast<std::uint32_t>(now_ms / 1000);
+    return r;
+  }
+  if (c == no_index) {
+    r.outcome = open_control(control, in_addr, subscriber, c);
+    if (r.outcome != Outcome::forward) return r;
+  }
+  Control& k = controls_[c];
+  // The stream starts where its first segment (the SYN) says, once: a later
+  // SYN or a forged answer from outside must not move the framing.
+  if (k.boundary_count == 0) reset_boundaries(k, seq);
+  if (length == 0) return r;  // the SYN, ACKs, FIN, RST
+
+  // 1. Framing. The segment must start on a known message boundary and meet
+  // every known boundary after it: then the NAT and the server read the
+  // same messages, whichever copy of a byte the server keeps.
+  unsigned at = k.boundary_count;
+  for (unsigned i = 0; i < k.boundary_count; ++i)
+    if (boundary_at(k, i) == seq) {
+      at = i;
+      break;
+    }
+  if (at == k.boundary_count) {
+    r.outcome = Outcome::drop_split_message;
+    return r;
+  }
+  const std::uint32_t known = boundary_at(k, k.boundary_count - 1u) - seq;  // bytes already framed
+  unsigned next_known = at + 1;
+  std::uint32_t fresh[max_boundaries];  // the last boundaries beyond the known ones
+  unsigned fresh_count = 0;
+  unsigned end = payload_off;  // end of the last whole message
+  while (end < l4_end) {
+    const unsigned left = l4_end - end;
+    if (left < header_bytes) break;
+    const unsigned size = load<be16>(l4 + end).host();
+    const std::uint16_t type = load<be16>(l4 + end + 8).host();
+    if (size < header_bytes || load<be16>(l4 + end + 2).host() != 1 ||
+        load<packet::be32>(l4 + end + 4).host() != magic_cookie || (carries_client_call_id(type) && size < 14)) {
+      r.outcome = Outcome::drop_split_message;  // not PPTP control: nothing to frame by
+      return r;
+    }
+    if (size > left) break;
+    end += size;
+    const std::uint32_t d = end - payload_off;
+    if (d <= known) {
+      if (next_known >= k.boundary_count || boundary_at(k, next_known) - seq != d) {
+        r.outcome = Outcome::drop_split_message;  // framed otherwise than before
+        return r;
+      }
+      ++next_known;
+    } else {
+      if (next_known != k.boundary_count) {
+        r.outcome = Outcome::drop_split_message;  // jumped over a known boundary
+        return r;
+      }
+      fresh[fresh_count++ % max_boundaries] = seq + d;
+    }
+  }
+  if (end == payload_off) {
+    ++counters_.messages_partial;
+    r.outcome = Outcome::drop_split_message;
+    return r;
+  }
+
+  // 2. Calls the messages open, before anything is changed: a refused call
+  // drops the segment with nothing else of it applied (TCP resends it).
+  const std::uint32_t now_s = static_cast<std::uint32_t>(now_ms / 1000);
+  for (unsigned off = payload_off; off < end; off += load<be16>(l4 + off).host()) {
+    if (!opens_call(load<be16>(l4 + off + 8).host())) continue;
+    const be16 id = load<be16>(l4 + off + 12);
+    if (find_call(in_addr, server, c, id) != no_index) continue;
+    std::uint32_t call = no_index;
+    if (hosts_[k.host].calls >= cfg_.max_calls_per_subscriber) r.outcome = Outcome::drop_call_limit;
+    else if (r.calls_opened >= session_room) r.outcome = Outcome::drop_session_limit;
+    else r.outcome = create_call(c, in_addr, out_addr, server, id, now_s, call);
+    if (r.outcome != Outcome::forward) {
+      ++counters_.calls_refused;
+      return r;
+    }
+    ++r.calls_opened;
+  }
+
+  // 3. Translation, and calls the messages end.
+  ChecksumDelta delta;
+  for (unsigned off = payload_off; off < end; off += load<be16>(l4 + off).host()) {
+    const std::uint16_t type = load<be16>(l4 + off + 8).host();
+    if (!carries_client_call_id(type)) continue;
+    const be16 id = load<be16>(l4 + off + 12);
+    std::uint32_t call = find_call(in_addr, server, c, id);
+    if (call == no_index && opens_call(type)) {
+      // Its call was ended by an earlier message of this segment. Opening it
+      // again takes the place just freed; only an exhausted ID space fails.
+      r.outcome = create_call(c, in_addr, out_addr, server, id, now_s, call);
+      if (r.outcome != Outcome::forward) {
+        ++counters_.calls_refused;
+        return r;
+      }
+      ++r.calls_opened;
+    }
+    if (call == no_index) {
+      // Clearing a call the NAT does not know (idle past its timeout, or
+      // never seen): the client's own ID could be another client's
+      // translated one at the server, so Call ID 0, which no translated call
+      // uses, goes instead.
+      set_field(l4, off + 12, be16{0}, delta);
+      continue;
+    }
+    calls_[call].last_seen_s = now_s;
     set_field(l4, off + 12, calls_[call].public_id, delta);
     ++counters_.call_ids_translated;
     if (type == call_clear_request || type == call_disconnect_notify) {
       free_call(call);
       ++counters_.calls_cleared;
+      ++r.calls_closed;
     }
-  });
+  }
+  tcp->checksum = delta.apply(tcp->checksum);
+
+  // 4. A last message cut short goes with the next segment, whole.
+  if (end < l4_end) {
+    trim(ip, p, end);
+    ++counters_.messages_partial;
+    ++counters_.segments_trimmed;
+  }
+  for (unsigned i = fresh_count > max_boundaries ? fresh_count - max_boundaries : 0; i < fresh_count; ++i)
+    push_boundary(k, fresh[i % max_boundaries]);
+  return r;
 }
 
 void PptpTracker::control_inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 out_addr, be32 server,
-                                  std::uint64_t now_ms) {
+                                  std::uint32_t control, std::uint64_t now_ms) {
   if (!cfg_.enabled) return;
-  rewrite_messages(ip, p, counters_.messages_partial,
-                   [&](std::uint8_t* l4, unsigned off, std::uint16_t type, unsigned length, ChecksumDelta& delta) {
+  const std::uint32_t c = find_control(control);
+  if (c == no_index || controls_[c].calls == 0) return;
+  std::uint8_t* l4 = ip + p.ihl_bytes;
+  auto* tcp = reinterpret_cast<packet::TcpHeader*>(l4);
+  const unsigned l4_end = p.total_length - p.ihl_bytes;
+  ChecksumDelta delta;
+  // Whole messages from the start of the segment; a server's message split
+  // across segments is forwarded as it is (only that server's call suffers).
+  for (unsigned off = tcp->header_bytes(); off + header_bytes <= l4_end;) {
+    const unsigned size = load<be16>(l4 + off).host();
+    if (size < header_bytes || load<be16>(l4 + off + 2).host() != 1 ||
+        load<packet::be32>(l4 + off + 4).host() != magic_cookie)
+      break;  // not PPTP control, or out of step
+    if (off + size > l4_end) {
+      ++counters_.messages_partial;
+      break;
+    }
+    const std::uint16_t type = load<be16>(l4 + off + 8).host();
     unsigned field = 0;
     if (type == outgoing_call_reply) field = 14;
     else if (type == wan_error_notify || type == set_link_info) field = 12;
-    else return;
-    if (length < field + 2) return;
-    const std::uint32_t call = find_by_public_id(out_addr, server, load<be16>(l4 + off + field));
-    if (call == no_index) return;
-    calls_[call].last_seen_s = static_cast<std::uint32_t>(now_ms / 1000);
-    set_field(l4, off + field, calls_[call].client_id, delta);
-    ++counters_.call_ids_restored;
-  });
+    if (field != 0 && size >= field + 2) {
+      const std::uint32_t call = find_by_public_id(out_addr, server, load<be16>(l4 + off + field));
+      if (call != no_index && calls_[call].control == c) {
+        calls_[call].last_seen_s = static_cast<std::uint32_t>(now_ms / 1000);
+        set_field(l4, off + field, calls_[call].client_id, delta);
+        ++counters_.call_ids_restored;
+      }
+    }
+    off += size;
+  }
+  tcp->checksum = delta.apply(tcp->checksum);
 }
 
-void PptpTracker::control_closed(std::uint32_t control) {
-  if (call_count_ == 0) return;
-  for (std::uint32_t i = 0; i < calls_.size(); ++i)
-    if (calls_[i].live && calls_[i].control == control) {
-      free_call(i);
-      ++counters_.calls_cleared;
-    }
-}
+// ------------------------------------------------------------------- GRE
 
 PptpTracker::Outcome PptpTracker::gre_outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 out_addr,
                                                std::uint64_t now_ms) {
@@ -269,23 +535,97 @@ PptpTracker::Outcome PptpTracker::gre_inbound(std::uint8_t* ip, const packet::Pa
   return Outcome::forward;
 }
 
-// Calls normally end by message or with their control connection; this is
-// the safety net for peers that vanish. Once a second is plenty.
-void PptpTracker::expire(std::uint64_t now_ms) {
-  const std::uint32_t now_s = static_cast<std::uint32_t>(now_ms / 1000);
-  if (call_count_ == 0 || now_s == last_scan_s_) return;
-  last_scan_s_ = now_s;
+// ------------------------------------------------------------ invariants
+
+namespace {
+std::string free_list_problem(const std::vector<std::uint32_t>& list, std::size_t capacity, const char* what,
+                              std::vector<bool>& is_free) {
+  is_free.assign(capacity, false);
+  for (std::uint32_t i : list) {
+    if (i >= capacity) return std::string(what) + " free list holds " + std::to_string(i) + " beyond capacity";
+    if (is_free[i]) return std::string(what) + " free list holds " + std::to_string(i) + " twice";
+    is_free[i] = true;
+  }
+  return {};
+}
+}  // namespace
+
+std::string PptpTracker::check_invariants() const {
+  std::vector<bool> is_free_call, is_free_client, is_free_host, is_free_control;
+  for (const std::string& why : {free_list_problem(free_calls_, calls_.size(), "call", is_free_call),
+                                 free_list_problem(free_clients_, clients_.size(), "client", is_free_client),
+                                 free_list_problem(free_hosts_, hosts_.size(), "host", is_free_host),
+                                 free_list_problem(free_controls_, controls_.size(), "control", is_free_control)})
+    if (!why.empty()) return why;
+  const auto n = [](std::uint64_t v) { return std::to_string(v); };
+  std::vector<std::uint32_t> client_calls(clients_.size(), 0), host_calls(hosts_.size(), 0),
+      host_controls(hosts_.size(), 0), control_calls(controls_.size(), 0);
+  std::uint32_t live_calls = 0, live_clients = 0, live_hosts = 0, live_controls = 0;
   for (std::uint32_t i = 0; i < calls_.size(); ++i) {
     const Call& c = calls_[i];
+    if (c.live == is_free_call[i]) return "call " + n(i) + " is live and free, or neither";
     if (!c.live) continue;
-    std::uint32_t seen = c.last_seen_s;
-    const std::uint32_t client = find_client(c.in_addr, c.server);
-    if (client != no_index && clients_[client].last_seen_s > seen) seen = clients_[client].last_seen_s;
-    if (seen + cfg_.call_idle_timeout <= now_s) {
-      free_call(i);
-      ++counters_.calls_expired;
-    }
+    ++live_calls;
+    if (c.control >= controls_.size() || !controls_[c.control].live)
+      return "call " + n(i) + " belongs to a control connection that is not live";
+    if (c.client >= clients_.size() || !clients_[c.client].live || clients_[c.client].in_addr != c.in_addr ||
+        clients_[c.client].server != c.server)
+      return "call " + n(i) + " refers to another client";
+    if (c.subscriber != controls_[c.control].subscriber)
+      return "call " + n(i) + " counts against another subscriber than its control connection";
+    if (find_call(c.in_addr, c.server, c.control, c.client_id) != i ||
+        find_by_public_id(c.out_addr, c.server, c.public_id) != i)
+      return "call " + n(i) + " not found by both of its IDs";
+    ++client_calls[c.client];
+    ++control_calls[c.control];
+    ++host_calls[controls_[c.control].host];
   }
+  for (std::uint32_t i = 0; i < clients_.size(); ++i) {
+    if (clients_[i].live == is_free_client[i]) return "client " + n(i) + " is live and free, or neither";
+    if (!clients_[i].live) continue;
+    ++live_clients;
+    if (clients_[i].calls != client_calls[i] || client_calls[i] == 0)
+      return "client " + n(i) + " counts " + n(clients_[i].calls) + " calls, " + n(client_calls[i]) + " refer to it";
+    if (find_client(clients_[i].in_addr, clients_[i].server) != i) return "client " + n(i) + " not found";
+  }
+  for (std::uint32_t i = 0; i < controls_.size(); ++i) {
+    const Control& k = controls_[i];
+    if (k.live == is_free_control[i]) return "control " + n(i) + " is live and free, or neither";
+    if (!k.live) continue;
+    ++live_controls;
+    if (k.host >= hosts_.size() || !hosts_[k.host].live) return "control " + n(i) + " has no live host";
+    ++host_controls[k.host];
+    if (find_control(k.session) != i) return "control " + n(i) + " not found by its session";
+    if (k.boundary_count > max_boundaries || k.boundary_first >= max_boundaries)
+      return "control " + n(i) + " has a broken boundary ring";
+    std::uint32_t listed = 0, prev = no_index;
+    for (std::uint32_t call = k.first_call; call != no_index; call = calls_[call].next) {
+      if (call >= calls_.size() || !calls_[call].live || calls_[call].control != i || calls_[call].prev != prev ||
+          ++listed > k.calls)
+        return "control " + n(i) + "'s call list is broken at call " + n(call);
+      prev = call;
+    }
+    if (listed != k.calls || k.calls != control_calls[i])
+      return "control " + n(i) + " counts " + n(k.calls) + " calls, lists " + n(listed) + ", " + n(control_calls[i]) +
+             " refer to it";
+  }
+  for (std::uint32_t i = 0; i < hosts_.size(); ++i) {
+    const Host& h = hosts_[i];
+    if (h.live == is_free_host[i]) return "host " + n(i) + " is live and free, or neither";
+    if (!h.live) continue;
+    ++live_hosts;
+    if (h.calls != host_calls[i] || h.controls != host_controls[i] || h.controls == 0)
+      return "host " + n(i) + " counts " + n(h.calls) + " calls and " + n(h.controls) + " controls, has " +
+             n(host_calls[i]) + " and " + n(host_controls[i]);
+    if (find_host(h.in_addr) != i) return "host " + n(i) + " not found";
+  }
+  if (live_calls != call_count_) return "call count " + n(call_count_) + " != " + n(live_calls) + " live calls";
+  if (live_controls != control_count_)
+    return "control count " + n(control_count_) + " != " + n(live_controls) + " live controls";
+  if (by_client_id_.size() != live_calls || by_public_id_.size() != live_calls || client_table_.size() != live_clients ||
+      host_table_.size() != live_hosts || control_table_.size() != live_controls)
+    return "an index holds another number of entries than there are records";
+  return {};
 }
 
 }  // namespace passgate::passthrough

@@ -32,7 +32,9 @@ namespace passgate::stats {
   X(blocks_allocated, "port blocks given to subscribers")                              \
   X(blocks_released, "port blocks returned to the pool")                               \
   X(tcp_resets, "TCP sessions moved to the transitory timeout by RST (RFC 7857)")      \
-  X(events_lost, "NAT events dropped because the event ring was full")                 \
+  X(events_lost, "port block and preserved-port records dropped because the event ring was full") \
+  X(low_priority_events_lost, "limit and session events dropped to keep a quarter of the event ring for block records") \
+  X(limit_events_suppressed, "limit events (session limit, ports, pool exhausted) rate-limited per subscriber and type") \
   X(reloads_applied, "policy reloads this engine switched to")                           \
   X(static_mapping_conflicts, "static mappings added by a reload whose address and port a live mapping still held (not applied)") \
   X(esp_sas_created, "ESP security associations created (new outbound SPI)")            \
@@ -44,17 +46,20 @@ namespace passgate::stats {
   X(esp_released, "held ESP packets sent once their turn to learn came")               \
   X(esp_learn_timeouts, "clients whose server never answered within learn_window_ms") \
   X(esp_learn_queue_full, "a client's 5th SA waiting on one server at once: its inbound SPI cannot be learned") \
+  X(esp_learner_turns_ended, "ESP learners cut off at passthrough.esp.learner_turn_ms while another client waited: the role passed on, their SAs still unanswered are not learned") \
   X(pptp_calls_created, "PPTP calls whose client Call ID got a translated value")        \
   X(pptp_calls_cleared, "PPTP calls ended by Call-Clear-Request, Call-Disconnect-Notify or the control connection") \
   X(pptp_calls_expired, "PPTP calls idle past passthrough.pptp.call_idle_timeout")       \
-  X(pptp_calls_refused, "PPTP calls left untranslated because the call table was full")  \
+  X(pptp_calls_refused, "PPTP calls refused (subscriber's session or call limit, or the call table full): the control segment is dropped") \
   X(pptp_call_ids_translated, "client Call IDs rewritten in control messages to the server") \
   X(pptp_call_ids_restored, "Peer's Call IDs restored in control messages from the server") \
-  X(pptp_messages_split, "PPTP control messages split across TCP segments (not inspected)") \
+  X(pptp_messages_split, "PPTP control messages split across TCP segments: from a client cut off or dropped (TCP resends them), from a server forwarded without restoring") \
+  X(pptp_segments_trimmed, "client PPTP control segments cut back to their last whole message (TCP resends the rest)") \
   X(pptp_gre_translated_outbound, "GRE v1 packets translated inside to outside")         \
   X(pptp_gre_translated_inbound, "GRE v1 packets translated outside to inside, key restored") \
   X(gre_tunnels_created, "GRE v0 tunnels opened (inside address, server)")               \
   X(gre_tunnels_expired, "GRE v0 tunnels idle past passthrough.gre.timeout")             \
+  X(gre_tunnels_taken_over, "GRE v0 tunnels handed to another subscriber of the same public address: idle past passthrough.gre.conflict_idle, or refused others for passthrough.gre.contended_hold") \
   X(gre_translated_outbound, "GRE v0 packets translated inside to outside")              \
   X(gre_translated_inbound, "GRE v0 packets translated outside to inside")
 
@@ -72,12 +77,18 @@ namespace passgate::stats {
   X(pool_exhausted, "subscriber's public address has no free port block")             \
   X(subscriber_draining, "subscriber's public address or pool was removed by a reload: no new block until its old ones drain") \
   X(subscriber_session_limit, "subscriber reached its session limit (RFC 6888 REQ-5)") \
+  X(static_mapping_session_limit, "static mapping to a host in no subscriber prefix reached limits.static_mapping_sessions") \
+  X(static_mapping_draining, "new session through a static mapping a reload removed (it only drains)") \
+  X(subscriber_rate_limited, "new subscriber refused: limits.new_subscribers_per_second reached on this worker") \
+  X(icmp_error_not_sender, "outbound ICMP error quoting a session that is not its sender's") \
   X(session_table_full, "session table full")                                          \
   X(subscriber_table_full, "subscriber table full")                                    \
   X(fragment_table_full, "fragment tracking table full")                               \
   X(fragment_hold_full, "no room to hold an out-of-order fragment")                   \
   X(fragment_too_large, "out-of-order fragment larger than a hold slot")              \
   X(fragment_timeout, "held fragment whose first fragment never came")                 \
+  X(fragment_host_limit, "fragment state of one host (inside source or public destination) at limits.fragment_*_per_host") \
+  X(fragment_unknown_host, "out-of-order fragment for no public address (inbound) or no known subscriber (outbound): not held") \
   X(esp_disabled, "ESP while passthrough.esp.enabled is false")                        \
   X(esp_unknown_spi, "inbound ESP with an SPI no client is known for or waiting on")   \
   X(esp_hold_full, "no room to hold another client's new SPI while one learns")       \
@@ -85,6 +96,9 @@ namespace passgate::stats {
   X(esp_table_full, "ESP security association table full")                            \
   X(pptp_disabled, "GRE v1 while passthrough.pptp.enabled is false")                   \
   X(pptp_unknown_call, "GRE v1 whose Call ID (inbound) or client (outbound) has no call") \
+  X(pptp_call_limit, "PPTP control segment opening a call or control connection beyond passthrough.pptp.max_calls_per_subscriber") \
+  X(pptp_table_full, "PPTP control segment opening a call or control connection while passthrough.pptp.max_calls are tracked") \
+  X(pptp_split_message, "PPTP control segment from a client that is not whole control messages at the connection's next message boundary (split, out of order, overlapping, fragmented or malformed)") \
   X(gre_disabled, "GRE v0 while passthrough.gre.enabled is false")                     \
   X(gre_conflict, "GRE v0 to a server another subscriber on the same public address already tunnels to") \
   X(gre_no_tunnel, "inbound GRE v0 with no tunnel from that server")                   \

@@ -451,6 +451,51 @@ TEST_P(Workers, OneQueueEverythingThroughHandoffStillCorrect) {
 
 INSTANTIATE_TEST_SUITE_P(TwoAndFour, Workers, ::testing::Values(2u, 4u));
 
+// Reloads with the workers running (issue 11.3): each worker applies the
+// plan the control core made for its engine, established flows keep going,
+// and an address a reload removed that still carries port blocks in an
+// engine cannot join another pool: the control core asks the engines what
+// still drains before it accepts.
+TEST(MultiWorker, AddressMovedBetweenPoolsWhileDrainingIsRefused) {
+  Harness h(2, true, false, "rl2");
+  ASSERT_TRUE(h.ok());
+  std::vector<Bytes> outbound;
+  for (unsigned i = 0; i < subscribers; ++i) outbound.push_back(udp_packet({subscriber(i), server}, 40000, 53));
+  for (const Bytes& p : outbound) h.send(true, p);
+  const auto translated = h.collect(false, static_cast<unsigned>(outbound.size()));
+  ASSERT_EQ(translated.size(), outbound.size());
+  std::set<std::uint32_t> used;
+  for (const auto& [p, q] : translated) used.insert(ip_src(p).host());
+  ASSERT_TRUE(used.size() > 1) << "subscribers spread over the pool's addresses";
+
+  const config::GatewayConfig start = h.gateway().config();
+  config::GatewayConfig fewer = start;  // 198.51.100.11-13 removed: those in use drain
+  fewer.nat.pools[0].public_addresses = {{ipv4(198, 51, 100, 10), ipv4(198, 51, 100, 10)}};
+  const dataplane::ReloadOutcome first = h.gateway().reload(fewer);
+  ASSERT_TRUE(first.applied) << (first.problems.empty() ? "" : first.problems[0]);
+  for (const auto& [p, q] : translated) h.send(false, answer(p));
+  EXPECT_EQ(h.collect(true, static_cast<unsigned>(translated.size())).size(), translated.size())
+      << "established flows on removed addresses keep flowing while they drain";
+
+  config::GatewayConfig moved = fewer;  // and now into another pool, while they drain
+  nat::PoolConfig other = fewer.nat.pools[0];
+  other.name = "other";
+  other.subscribers = {{ipv4(100, 65, 0, 0), 16}};
+  other.public_addresses = {{ipv4(198, 51, 100, 11), ipv4(198, 51, 100, 13)}};
+  moved.nat.pools.push_back(other);
+  const dataplane::ReloadOutcome second = h.gateway().reload(moved);
+  EXPECT_FALSE(second.applied) << "the running and the next policy alone allow it: only the engines know";
+  ASSERT_EQ(second.problems.size(), 1u);
+  EXPECT_NE(second.problems[0].find("pool 'other'"), std::string::npos) << second.problems[0];
+  EXPECT_NE(second.problems[0].find("still drain"), std::string::npos) << second.problems[0];
+  EXPECT_NE(second.problems[0].find("in pool 'cgn'"), std::string::npos) << second.problems[0];
+  EXPECT_EQ(h.gateway().generation(), 2u) << "a refused reload changes nothing";
+
+  // Back into their own pool: accepted, and they serve new subscribers again.
+  const dataplane::ReloadOutcome back = h.gateway().reload(start);
+  EXPECT_TRUE(back.applied) << (back.problems.empty() ? "" : back.problems[0]);
+}
+
 }  // namespace
 }  // namespace passgate
 

@@ -480,6 +480,22 @@ TEST(GatewayConfig, NatRules) {
                    "expected an integer from 120 to 604800");
   expect_one_error(with(minimal, "nat:\n", "nat:\n  fragments: {hold_bytes: 60}\n"), 12, 27, "from 68 to 9216");
   expect_one_error(with(minimal, "nat:\n", "nat:\n  max_sessions: 0\n"), 12, 17, "from 1 to 1073741824");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  limits: {new_subscribers_per_second: 0}\n"), 12, 40,
+                   "from 1 to 16777216");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  limits: {fragment_flows: 3}\n"), 12, 12, "unknown key 'fragment_flows'");
+  {
+    const LoadResult r = parse(with(minimal, "nat:\n",
+                                    "nat:\n  limits: {new_subscribers_per_second: 500, static_mapping_sessions: 99,\n"
+                                    "    limit_event_interval_ms: 250, fragment_flows_per_host: 7, "
+                                    "fragments_held_per_host: 3}\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::AbuseLimits& l = r.config->nat.limits;
+    EXPECT_EQ(l.new_subscribers_per_second, 500u);
+    EXPECT_EQ(l.static_mapping_sessions, 99u);
+    EXPECT_EQ(l.limit_event_interval_ms, 250u);
+    EXPECT_EQ(l.fragment_flows_per_host, 7u);
+    EXPECT_EQ(l.fragments_held_per_host, 3u);
+  }
   expect_one_error(
       with(minimal, "[198.51.100.10-198.51.100.13]", "[198.51.100.10-198.51.100.13]\n      filtering: full-cone"), 16,
       18, "expected endpoint-independent, address-dependent or address-and-port-dependent");
@@ -743,7 +759,17 @@ TEST(GatewayConfig, PassthroughPptpGoodValuesAreParsed) {
     EXPECT_TRUE(p.enabled);
     EXPECT_EQ(p.max_calls, 1u);
     EXPECT_EQ(p.call_idle_timeout, 60u);
+    EXPECT_EQ(p.max_calls_per_subscriber, nat::PptpConfig{}.max_calls_per_subscriber);
     EXPECT_TRUE(r.config->nat.validate().empty());
+  }
+  {
+    const LoadResult r = parse(pptp_block("      max_calls_per_subscriber: 1\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_EQ(r.config->nat.passthrough.pptp.max_calls_per_subscriber, 1u);
+    EXPECT_TRUE(r.config->nat.validate().empty());
+    const LoadResult most = parse(pptp_block("      max_calls_per_subscriber: 65535\n"));
+    ASSERT_TRUE(most.config.has_value()) << describe(most.errors);
+    EXPECT_EQ(most.config->nat.passthrough.pptp.max_calls_per_subscriber, 65535u);
   }
   {
     // Flow style, a subset, next to esp: the rest keep their defaults.
@@ -782,6 +808,10 @@ TEST(GatewayConfig, PassthroughPptpRangesHaveTheirPositions) {
   expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 604801"), 20, 26, "got 604801");
   expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 2h"), 20, 26, "got '2h'");
   expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: [7440]"), 20, 26, "got a list");
+  expect_one_error(pptp_block(pptp_fields + "      max_calls_per_subscriber: 0\n"), 21, 33,
+                   "nat.passthrough.pptp.max_calls_per_subscriber: expected an integer from 1 to 65535 (calls of one "
+                   "subscriber at once), got 0");
+  expect_one_error(pptp_block(pptp_fields + "      max_calls_per_subscriber: 65536\n"), 21, 33, "got 65536");
   expect_one_error(bad("enabled: true", "enabled: yes"), 18, 16,
                    "nat.passthrough.pptp.enabled: expected true or false, got 'yes' (a YAML 1.1 spelling");
   expect_one_error(bad("enabled: true", "enabled: \"false\""), 18, 16, "got the quoted string 'false'");
@@ -792,13 +822,13 @@ TEST(GatewayConfig, PassthroughPptpRangesHaveTheirPositions) {
 TEST(GatewayConfig, PassthroughPptpUnknownKeysAndShape) {
   expect_one_error(pptp_block(with(pptp_fields, "max_calls:", "max_call:")), 19, 7,
                    "unknown key 'max_call' in nat.passthrough.pptp; expected one of: enabled, max_calls, "
-                   "call_idle_timeout");
+                   "call_idle_timeout, max_calls_per_subscriber");
   expect_one_error(pptp_block(pptp_fields + "      idle_timeout: 300\n"), 21, 7,
                    "unknown key 'idle_timeout' in nat.passthrough.pptp; expected one of: enabled, max_calls, "
-                   "call_idle_timeout");
+                   "call_idle_timeout, max_calls_per_subscriber");
   expect_one_error(minimal + "  passthrough:\n    pptp: true\n", 17, 11,
                    "nat.passthrough.pptp: expected a mapping with the keys enabled, max_calls, call_idle_timeout, "
-                   "got 'true'");
+                   "max_calls_per_subscriber, got 'true'");
   expect_one_error(minimal + "  passthrough:\n    pptp: {}\n    pptp: {max_calls: 1}\n", 18, 5,
                    "duplicate key 'pptp' in nat.passthrough; first given on line 17");
   // GRE has no key of its own: PPTP's GRE follows nat.passthrough.pptp.

@@ -57,6 +57,19 @@ class Esp : public ::testing::Test {
     EXPECT_EQ(ip_src(p), public_addr);
     return p;
   }
+  // Client -> server whatever the outcome; the verdict.
+  Verdict offer(int c, std::uint32_t spi, be32 to = server) {
+    Bytes p = esp_packet({client(c), to}, spi, ++seq);
+    const Result r = checked_process(*engine, Direction::outbound, p, now_ms);
+    if (r.verdict == Verdict::to_outside) EXPECT_EQ(checksum_problems(p), "");
+    return r.verdict;
+  }
+  // Whether a held packet of client 1 with `spi` left since the last call.
+  bool released_spi(std::uint32_t spi) {
+    bool found = false;
+    for (const Bytes& b : released()) found = found || spi_of(b) == spi;
+    return found;
+  }
   // Server -> public address with `spi`; returns the client it reached, or -1.
   int answer(std::uint32_t spi) {
     Bytes p = esp_packet({server, public_addr}, spi, ++seq);
@@ -264,6 +277,129 @@ TEST_F(Esp, HeldPacketTimingOutReleasesItsSubscriber) {
   EXPECT_EQ(drops(DropReason::esp_hold_timeout), 1u);
   EXPECT_EQ(engine->check_invariants(), "");
   EXPECT_EQ(engine->active_subscribers(), 1u);
+}
+
+// Issue 11.9, no monopolies. A client whose server never answers keeps
+// sending new SPIs to it, one a second. Each one used to queue behind its
+// first SA and renew its learn window, so the learner role never passed and
+// another client behind the same public address waited forever (its held
+// packets timing out one after the other). The turn is now bounded by
+// learner_turn_ms (10 s by default) from its start, whatever the client sends.
+TEST_F(Esp, LearnerCannotKeepTheRoleByCyclingSpis) {
+  std::uint32_t spi = 0xa0000001;
+  send(0, spi++);                      // client 0 learns; its server never answers
+  send(1, 0xb0000001, Verdict::held);  // client 1 waits its turn
+  std::uint64_t waited_ms = 0;
+  bool went = false;
+  while (!went && waited_ms < 30'000) {
+    advance_ms(1000);
+    waited_ms += 1000;
+    if ((went = released_spi(0xb0000001))) break;
+    EXPECT_EQ(offer(0, spi++), Verdict::to_outside);  // another new SPI of its own
+    const Verdict v = offer(1, 0xb0000001);           // client 1 keeps trying
+    went = v == Verdict::to_outside;
+    if (!went) {
+      EXPECT_EQ(v, Verdict::held);
+    }
+  }
+  EXPECT_TRUE(went) << "client 1 never got its turn";
+  EXPECT_LE(waited_ms, 10'000u) << "learner_turn_ms bounds the turn";
+  EXPECT_EQ(count(NatCounter::esp_learner_turns_ended), 1u);
+  EXPECT_EQ(offer(0, spi++), Verdict::held) << "client 0 now waits like anyone else";
+  EXPECT_EQ(answer(0x5b000001), 1) << "the server's next new SPI is client 1's";
+}
+
+// The same with a server that answers: the client keeps two new SPIs
+// queued for each one answered, so its queue never empties and the role
+// used to stay with it.
+TEST_F(Esp, LearnerCannotKeepTheRoleWhileItsServerAnswers) {
+  std::uint32_t spi = 0xa0000001, reply = 0x5a000001;
+  send(0, spi++);
+  send(0, spi++);
+  send(1, 0xb0000001, Verdict::held);
+  std::uint64_t waited_ms = 0;
+  bool went = false;
+  while (!went && waited_ms < 30'000) {
+    advance_ms(1000);
+    waited_ms += 1000;
+    if ((went = released_spi(0xb0000001))) break;
+    EXPECT_EQ(answer(reply++), 0);
+    EXPECT_EQ(offer(0, spi++), Verdict::to_outside);
+    EXPECT_EQ(offer(0, spi++), Verdict::to_outside);
+    const Verdict v = offer(1, 0xb0000001);
+    went = v == Verdict::to_outside;
+    if (!went) {
+      EXPECT_EQ(v, Verdict::held);
+    }
+  }
+  EXPECT_TRUE(went) << "client 1 never got its turn";
+  EXPECT_LE(waited_ms, 10'000u);
+  EXPECT_EQ(count(NatCounter::esp_learner_turns_ended), 1u);
+  EXPECT_EQ(answer(0x5b000001), 1);
+}
+
+// Re-sending its first SPI renews nothing: the learner's window runs from
+// its first packet, and the waiting client goes when it ends.
+TEST_F(Esp, LearnerCannotRenewItsWindowByResendingItsSpi) {
+  send(0, 0xa0000001);
+  send(1, 0xb0000001, Verdict::held);
+  for (int s = 0; s < 4; ++s) {
+    advance_ms(1000);
+    send(0, 0xa0000001);
+    EXPECT_EQ(offer(1, 0xb0000001), Verdict::held);
+  }
+  advance_ms(1100);  // 5.1 s after client 0's first packet
+  EXPECT_EQ(count(NatCounter::esp_learn_timeouts), 1u);
+  EXPECT_TRUE(released_spi(0xb0000001));
+  EXPECT_EQ(count(NatCounter::esp_learner_turns_ended), 0u) << "an ordinary learn timeout";
+  EXPECT_EQ(answer(0x5b000001), 1);
+}
+
+// Nobody waiting: a client may learn for as long as it likes. Once its turn
+// is over, though, the next client to come takes the role at once.
+TEST_F(Esp, OverdueLearnerGivesWayAtOnceWhenAnotherClientComes) {
+  std::uint32_t spi = 0xa0000001, reply = 0x5a000001;
+  send(0, spi++);
+  send(0, spi++);
+  for (int s = 0; s < 12; ++s) {
+    advance_ms(1000);
+    EXPECT_EQ(answer(reply++), 0) << "second " << s;
+    send(0, spi++);
+  }
+  EXPECT_EQ(count(NatCounter::esp_learner_turns_ended), 0u);
+  EXPECT_EQ(count(NatCounter::esp_learn_timeouts), 0u);
+  send(1, 0xb0000001);  // not held: client 0's turn is over
+  EXPECT_EQ(count(NatCounter::esp_learner_turns_ended), 1u);
+  EXPECT_EQ(answer(0x5b000001), 1);
+  EXPECT_EQ(answer(0x5a000001), 0) << "what client 0 learned stays";
+}
+
+// Issue 11.10: learners time out through a FIFO in window order, not a scan
+// of every learner slot; a learner whose window a new SPI renewed moves
+// behind the others, and held packets time out in arrival order.
+TEST_F(Esp, EachLearnerTimesOutByItsOwnWindow) {
+  const be32 server2 = ipv4(203, 0, 113, 51);
+  send(0, 0xa0000001);  // client 0 learns from `server` at 50.0 s
+  advance_ms(1000);
+  EXPECT_EQ(offer(1, 0xb0000001, server2), Verdict::to_outside);  // client 1 from server2 at 51.0 s
+  advance_ms(1000);
+  send(0, 0xa0000002);  // client 0's second SA renews its window: to 57.0 s
+  advance_ms(2500);     // 54.5 s
+  EXPECT_EQ(offer(2, 0xc0000001), Verdict::held);
+  EXPECT_EQ(offer(3, 0xd0000001, server2), Verdict::held);
+  advance_ms(1600);  // 56.1 s: client 1's window (to 56.0 s) is over, client 0's is not
+  EXPECT_EQ(count(NatCounter::esp_learn_timeouts), 1u);
+  const std::vector<Bytes> out = released();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(spi_of(out[0]), 0xd0000001u);
+  EXPECT_EQ(drops(DropReason::esp_hold_timeout), 0u);
+  advance_ms(500);  // 56.6 s: client 2's packet, held at 54.5 s, times out first
+  EXPECT_EQ(drops(DropReason::esp_hold_timeout), 1u);
+  EXPECT_EQ(count(NatCounter::esp_learn_timeouts), 1u);
+  advance_ms(500);  // 57.1 s: client 0's first SA gives up, its second learns next
+  EXPECT_EQ(count(NatCounter::esp_learn_timeouts), 2u);
+  EXPECT_EQ(answer(0x5a000002), 0);
+  EXPECT_TRUE(released().empty());
 }
 
 TEST_F(Esp, SessionLimitCountsSas) {

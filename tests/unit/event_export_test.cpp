@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -859,6 +861,7 @@ TEST(Collectors, RsyslogParsesRfc5424Lines) {
   for (const NatEvent& e : events) plain->add(e);
   with_dest->add(session(Type::session_deleted, t0 + 3, inside_c, 6000, 1200));
   plain->flush(t0 + 10);
+  with_dest->flush(t0 + 10);  // add() only queues; flush() sends the drain
   EXPECT_EQ(plain->stats().messages_sent, 3u);
   EXPECT_EQ(plain->stats().send_errors, 0u);
 
@@ -939,6 +942,164 @@ TEST(Collectors, UnreachableCollectorCountsErrors) {
   EXPECT_EQ(exporter->stats().events, 5u);
   EXPECT_GT(exporter->stats().send_errors, 0u);
   EXPECT_LT(exporter->stats().records_sent, 5u);
+}
+
+
+// ------------------------------------------------------------ batching and refusals (issue 11 point 4)
+
+// A UDP socket on 127.0.0.1 with an ephemeral port and a receive buffer
+// large enough for every datagram of a test; closed at the end.
+class UdpReceiver {
+ public:
+  UdpReceiver() {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const int bytes = 4 << 20;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~UdpReceiver() { ::close(fd_); }
+  UdpReceiver(const UdpReceiver&) = delete;
+  UdpReceiver& operator=(const UdpReceiver&) = delete;
+
+  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Every datagram queued now (loopback delivers during the send).
+  [[nodiscard]] std::vector<std::string> drain() const { return drain_fd(fd_); }
+
+  static std::vector<std::string> drain_fd(int fd) {
+    std::vector<std::string> out;
+    std::vector<char> buf(1 << 17);
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+      if (n < 0) break;
+      out.emplace_back(buf.data(), static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+std::span<const std::uint8_t> as_bytes(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+// Many events of one drain leave in a few sendmmsg() calls, not one system
+// call each, and arrive intact and in order (RFC 5426: one message per
+// datagram).
+TEST(SyslogExport, OneDrainIsSentInBatches) {
+  UdpReceiver collector;
+  SyslogConfig config;
+  config.server = collector.address();
+  config.hostname = "cgn-test";
+  std::string error;
+  auto exporter = SyslogExporter::open(config, &error);
+  ASSERT_NE(exporter, nullptr) << error;
+  std::vector<NatEvent> events;
+  for (std::uint16_t i = 0; i < 150; ++i)
+    events.push_back(block(Type::block_allocated, t0 + i, inside_a, static_cast<std::uint16_t>(1024 + 64 * i),
+                           static_cast<std::uint16_t>(1024 + 64 * i + 63)));
+  for (const NatEvent& e : events) exporter->add(e);
+  exporter->flush(t0 + 200);
+  EXPECT_EQ(exporter->stats().events, 150u);
+  EXPECT_EQ(exporter->stats().messages_sent, 150u);
+  EXPECT_EQ(exporter->stats().send_errors, 0u);
+  EXPECT_LE(exporter->send_calls(), 3u) << "150 datagrams in a few sendmmsg() calls";
+  const std::vector<std::string> got = collector.drain();
+  ASSERT_EQ(got.size(), 150u);
+  const std::string pid = std::to_string(getpid());
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], format_syslog(events[i], config, pid)) << i;
+  // Nothing is left to send: a second flush sends nothing.
+  exporter->flush(t0 + 300);
+  EXPECT_EQ(exporter->stats().messages_sent, 150u);
+  EXPECT_TRUE(collector.drain().empty());
+}
+
+// A collector that is down: the kernel reports the ICMP port unreachable of
+// one datagram as ECONNREFUSED on a later one, which it then refuses. Every
+// event is accounted for, sent or refused, and batching does not hide the
+// errors (sendmmsg(2) loses the error of any message after the first one).
+TEST(SyslogExport, CollectorDownCountsEveryRefusedDatagram) {
+  SyslogConfig config;
+  config.server = "127.0.0.1:" + std::to_string(free_udp_port());  // nobody listens
+  std::string error;
+  auto exporter = SyslogExporter::open(config, &error);
+  ASSERT_NE(exporter, nullptr) << error;
+  for (int drain = 0; drain < 4; ++drain) {
+    for (int i = 0; i < 50; ++i) exporter->add(limit(Type::session_limit, t0 + i, inside_b));
+    exporter->flush(t0 + 100);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const ExportStats& s = exporter->stats();
+  EXPECT_EQ(s.events, 200u);
+  EXPECT_GT(s.send_errors, 0u);
+  EXPECT_EQ(s.messages_sent + s.send_errors, s.events) << "each event either sent or counted as refused";
+  EXPECT_EQ(exporter->last_send_error(), ECONNREFUSED);
+  EXPECT_EQ(exporter->queued(), 0u);
+  // No call count here: on loopback the ICMP error comes back within the
+  // send, so every other datagram meets it; batching is measured above.
+}
+
+// UdpSender::send_batch: datagrams the kernel refuses in the middle of a
+// batch (EMSGSIZE: larger than any UDP datagram) are counted one by one;
+// the others are sent, and exactly those arrive.
+TEST(UdpSenderBatch, RefusedInTheMiddleOfABatchAreCountedTheRestArrive) {
+  UdpReceiver collector;
+  std::string error;
+  auto sender = UdpSender::connect(collector.address(), &error);
+  ASSERT_NE(sender, nullptr) << error;
+  std::vector<std::string> payloads;
+  std::size_t too_big = 0;
+  for (int i = 0; i < 130; ++i) {
+    if (i % 9 == 4) {
+      payloads.emplace_back(70000, 'x');  // beyond 65535: EMSGSIZE
+      ++too_big;
+    } else {
+      payloads.push_back("datagram " + std::to_string(i));
+    }
+  }
+  std::vector<std::span<const std::uint8_t>> batch;
+  for (const std::string& p : payloads) batch.push_back(as_bytes(p));
+  const UdpSender::BatchResult r = sender->send_batch(batch);
+  EXPECT_EQ(r.refused, too_big);
+  EXPECT_EQ(r.sent, payloads.size() - too_big);
+  EXPECT_EQ(r.last_error, EMSGSIZE);
+  EXPECT_LE(r.calls, 3 + 2 * too_big) << "one sendmmsg() per 64, plus a retry alone and a restart per refusal";
+  std::vector<std::string> expected;
+  for (const std::string& p : payloads)
+    if (p.size() < 70000) expected.push_back(p);
+  EXPECT_EQ(collector.drain(), expected) << "what was not refused arrives, in order";
+}
+
+// A full send buffer (EAGAIN): everything from there on is refused and
+// counted at once, without one failing system call per datagram; the
+// datagrams counted as sent are exactly those that arrive.
+TEST(UdpSenderBatch, FullSendBufferRefusesTheRestAndCountsIt) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds), 0);
+  const int tiny = 1;  // the kernel's minimum: a few datagrams
+  ASSERT_EQ(::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof tiny), 0);
+  auto sender = UdpSender::adopt(fds[0]);
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 500; ++i) payloads.push_back(std::string(200, 'a') + std::to_string(i));
+  std::vector<std::span<const std::uint8_t>> batch;
+  for (const std::string& p : payloads) batch.push_back(as_bytes(p));
+  const UdpSender::BatchResult r = sender->send_batch(batch);
+  const std::vector<std::string> got = UdpReceiver::drain_fd(fds[1]);
+  ::close(fds[1]);
+  EXPECT_GT(r.refused, 0u);
+  EXPECT_EQ(r.sent + r.refused, payloads.size());
+  EXPECT_EQ(r.last_error, EAGAIN);
+  EXPECT_LE(r.calls, 3u);
+  ASSERT_EQ(got.size(), r.sent) << "refused == not delivered";
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], payloads[i]);
 }
 
 }  // namespace

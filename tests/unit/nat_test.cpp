@@ -7,6 +7,7 @@
 #include <set>
 
 #include "nat/engine.hpp"
+#include "nat/reload_plan.hpp"
 #include "packet/headers.hpp"
 #include "support/checked_engine.hpp"
 #include "support/packet_builder.hpp"
@@ -810,6 +811,160 @@ TEST_F(Nat, ReloadRefusesWhatARunningEngineCannotChange) {
   const auto moved = Engine::reconfigure_problems(base_config(), second);
   ASSERT_EQ(moved.size(), 1u);
   EXPECT_NE(moved[0].find("belong to pool 'cgn'"), std::string::npos) << moved[0];
+}
+
+// Issue 11.3: an address a reload removed still carries port blocks (it
+// drains); a second reload that puts it in another pool passes every check
+// of the two policies, so the engine itself must say what still drains.
+TEST_F(Nat, AddressMovedBetweenPoolsWhileDrainingIsRefused) {
+  NatConfig one = base_config();
+  one.pools[0].public_addresses = {{ipv4(198, 51, 100, 1), ipv4(198, 51, 100, 1)}};
+  make(one);
+  ASSERT_EQ(ip_src(udp_out(sub_a, 4000, server, 53)), ipv4(198, 51, 100, 1));
+  NatConfig removed = one;  // .1 leaves pool cgn and drains
+  removed.pools[0].public_addresses = {{ipv4(198, 51, 100, 2), ipv4(198, 51, 100, 2)}};
+  ASSERT_TRUE(Engine::reconfigure_problems(one, removed, engine->draining_addresses()).empty());
+  engine->reconfigure(removed);
+
+  NatConfig moved = removed;  // and joins pool other while it drains
+  PoolConfig other = removed.pools[0];
+  other.name = "other";
+  other.subscribers = {{ipv4(10, 0, 0, 0), 16}};
+  other.public_addresses = {{ipv4(198, 51, 100, 1), ipv4(198, 51, 100, 1)}};
+  moved.pools.push_back(other);
+  const std::vector<DrainingAddress> draining = engine->draining_addresses();
+  ASSERT_EQ(draining.size(), 1u);
+  EXPECT_EQ(draining[0].address, ipv4(198, 51, 100, 1));
+  EXPECT_EQ(draining[0].pool, "cgn");
+  EXPECT_EQ(draining[0].blocks_in_use, 1u);
+  const auto problems = Engine::reconfigure_problems(removed, moved, draining);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("pool 'other': public address 198.51.100.1 still drains in pool 'cgn' (1 port block in use)"),
+            std::string::npos)
+      << problems[0];
+
+  NatConfig back = removed;  // back into its own pool: allowed
+  back.pools[0].public_addresses.push_back({ipv4(198, 51, 100, 1), ipv4(198, 51, 100, 1)});
+  EXPECT_TRUE(Engine::reconfigure_problems(removed, back, draining).empty());
+
+  advance_s(301);  // the session expires
+  advance_s(121);  // and its port's hold: the block is released
+  EXPECT_TRUE(engine->draining_addresses().empty());
+  ASSERT_TRUE(Engine::reconfigure_problems(removed, moved, engine->draining_addresses()).empty()) << "once drained";
+  engine->reconfigure(moved);
+  EXPECT_EQ(ip_src(udp_out(ipv4(10, 0, 0, 1), 4000, server, 53)), ipv4(198, 51, 100, 1));
+  EXPECT_EQ(engine->check_invariants(), "");
+}
+
+// A /16 pool: 65,536 public addresses, 1M port blocks.
+NatConfig with_slash16(NatConfig c) {
+  PoolConfig wide;
+  wide.name = "wide";
+  wide.subscribers = {{ipv4(10, 0, 0, 0), 8}};
+  wide.public_addresses = {{ipv4(198, 18, 0, 0), ipv4(198, 18, 255, 255)}};
+  wide.block_size = 4096;
+  c.pools.push_back(wide);
+  return c;
+}
+
+// Issue 11.3: the worker's part of a reload is O(what changed): counted in
+// records and pointers written (timing belongs to bench/reload_bench.cpp).
+TEST_F(Nat, ReloadWorkOnWorkerIsProportionalToChange) {
+  const NatConfig big = with_slash16(base_config());
+  make(big);
+  udp_out(sub_a, 4000, server, 53);
+  const auto apply = [&](const NatConfig& next) {
+    const std::unique_ptr<ReloadPlan> plan = engine->plan_reload(next);
+    const ReconfigureResult r = engine->apply(*plan);
+    EXPECT_TRUE(r.applied);
+    EXPECT_EQ(engine->check_invariants(), "");
+    return r;
+  };
+
+  NatConfig timeouts = big;  // nothing structural
+  timeouts.timeouts.udp = 200;
+  EXPECT_LE(apply(timeouts).worker_operations, 4u) << "one operation a pool";
+
+  NatConfig one_static = timeouts;
+  one_static.static_mappings.push_back({tcp, sub_b, be16::from_host(8080), ipv4(198, 51, 100, 1), be16::from_host(80)});
+  const ReconfigureResult added = apply(one_static);
+  EXPECT_EQ(added.static_added, 1u);
+  EXPECT_LE(added.worker_operations, 8u) << "the /16 pool is not walked";
+  EXPECT_TRUE(engine->is_public_address(ipv4(198, 51, 100, 1)));
+
+  NatConfig one_less = one_static;  // one address of the /16 removed
+  one_less.pools[1].public_addresses = {{ipv4(198, 18, 0, 0), ipv4(198, 18, 255, 254)}};
+  const ReconfigureResult retired = apply(one_less);
+  EXPECT_EQ(retired.addresses_retired, 1u);
+  EXPECT_LE(retired.worker_operations, 8u) << "the pool's new address list is swapped in, built by the plan";
+  EXPECT_FALSE(engine->is_public_address(ipv4(198, 18, 255, 255))) << "removed and carrying nothing";
+  EXPECT_TRUE(engine->is_public_address(ipv4(198, 18, 255, 254)));
+
+  NatConfig second = one_less;  // another /16 pool: 65,536 addresses and 1M blocks built by the plan
+  PoolConfig more = second.pools[1];
+  more.name = "more";
+  more.subscribers = {{ipv4(172, 16, 0, 0), 12}};
+  more.public_addresses = {{ipv4(198, 19, 0, 0), ipv4(198, 19, 255, 255)}};
+  second.pools.push_back(more);
+  const ReconfigureResult grown = apply(second);
+  EXPECT_EQ(grown.addresses_added, 65536u);
+  // One pointer per new segment (1M blocks / 4,096, 65,536 addresses /
+  // 1,024) plus the records that fill the arrays' last segments (at most a
+  // segment each), against 1.1M records built by the plan.
+  EXPECT_LE(grown.worker_operations, 256u + 64u + 4096u + 1024u + 8u) << "segments are linked in, records are not copied";
+  EXPECT_TRUE(engine->is_public_address(ipv4(198, 19, 7, 7)));
+  EXPECT_EQ(ip_src(udp_out(ipv4(172, 16, 0, 9), 4000, server, 53)).host() >> 16, ipv4(198, 19, 0, 0).host() >> 16);
+
+  // Removing a /16 flips 65,536 addresses to draining: the change itself.
+  const ReconfigureResult removed = apply(one_less);
+  EXPECT_EQ(removed.pools_retired, 1u);
+  EXPECT_EQ(removed.addresses_retired, 65536u);
+  EXPECT_LE(removed.worker_operations, 65536u + 8u);
+}
+
+// A plan is made while the worker keeps forwarding (the control core reads
+// only what reloads change); it fits that engine state and no other.
+TEST_F(Nat, ReloadPlanMadeWhileForwardingFitsOnlyItsEngineState) {
+  NatConfig next = base_config();
+  next.pools[0].public_addresses.push_back({ipv4(198, 51, 100, 20), ipv4(198, 51, 100, 20)});
+  const std::unique_ptr<ReloadPlan> plan = engine->plan_reload(next);
+  const std::unique_ptr<ReloadPlan> twin = engine->plan_reload(next);
+  for (std::uint8_t s = 0; s < 50; ++s) udp_out(ipv4(100, 64, 3, s), 4000, server, 53);  // meanwhile
+  const ReconfigureResult r = engine->apply(*plan);
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(r.addresses_added, 1u);
+  EXPECT_EQ(engine->check_invariants(), "");
+  EXPECT_FALSE(engine->apply(*twin).applied) << "made for the state before the first was applied";
+  std::unique_ptr<Engine> other = Engine::create(base_config(), nullptr);
+  EXPECT_FALSE(other->apply(*engine->plan_reload(next)).applied) << "made for another engine";
+  EXPECT_EQ(count(NatCounter::reloads_applied), 1u);
+  std::set<std::uint32_t> seen;
+  for (std::uint8_t s = 0; s < 200; ++s) seen.insert(ip_src(udp_out(ipv4(100, 64, 4, s), 4000, server, 53)).raw);
+  EXPECT_TRUE(seen.contains(ipv4(198, 51, 100, 20).raw)) << "the added address serves new subscribers";
+}
+
+// Issue 11.10: membership is one lookup (PublicSet), and what counts is
+// decided by live state: a removed address until it drains, a static
+// mapping's address while a static mapping (draining included) uses it.
+TEST_F(Nat, PublicAddressMembershipFollowsDrainAndStaticMappings) {
+  const be32 pub = ipv4(198, 51, 100, 200);
+  NatConfig with = base_config();
+  with.static_mappings.push_back({tcp, sub_b, be16::from_host(8080), pub, be16::from_host(80)});
+  with.static_mappings.push_back({tcp, sub_b, be16::from_host(8443), pub, be16::from_host(443)});
+  make(with);
+  EXPECT_TRUE(engine->is_public_address(ipv4(198, 51, 100, 9)));
+  EXPECT_FALSE(engine->is_public_address(ipv4(198, 51, 100, 3))) << "between the pool's ranges";
+  EXPECT_TRUE(engine->is_public_address(pub));
+  NatConfig one = with;
+  one.static_mappings.pop_back();
+  engine->reconfigure(one);
+  EXPECT_TRUE(engine->is_public_address(pub)) << "one static mapping still uses it";
+  NatConfig none = base_config();
+  engine->reconfigure(none);
+  EXPECT_FALSE(engine->is_public_address(pub));
+  engine->reconfigure(with);
+  EXPECT_TRUE(engine->is_public_address(pub)) << "back";
+  EXPECT_EQ(engine->check_invariants(), "");
 }
 
 TEST_F(Nat, SessionEventsOnlyWhenAsked) {

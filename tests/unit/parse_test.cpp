@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "nat/engine.hpp"
 #include "packet/checksum.hpp"
 #include "packet/headers.hpp"
 #include "packet/parse.hpp"
@@ -376,6 +378,71 @@ TEST(Parse, OtherProtocolIsAcceptedAsOther) {
   ASSERT_EQ(parse(raw_packet(89, Bytes{}), r), ParseError::ok);
 }
 
+TEST(Parse, WellFormedIpOptionsAccepted) {
+  // RFC 791 section 3.1: each option is a single octet (EOL, NOP) or type,
+  // length (counting type and length), data; unknown types are passed on.
+  const std::vector<Bytes> lists = {
+      {7, 7, 4, 0, 0, 0, 0, 0},                           // record route, empty, then EOL
+      {7, 7, 8, 192, 0, 2, 1, 1},                          // record route, full (pointer past it)
+      {68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0},              // timestamp, one slot free
+      {136, 4, 0x12, 0x34},                                // stream identifier
+      {0x9e, 4, 1, 2},                                     // a type nobody assigned: well formed
+      {0, 0xff, 0xff, 0xff},                               // nothing after EOL is read
+      {1, 1, 0x94, 4, 0, 0, 1, 0},                         // NOPs, router alert, NOP, EOL
+  };
+  for (const Bytes& options : lists) {
+    IpFields f = fields();
+    f.options = options;
+    ParsedIpv4 r{};
+    ASSERT_EQ(parse(testing::udp_packet(f, 1000, 53), r), ParseError::ok) << int(options[0]);
+    EXPECT_EQ(r.ihl_bytes, 20 + options.size());
+    EXPECT_EQ(r.kind, L4Kind::udp);
+  }
+}
+
+TEST(Parse, UdpSurplusAreaAccepted) {
+  // RFC 9868 (UDP options): the IP payload may run past the UDP length; the
+  // surplus carries transport options. Linux trims it and a router never
+  // looks: only a UDP length beyond the payload is malformed.
+  Bytes p = testing::udp_packet(fields(), 1000, 53, Bytes(16, 1), true);
+  p[20 + 4] = 0;
+  p[20 + 5] = 8 + 10;
+  ParsedIpv4 r{};
+  ASSERT_EQ(parse(p, r), ParseError::ok);
+  EXPECT_EQ(r.kind, L4Kind::udp);
+  p[20 + 5] = 8;  // no payload at all, all surplus
+  EXPECT_PARSE(p, ok);
+}
+
+TEST(Parse, AddressesNextToTheMartianRangesAccepted) {
+  for (const be32 a : {ipv4(1, 0, 0, 0), ipv4(126, 255, 255, 255), ipv4(128, 0, 0, 0), ipv4(223, 255, 255, 255)}) {
+    EXPECT_PARSE(testing::udp_packet(fields(a, kServer), 1, 2), ok);
+    EXPECT_PARSE(testing::udp_packet(fields(kInside, a), 1, 2), ok);
+  }
+  // Multicast, class E and broadcast destinations are the dataplane's
+  // decision (it knows the port's subnet), not the parser's.
+  for (const be32 a : {ipv4(224, 0, 0, 251), ipv4(239, 1, 2, 3), ipv4(240, 0, 0, 1), ipv4(255, 255, 255, 255)})
+    EXPECT_PARSE(testing::udp_packet(fields(kInside, a), 1, 2), ok);
+}
+
+TEST(Parse, FragmentsUpToTheLargestDatagram) {
+  // The last fragment may end exactly at 65535 bytes of datagram.
+  IpFields f = fields();
+  f.fragment_offset_bytes = 65512;
+  EXPECT_PARSE(raw_packet(ip_proto::udp, Bytes(3, 0), f), ok);
+  // A first fragment's UDP length describes the whole datagram.
+  f = fields();
+  f.more_fragments = true;
+  Bytes first = raw_packet(ip_proto::udp, Bytes{0, 1, 0, 2, 0xff, 0xeb, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, f);
+  ParsedIpv4 r{};
+  ASSERT_EQ(parse(first, r), ParseError::ok);  // 65515 = 65535 - 20
+  EXPECT_EQ(r.kind, L4Kind::udp);
+  // A later TCP fragment past the header may start anywhere from offset 16.
+  f = fields();
+  f.fragment_offset_bytes = 16;
+  EXPECT_PARSE(raw_packet(ip_proto::tcp, Bytes(8, 0), f), ok);
+}
+
 // ------------------------------------------------------------- rejected
 
 TEST(ParseReject, Empty) { EXPECT_PARSE(Bytes{}, empty); }
@@ -584,6 +651,153 @@ TEST(ParseReject, BadGre) {
   EXPECT_PARSE(raw_packet(ip_proto::gre, Bytes{0x30, 0x01, 0x88, 0x0b, 0, 0, 0, 0}), bad_gre);
 }
 
+IpFields with_options(const Bytes& options, be32 src = kInside, be32 dst = kServer) {
+  IpFields f = fields(src, dst);
+  f.options = options;
+  return f;
+}
+
+TEST(ParseReject, IpOptionLengthBelowTwo) {
+  // A length of 0 or 1 cannot even cover the type and length octets: a
+  // careless option walker loops on it (RFC 791 section 3.1).
+  for (const Bytes& options : {Bytes{0x94, 0, 0, 0}, Bytes{0x94, 1, 0, 0}, Bytes{1, 1, 7, 0}, Bytes{1, 1, 0x99, 1}})
+    EXPECT_PARSE(testing::udp_packet(with_options(options), 1, 2), bad_ip_options) << int(options[2]);
+}
+
+TEST(ParseReject, IpOptionRunningPastTheHeader) {
+  // The length reaches past IHL, or the type octet is the last one.
+  EXPECT_PARSE(testing::udp_packet(with_options({0x94, 8, 0, 0}), 1, 2), bad_ip_options);
+  EXPECT_PARSE(testing::udp_packet(with_options({1, 1, 1, 0x94}), 1, 2), bad_ip_options);
+  EXPECT_PARSE(testing::udp_packet(with_options({1, 1, 1, 0x44}), 1, 2), bad_ip_options);
+  Bytes forty(40, 0);
+  forty[0] = 7;
+  forty[1] = 41;
+  forty[2] = 4;
+  EXPECT_PARSE(testing::tcp_packet(with_options(forty), 1, 2, tcp_flag::syn), bad_ip_options);
+  // The walk goes on after a good option.
+  EXPECT_PARSE(testing::udp_packet(with_options({0x94, 4, 0, 0, 1, 0x9e, 4, 0}), 1, 2), bad_ip_options);
+}
+
+TEST(ParseReject, RecordRouteAndTimestampPointersBelowTheirMinimum) {
+  // RFC 791: the smallest legal pointer is 4 (record route) and 5
+  // (timestamp); the option must have room for it.
+  EXPECT_PARSE(testing::udp_packet(with_options({7, 7, 3, 0, 0, 0, 0, 0}), 1, 2), bad_ip_options);
+  EXPECT_PARSE(testing::udp_packet(with_options({7, 2, 1, 0}), 1, 2), bad_ip_options);
+  EXPECT_PARSE(testing::udp_packet(with_options({68, 8, 4, 0, 0, 0, 0, 0}), 1, 2), bad_ip_options);
+  EXPECT_PARSE(testing::udp_packet(with_options({68, 3, 5, 0}), 1, 2), bad_ip_options);
+}
+
+TEST(ParseReject, SourceRoutedPacket) {
+  // RFC 7126 sections 4.3 and 4.4: loose and strict source routes are dropped
+  // by default; behind a NAT the listed hops are untranslated addresses.
+  const Bytes lsrr = {131, 7, 4, 203, 0, 113, 1, 0};
+  const Bytes ssrr = {1, 137, 7, 4, 203, 0, 113, 1};
+  EXPECT_PARSE(testing::udp_packet(with_options(lsrr), 1, 2), source_route);
+  EXPECT_PARSE(testing::tcp_packet(with_options(ssrr), 1, 2, tcp_flag::syn), source_route);
+  // Malformed first: a source route that overruns the header.
+  EXPECT_PARSE(testing::udp_packet(with_options({131, 11, 4, 203, 0, 113, 1, 0}), 1, 2), bad_ip_options);
+}
+
+TEST(ParseReject, MartianSource) {
+  // RFC 1812 section 5.3.7: this network (0/8), loopback (127/8), multicast
+  // (224/4), class E and the limited broadcast (240/4) are never a source a
+  // router forwards.
+  for (const be32 a : {ipv4(0, 0, 0, 0), ipv4(0, 1, 2, 3), ipv4(127, 0, 0, 1), ipv4(127, 255, 255, 255),
+                       ipv4(224, 0, 0, 1), ipv4(239, 255, 255, 255), ipv4(240, 0, 0, 1),
+                       ipv4(255, 255, 255, 255)}) {
+    EXPECT_PARSE(testing::udp_packet(fields(a, kServer), 1, 2), martian_source) << a.host();
+    EXPECT_PARSE(testing::tcp_packet(fields(a, kInside), 1, 2, tcp_flag::syn), martian_source) << a.host();
+  }
+}
+
+TEST(ParseReject, MartianDestination) {
+  // RFC 1812 section 5.3.7: nothing is forwarded to 0/8 or 127/8.
+  for (const be32 a : {ipv4(0, 0, 0, 0), ipv4(0, 255, 0, 1), ipv4(127, 0, 0, 1), ipv4(127, 1, 2, 3)})
+    EXPECT_PARSE(testing::udp_packet(fields(kInside, a), 1, 2), martian_destination) << a.host();
+}
+
+// Sets the UDP length of an unfragmented packet without options.
+Bytes with_udp_length(Bytes p, std::uint16_t length) {
+  p[20 + 4] = static_cast<std::uint8_t>(length >> 8);
+  p[20 + 5] = static_cast<std::uint8_t>(length);
+  return p;
+}
+
+TEST(ParseReject, UdpLengthBelowTheHeader) {
+  const Bytes p = testing::udp_packet(fields(), 1, 2, Bytes(16, 0), true);
+  EXPECT_PARSE(with_udp_length(p, 0), bad_udp_length);
+  EXPECT_PARSE(with_udp_length(p, 7), bad_udp_length);
+}
+
+TEST(ParseReject, UdpLengthBeyondTheIpPayload) {
+  // RFC 768: the length covers header and data; more than the IP datagram
+  // carries would make the receiver read past it.
+  const Bytes p = testing::udp_packet(fields(), 1, 2, Bytes(16, 0), true);
+  EXPECT_PARSE(with_udp_length(p, 25), bad_udp_length);
+  EXPECT_PARSE(with_udp_length(p, 0xffff), bad_udp_length);
+  // Ethernet padding after the datagram does not count as UDP data.
+  Bytes padded = with_udp_length(p, 40);
+  padded.resize(60, 0);
+  EXPECT_PARSE(padded, bad_udp_length);
+}
+
+TEST(ParseReject, FirstFragmentUdpLengthImpossible) {
+  IpFields f = fields();
+  f.more_fragments = true;
+  // Below the header, and more than any IPv4 datagram can hold after a
+  // 20-byte header (65535 - 20 = 65515).
+  EXPECT_PARSE(raw_packet(ip_proto::udp, Bytes{0, 1, 0, 2, 0, 7, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, f), bad_udp_length);
+  EXPECT_PARSE(raw_packet(ip_proto::udp, Bytes{0, 1, 0, 2, 0xff, 0xec, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, f),
+               bad_udp_length);
+}
+
+TEST(ParseReject, FragmentDataNotAMultipleOfEight) {
+  // RFC 791: offsets count 8-octet units, so every fragment but the last
+  // carries a multiple of 8 octets.
+  IpFields f = fields();
+  f.more_fragments = true;
+  EXPECT_PARSE(raw_packet(ip_proto::udp, Bytes{0, 1, 0, 2, 0, 100, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, f),
+               bad_fragment_length);
+  EXPECT_PARSE(raw_packet(89, Bytes(9, 0), f), bad_fragment_length);
+  f.fragment_offset_bytes = 400;
+  EXPECT_PARSE(raw_packet(ip_proto::udp, Bytes(100, 0), f), bad_fragment_length);
+}
+
+TEST(ParseReject, EmptyFragment) {
+  // A fragment that carries nothing (Linux discards it too).
+  IpFields f = fields();
+  f.fragment_offset_bytes = 400;
+  EXPECT_PARSE(raw_packet(ip_proto::udp, Bytes{}, f), bad_fragment_length);
+  f = fields();
+  f.more_fragments = true;
+  EXPECT_PARSE(raw_packet(89, Bytes{}, f), bad_fragment_length);
+}
+
+TEST(ParseReject, PingOfDeathFragmentBeyond65535) {
+  // Offset plus length past the largest datagram: reassembly would
+  // overflow (the "ping of death").
+  IpFields f = fields();
+  f.fragment_offset_bytes = 65512;
+  EXPECT_PARSE(raw_packet(ip_proto::icmp, Bytes(4, 0), f), oversized_fragment);
+  f.fragment_offset_bytes = 65528;
+  EXPECT_PARSE(raw_packet(ip_proto::icmp, Bytes(8, 0), f), oversized_fragment);
+  f.more_fragments = true;
+  EXPECT_PARSE(raw_packet(ip_proto::icmp, Bytes(8, 0), f), oversized_fragment);
+}
+
+TEST(ParseReject, TcpFragmentAtOffsetEightOverlapsTheHeader) {
+  // RFC 1858 section 3.2: a TCP fragment at offset 8 rewrites the flags and
+  // data offset of the first fragment on reassembly, after the NAT and any
+  // filter judged the first one.
+  IpFields f = fields();
+  f.fragment_offset_bytes = 8;
+  EXPECT_PARSE(raw_packet(ip_proto::tcp, Bytes(12, 0), f), tcp_fragment_overlap);
+  f.more_fragments = true;
+  EXPECT_PARSE(raw_packet(ip_proto::tcp, Bytes(16, 0), f), tcp_fragment_overlap);
+  // Other protocols are not concerned: their header is 8 octets at most.
+  EXPECT_PARSE(raw_packet(ip_proto::udp, Bytes(16, 0), f), ok);
+}
+
 TEST(ParseErrors, EveryErrorHasADistinctNameAndText) {
   std::set<std::string> names, texts;
   for (unsigned i = 0; i < parse_error_count; ++i) {
@@ -623,6 +837,14 @@ std::vector<Bytes> valid_packets() {
   v.push_back(testing::gre_packet(opt, 1, true, 0x00100001, true));
   v.push_back(raw_packet(ip_proto::gre, Bytes{0xb0, 0x00, 0x08, 0x00, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 1}));
   v.push_back(raw_packet(ip_proto::gre, Bytes{0x30, 0x81, 0x88, 0x0b, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3}));
+  // Options with pointers (record route, timestamp) and a UDP surplus area.
+  IpFields rr = fields();
+  rr.options = {7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+  rr.options.resize(28, 0);
+  v.push_back(testing::udp_packet(rr, 1000, 53));
+  Bytes surplus = testing::udp_packet(fields(), 1000, 53, Bytes(16, 1), true);
+  surplus[20 + 5] = 8 + 4;
+  v.push_back(surplus);
   for (const Bytes& f : testing::fragment(testing::tcp_packet(fields(), 9, 9, tcp_flag::ack, Bytes(100, 1)), 24))
     v.push_back(f);
   return v;
@@ -682,6 +904,120 @@ TEST(ParseBounds, ConsistentTruncationsAndCorruptionsNeverOverread) {
   }
   SUCCEED();
 }
+
+
+// ------------------------------------------- through the engine
+// Each of these packets was translated before the strict header checks
+// (issue 11 point 11); now it is dropped as malformed, counted under its own
+// parse error, left byte for byte as it came, and creates no state.
+
+namespace engine_checks {
+
+using nat::Direction;
+using nat::Verdict;
+
+const be32 kPublicFirst = ipv4(198, 51, 100, 1);
+
+class StrictHeaders : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    nat::NatConfig c;
+    nat::PoolConfig pool;
+    pool.name = "cgn";
+    pool.subscribers.push_back({ipv4(100, 64, 0, 0), 10});
+    pool.public_addresses.push_back({kPublicFirst, ipv4(198, 51, 100, 2)});
+    c.pools.push_back(pool);
+    c.max_sessions = 1024;
+    c.max_subscribers = 64;
+    c.random_seed = 7;
+    std::vector<std::string> errors;
+    engine = nat::Engine::create(c, &errors);
+    ASSERT_TRUE(engine) << (errors.empty() ? "" : errors.front());
+  }
+
+  // Runs the packet and checks the drop: reason malformed, exactly one count
+  // of `error`, the bytes untouched, no new session.
+  void expect_dropped(Direction dir, Bytes p, ParseError error) {
+    const Bytes before = p;
+    const std::size_t sessions = engine->active_sessions();
+    const std::uint64_t counted = engine->counters().get(error);
+    const nat::Result r = engine->process(dir, p, now_ms);
+    EXPECT_EQ(r.verdict, Verdict::drop) << "translated: " << testing::checksum_problems(p);
+    EXPECT_EQ(r.reason, stats::DropReason::malformed) << stats::drop_reason_name(r.reason);
+    EXPECT_EQ(engine->counters().get(error), counted + 1) << parse_error_name(error);
+    EXPECT_EQ(p, before) << "a dropped packet is never rewritten";
+    EXPECT_EQ(engine->active_sessions(), sessions);
+  }
+
+  std::unique_ptr<nat::Engine> engine;
+  std::uint64_t now_ms = 1'000'000;
+};
+
+TEST_F(StrictHeaders, UdpLengthBeyondThePayloadIsNotTranslated) {
+  // A subscriber's UDP datagram whose length claims 100 bytes more than it
+  // carries: a receiver behind the NAT would read past it.
+  Bytes p = testing::udp_packet(fields(), 40000, 53, Bytes(16, 1), true);
+  p = with_udp_length(p, 8 + 16 + 100);
+  expect_dropped(Direction::outbound, p, ParseError::bad_udp_length);
+}
+
+TEST_F(StrictHeaders, IpOptionRunningPastTheHeaderIsNotTranslated) {
+  expect_dropped(Direction::outbound, testing::udp_packet(with_options({1, 0x94, 8, 0}), 40000, 53),
+                 ParseError::bad_ip_options);
+  expect_dropped(Direction::outbound, testing::tcp_packet(with_options({0x94, 0, 0, 0}), 40000, 443, tcp_flag::syn),
+                 ParseError::bad_ip_options);
+}
+
+TEST_F(StrictHeaders, SourceRoutedPacketIsNotTranslated) {
+  expect_dropped(Direction::outbound,
+                 testing::udp_packet(with_options({131, 7, 4, 192, 0, 2, 99, 0}), 40000, 53),
+                 ParseError::source_route);
+}
+
+TEST_F(StrictHeaders, MartianSourceAtAMappingIsNotTranslated) {
+  // With endpoint-independent filtering any remote may answer a mapping:
+  // before the check a packet "from" 127.0.0.1 reached the subscriber.
+  Bytes out = testing::udp_packet(fields(), 40000, 53);
+  ASSERT_EQ(engine->process(Direction::outbound, out, now_ms).verdict, Verdict::to_outside);
+  const be32 pub = testing::ip_src(out);
+  const std::uint16_t port = testing::l4_sport(out);
+  for (const be32 martian : {ipv4(127, 0, 0, 1), ipv4(0, 0, 0, 0), ipv4(224, 0, 0, 9), ipv4(255, 255, 255, 255)})
+    expect_dropped(Direction::inbound, testing::udp_packet(fields(martian, pub), 53, port),
+                   ParseError::martian_source);
+  // A real remote still gets through.
+  Bytes reply = testing::udp_packet(fields(ipv4(192, 0, 2, 7), pub), 53, port);
+  EXPECT_EQ(engine->process(Direction::inbound, reply, now_ms).verdict, Verdict::to_inside);
+}
+
+TEST_F(StrictHeaders, MartianDestinationIsNotTranslated) {
+  expect_dropped(Direction::outbound, testing::udp_packet(fields(kInside, ipv4(127, 0, 0, 1)), 40000, 53),
+                 ParseError::martian_destination);
+  expect_dropped(Direction::outbound, testing::tcp_packet(fields(kInside, ipv4(0, 1, 2, 3)), 40000, 80, tcp_flag::syn),
+                 ParseError::martian_destination);
+}
+
+TEST_F(StrictHeaders, OverlappingTcpFragmentIsNotTranslated) {
+  // RFC 1858 3.2: the first fragment passes as what it claims to be; the
+  // second, at offset 8, would rewrite its data offset and flags on
+  // reassembly, after the NAT (and any filter) judged the first.
+  IpFields f = fields();
+  f.more_fragments = true;
+  f.id = 77;
+  Bytes first = testing::tcp_packet(f, 40000, 443, tcp_flag::syn, Bytes(4, 0));
+  ASSERT_EQ(engine->process(Direction::outbound, first, now_ms).verdict, Verdict::to_outside);
+  f.more_fragments = false;
+  f.fragment_offset_bytes = 8;
+  Bytes overlap = raw_packet(ip_proto::tcp, Bytes(16, 0x02), f);
+  expect_dropped(Direction::outbound, overlap, ParseError::tcp_fragment_overlap);
+}
+
+TEST_F(StrictHeaders, PingOfDeathFragmentIsNotTranslated) {
+  IpFields f = fields(kServer, kPublicFirst);
+  f.fragment_offset_bytes = 65528;
+  expect_dropped(Direction::inbound, raw_packet(ip_proto::icmp, Bytes(32, 0), f), ParseError::oversized_fragment);
+}
+
+}  // namespace engine_checks
 
 }  // namespace
 }  // namespace passgate::packet
