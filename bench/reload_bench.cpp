@@ -142,6 +142,31 @@ void BM_ReloadOneStaticWithSlash16Pool(benchmark::State& state) {
 }
 BENCHMARK(BM_ReloadOneStaticWithSlash16Pool)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(20);
 
+#ifdef PASSGATE_RELOAD_PLAN
+// The other thing a reload asks of a worker (a control call, before the
+// plan): which addresses the next policy lists that still drain here. With
+// a /16 pool removed and draining, for a next policy that lists it again
+// (65,536 answers) and one that does not (a few binary searches).
+void BM_ReloadDrainingQuery(benchmark::State& state) {
+  auto e = make(with_slash16());
+  std::uint64_t now = 1'000'000;
+  for (std::uint32_t s = 0; s < 65536; ++s) {  // a block on every address of the /16
+    auto p = testing::udp_packet({be32::from_host(ipv4(10, 0, 0, 0).host() + s * 7), ipv4(203, 0, 113, 9)}, 4000, 53);
+    e->process(Direction::outbound, p, now);
+  }
+  e->reconfigure(small_config());
+  const NatConfig next = state.range(0) ? with_slash16() : small_config();
+  std::size_t found = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    found = e->draining_addresses(next).size();
+    state.SetIterationTime(seconds_since(t0));
+  }
+  state.counters["draining"] = static_cast<double>(found);
+}
+BENCHMARK(BM_ReloadDrainingQuery)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(20);
+#endif
+
 }  // namespace
 
 BENCHMARK_MAIN();

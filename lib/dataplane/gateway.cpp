@@ -379,7 +379,7 @@ ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in) {
   // asked of each worker on its own thread.
   std::vector<nat::DrainingAddress> draining;
   if (!on_workers([&](Worker& w) {
-        for (auto& d : w.engine->draining_addresses()) draining.push_back(std::move(d));
+        for (auto& d : w.engine->draining_addresses(next.nat)) draining.push_back(std::move(d));
       }))
     out.problems.push_back("a worker did not answer within a second: cannot tell which public addresses still drain");
   for (auto& p : nat::Engine::reconfigure_problems(cfg_.nat, next.nat, draining)) out.problems.push_back(std::move(p));

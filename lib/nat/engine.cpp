@@ -139,6 +139,38 @@ struct Engine::Impl {
     return e.hasher_(addr.raw, (std::uint64_t{port.raw} << 8) | static_cast<std::uint8_t>(p) | (1ull << 40));
   }
   static std::uint64_t hash_subscriber(const Engine& e, be32 addr) { return e.hasher_(addr.raw, 2ull << 40); }
+  static std::uint64_t hash_remote(const Engine& e, Proto p, be32 out_addr, be16 out_port, be32 rem_addr) {
+    return e.hasher_((std::uint64_t{out_addr.raw} << 32) | rem_addr.raw,
+                     (std::uint64_t{out_port.raw} << 8) | static_cast<std::uint8_t>(p) | (5ull << 40));
+  }
+  static std::uint32_t find_remote(const Engine& e, Proto p, be32 out_addr, be16 out_port, be32 rem_addr) {
+    return e.remote_table_.find(hash_remote(e, p, out_addr, out_port, rem_addr), [&](std::uint32_t i) {
+      const RemoteEntry& r = e.remotes_[i];
+      return r.out_addr == out_addr && r.rem_addr == rem_addr && r.out_port == out_port && r.proto == p;
+    });
+  }
+  // Sessions of mappings in address-dependent pools are counted per (mapping,
+  // remote address). A pool switched to this filtering by a reload admits the
+  // remotes of sessions created from then on (stricter, never looser).
+  static void count_remote(Engine& e, Session& s) {
+    const std::uint64_t h = hash_remote(e, s.proto, s.out_addr, s.out_port, s.rem_addr);
+    std::uint32_t i = find_remote(e, s.proto, s.out_addr, s.out_port, s.rem_addr);
+    if (i == no_index) {
+      if (e.free_remotes_.empty()) return;  // sized for every session: cannot happen
+      i = e.free_remotes_.back();
+      if (!e.remote_table_.insert(h, i)) return;
+      e.free_remotes_.pop_back();
+      e.remotes_[i] = RemoteEntry{s.out_addr, s.rem_addr, s.out_port, s.proto, 0, 0};
+    }
+    ++e.remotes_[i].sessions;
+    s.flags |= session_flag::adf_counted;
+  }
+  static void uncount_remote(Engine& e, const Session& s) {
+    const std::uint32_t i = find_remote(e, s.proto, s.out_addr, s.out_port, s.rem_addr);
+    if (i == no_index || --e.remotes_[i].sessions != 0) return;
+    e.remote_table_.erase(hash_remote(e, s.proto, s.out_addr, s.out_port, s.rem_addr), i);
+    e.free_remotes_.push_back(i);
+  }
   static std::uint64_t hash_fragment(const Engine& e, Direction d, be32 src, be32 dst, be16 id, std::uint8_t proto) {
     return e.hasher_((std::uint64_t{src.raw} << 32) | dst.raw,
                      (std::uint64_t{id.raw} << 16) | (std::uint64_t{proto} << 8) | static_cast<std::uint8_t>(d) |
@@ -508,15 +540,9 @@ struct Engine::Impl {
         map.is_static ? Filtering::endpoint_independent
                       : e.pools_[e.subscribers_[map.subscriber].pool].config.filtering;
     if (filtering == Filtering::address_and_port_dependent) return DropReason::filtered;
-    if (filtering == Filtering::address_dependent) {
-      bool known = false;
-      for (std::uint32_t i = map.first_session; i != no_index; i = e.sessions_[i].mapping_next)
-        if (e.sessions_[i].rem_addr == p.src) {
-          known = true;
-          break;
-        }
-      if (!known) return DropReason::filtered;
-    }
+    if (filtering == Filtering::address_dependent && find_remote(e, map.proto, map.out_addr, map.out_port, p.src) ==
+                                                          no_index)
+      return DropReason::filtered;
     if (l.proto == Proto::tcp && !(p.tcp_flags & packet::tcp_flag::syn)) return DropReason::tcp_not_syn;
     if (map.is_static) {
       if (const DropReason r = admit_static(e, m); r != DropReason::none) return r;
@@ -548,10 +574,12 @@ struct Engine::Impl {
     if (x == nullptr) return false;
     if (x->address != no_index) {
       const PublicAddress& a = e.addresses_[x->address];
-      if (!a.retired || a.free_blocks < a.blocks) return true;
+      if (!address_retired(e, a) || a.free_blocks < a.blocks) return true;
     }
     return x->static_slot != no_index && e.static_refs_[x->static_slot] != 0;
   }
+  // Removed by a reload, alone or with its pool (one flag for a whole pool).
+  static bool address_retired(const Engine& e, const PublicAddress& a) { return a.retired || e.pools_[a.pool].retired; }
 
   // `known_hash` is the table hash the caller already has: in2out's for a
   // session opened outbound, out2in's for one opened inbound.
@@ -604,6 +632,9 @@ struct Engine::Impl {
     ++map.sessions;
     map.hold_until = 0;
     if (map.subscriber != no_index) ++e.subscribers_[map.subscriber].sessions;
+    if (!map.is_static && e.pools_[e.subscribers_[map.subscriber].pool].config.filtering ==
+                              Filtering::address_dependent) [[unlikely]]
+      count_remote(e, s);
     e.wheel_.schedule(i, e.now_s_ + timeout_of(e, s));
     e.counters_.add(NatCounter::sessions_created);
     ++e.counters_.proto[static_cast<unsigned>(map.proto)].sessions_created;
@@ -656,8 +687,10 @@ struct Engine::Impl {
     const std::uint32_t i = e.free_subscribers_.back();
     if (!e.subscriber_table_.insert(hash_subscriber(e, addr), i)) return DropReason::subscriber_table_full;
     e.free_subscribers_.pop_back();
-    e.subscribers_[i] = Subscriber{addr, pool, chosen, 0, 0, 0};
-    e.subscribers_[i].preserved = 0;
+    e.subscribers_[i] = Subscriber{};
+    e.subscribers_[i].addr = addr;
+    e.subscribers_[i].pool = pool;
+    e.subscribers_[i].address = chosen;
     ++e.pools_[pool].subscribers;
     ++e.subscriber_count_;
     e.counters_.add(NatCounter::subscribers_created);
@@ -1018,6 +1051,8 @@ struct Engine::Impl {
     else map.first_session = s.mapping_next;
     if (s.mapping_next != no_index) e.sessions_[s.mapping_next].mapping_prev = s.mapping_prev;
     if (map.subscriber != no_index) --e.subscribers_[map.subscriber].sessions;
+    if (s.flags & session_flag::adf_counted) [[unlikely]]
+      uncount_remote(e, s);
     if (s.flags & session_flag::pptp_control) {
       // Its calls end with it (O(its calls)); each was one of the subscriber's sessions.
       e.pptp_.control_closed(i, [&](std::uint32_t sub) { --e.subscribers_[sub].sessions; });
@@ -1656,6 +1691,24 @@ struct Engine::Impl {
                            c.sessions_created, c.sessions_expired, per_proto[p]);
     }
 
+    // Address-dependent filter index: each entry counts the flagged sessions of its (mapping, remote).
+    {
+      std::vector<bool> free_remote;
+      if (!mark_free(e.free_remotes_, e.remotes_.size(), free_remote, "remote entry", &why)) return why;
+      std::vector<std::uint32_t> remote_sessions(e.remotes_.size(), 0);
+      for (std::uint32_t i = 0; i < e.sessions_.size(); ++i) {
+        if (free_session[i] || !(e.sessions_[i].flags & session_flag::adf_counted)) continue;
+        const Session& s = e.sessions_[i];
+        const std::uint32_t r = find_remote(e, s.proto, s.out_addr, s.out_port, s.rem_addr);
+        if (r == no_index) return fmt::format("session {} is counted for address-dependent filtering but has no entry", i);
+        ++remote_sessions[r];
+      }
+      for (std::uint32_t r = 0; r < e.remotes_.size(); ++r)
+        if (!free_remote[r] && e.remotes_[r].sessions != remote_sessions[r])
+          return fmt::format("remote entry {} counts {} sessions, {} exist", r, e.remotes_[r].sessions,
+                             remote_sessions[r]);
+    }
+
     std::vector<std::array<std::uint32_t, proto_count>> block_used(e.blocks_.size(), {0, 0, 0});
     for (std::uint32_t m = 0; m < e.mappings_.size(); ++m) {
       if (free_mapping[m]) continue;
@@ -1829,6 +1882,7 @@ Engine::Engine(const NatConfig& config)
                        config.timeouts.icmp})),
       mapping_in_(config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size())),
       mapping_out_(config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size())),
+      remote_table_(config.max_sessions),
       subscriber_table_(config.max_subscribers),
       fragment_table_(config.fragment_flows),
       events_(config.event_ring_size),
@@ -1860,6 +1914,9 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
   e->free_mappings_.resize(mapping_capacity);
   for (std::uint32_t i = 0; i < mapping_capacity; ++i) e->free_mappings_[i] = mapping_capacity - 1 - i;
   e->held_ring_.assign(held_ring_size(config.max_sessions), HeldMapping{});
+  e->remotes_.assign(config.max_sessions, RemoteEntry{});
+  e->free_remotes_.resize(config.max_sessions);
+  for (std::uint32_t i = 0; i < config.max_sessions; ++i) e->free_remotes_[i] = config.max_sessions - 1 - i;
 
   for (const PoolConfig& pc : config.pools)
     e->max_blocks_ = std::max<std::uint32_t>(e->max_blocks_, pc.max_blocks_per_subscriber);
@@ -2053,17 +2110,45 @@ std::vector<std::string> Engine::reconfigure_problems(const NatConfig& running, 
   return problems;
 }
 
-std::vector<DrainingAddress> Engine::draining_addresses() {
+namespace {
+template <typename Records, typename Pools, typename Out>
+void report_draining(const Records& records, const Pools& pools, std::uint32_t idx, Out& out) {
+  const auto& a = records[idx];
+  if (a.free_blocks == a.blocks) return;  // drained (a retired address never gets a block again)
+  const PoolConfig& pc = pools[a.pool].config;
+  out.push_back(DrainingAddress{a.addr, pc.name, pc.port_min, pc.port_max, pc.block_size, a.blocks - a.free_blocks});
+}
+}  // namespace
+
+std::vector<DrainingAddress> Engine::draining_addresses() const {
   std::vector<DrainingAddress> out;
-  std::size_t kept = 0;
-  for (const std::uint32_t idx : retiring_) {
-    const PublicAddress& a = addresses_[idx];
-    if (!a.retired || a.free_blocks == a.blocks) continue;  // drained: a retired address gets no block again
-    retiring_[kept++] = idx;
-    const PoolConfig& pc = pools_[a.pool].config;
-    out.push_back(DrainingAddress{a.addr, pc.name, pc.port_min, pc.port_max, pc.block_size, a.blocks - a.free_blocks});
+  for (const Retired& x : retiring_) report_draining(addresses_, pools_, x.index, out);
+  return out;
+}
+
+// Only the removed records whose address `next` puts in another pool (by
+// name and port geometry) than their own: for each range of the next policy
+// and each other pool with removed records, one binary search in the list of
+// retired records (sorted by pool, then address). An address coming back to
+// its own pool costs nothing.
+std::vector<DrainingAddress> Engine::draining_addresses(const NatConfig& next) const {
+  std::vector<DrainingAddress> out;
+  const auto before = [](const Retired& x, std::pair<std::uint32_t, std::uint32_t> k) {
+    return x.pool != k.first ? x.pool < k.first : x.addr.host() < k.second;
+  };
+  for (auto seg = retiring_.begin(); seg != retiring_.end();) {
+    const std::uint32_t q = seg->pool;
+    const auto seg_end = std::lower_bound(seg, retiring_.end(), std::pair{q + 1, 0u}, before);
+    const PoolConfig& own = pools_[q].config;
+    for (const PoolConfig& pc : next.pools) {
+      if (pc.name == own.name && same_geometry(pc, own)) continue;  // coming back is allowed
+      for (const AddressRange& r : pc.public_addresses)
+        for (auto it = std::lower_bound(seg, seg_end, std::pair{q, r.first.host()}, before);
+             it != seg_end && it->addr.host() <= r.last.host(); ++it)
+          report_draining(addresses_, pools_, it->index, out);
+    }
+    seg = seg_end;
   }
-  retiring_.resize(kept);
   return out;
 }
 
@@ -2193,15 +2278,16 @@ std::vector<PoolUsage> Engine::pool_usage() const {
     PoolUsage& u = out[a.pool];
     const std::uint32_t per = a.blocks;
     const std::uint32_t used = per - a.free_blocks;
-    if (a.retired && used == 0) return;  // drained
-    (a.retired ? u.addresses_draining : u.addresses) += 1;
+    const bool retired = Impl::address_retired(*this, a);
+    if (retired && used == 0) return;  // drained
+    (retired ? u.addresses_draining : u.addresses) += 1;
     u.blocks_total += per;
     u.blocks_in_use += used;
   };
   for (const Pool& p : pools_)
-    for (const std::uint32_t idx : p.addresses) count(addresses_[idx]);
-  for (const std::uint32_t idx : retiring_)
-    if (addresses_[idx].retired) count(addresses_[idx]);
+    if (!p.retired)
+      for (const std::uint32_t idx : p.addresses) count(addresses_[idx]);
+  for (const Retired& x : retiring_) count(addresses_[x.index]);  // a removed pool's included
   // A retired pool that has drained completely is no longer reported.
   std::erase_if(out, [](const PoolUsage& u) { return u.retired && u.blocks_in_use == 0 && u.subscribers == 0; });
   return out;

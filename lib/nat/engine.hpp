@@ -89,6 +89,7 @@ inline constexpr std::uint8_t inbound_opened = 0x02;
 inline constexpr std::uint8_t pptp_control = 0x04;  // TCP to port 1723: Call IDs are translated
 inline constexpr std::uint8_t ike = 0x08;           // UDP 500/4500: passthrough.ike.timeout
 inline constexpr std::uint8_t l2tp = 0x10;          // UDP 1701: passthrough.l2tp.timeout
+inline constexpr std::uint8_t adf_counted = 0x20;   // counted in the address-dependent filter index
 }  // namespace session_flag
 
 struct Mapping {
@@ -241,10 +242,13 @@ class Engine {
   // join another.
   static std::vector<std::string> reconfigure_problems(const NatConfig& current, const NatConfig& next,
                                                        std::span<const DrainingAddress> draining = {});
-  // Removed public addresses that still carry port blocks here. Runs on the
-  // worker (a control call); O(addresses removed by reloads and not yet seen
-  // drained): drained ones are forgotten as it goes.
-  [[nodiscard]] std::vector<DrainingAddress> draining_addresses();
+  // Removed public addresses that still carry port blocks here: every one
+  // (O(addresses ever removed)), or only those `next` puts in another pool
+  // than the one they drain in, which is what a reload needs to know
+  // (O(ranges x pools x log + such addresses)). Read on the worker's own
+  // thread (a control call).
+  [[nodiscard]] std::vector<DrainingAddress> draining_addresses() const;
+  [[nodiscard]] std::vector<DrainingAddress> draining_addresses(const NatConfig& next) const;
   // A reload in two steps (reload_plan.hpp). plan_reload runs on the control
   // core while the worker keeps forwarding: it reads only what reloads alone
   // change, computes what differs and builds every new record (port blocks
@@ -344,15 +348,16 @@ class Engine {
     std::uint32_t pool;
     std::uint32_t first_block;
     std::uint32_t free_blocks;
-    bool retired = false;  // removed by a reload: no new blocks, existing ones drain
+    bool retired = false;  // removed from its pool by a reload: no new blocks, existing ones drain
+                           // (a removed pool's addresses keep false: Pool::retired covers them all)
     std::uint16_t base_port = 0;  // first port of this engine's comb at or above port_min
     std::uint32_t blocks = 0;     // this engine's blocks on the address
   };
   struct Pool {
     PoolConfig config;
-    std::vector<std::uint32_t> addresses;  // live ones, in configuration order
+    std::vector<std::uint32_t> addresses;  // live ones, in configuration order (kept when the pool is retired)
     std::uint32_t blocks_per_address;
-    bool retired = false;
+    bool retired = false;  // removed by a reload: its addresses drain; only reachable again by a reload
     std::uint32_t subscribers = 0;
     std::uint64_t exhaustion_events = 0;
     LimitEventGate gate;  // pool_exhausted for hosts that got no subscriber record
@@ -360,6 +365,16 @@ class Engine {
   struct HeldMapping {
     std::uint32_t mapping;
     std::uint32_t until;
+  };
+  // Address-dependent filtering (RFC 4787 REQ-8): which remote addresses a
+  // mapping has sessions with, found in O(1) instead of walking the
+  // mapping's sessions for every unsolicited packet (issue 11.10).
+  struct RemoteEntry {
+    be32 out_addr, rem_addr;
+    be16 out_port;
+    Proto proto;
+    std::uint8_t reserved;
+    std::uint32_t sessions;
   };
   struct FragmentFlow {
     be32 src, dst, new_src, new_dst;
@@ -402,6 +417,9 @@ class Engine {
   HugeVector<std::uint32_t> free_mappings_;
   std::uint32_t mapping_count_ = 0;
   FlowTable mapping_in_, mapping_out_;
+  HugeVector<RemoteEntry> remotes_;
+  HugeVector<std::uint32_t> free_remotes_;
+  FlowTable remote_table_;
   HugeVector<HeldMapping> held_ring_;
   std::uint64_t held_head_ = 0, held_tail_ = 0;
 
@@ -425,12 +443,18 @@ class Engine {
   // Reloads (reload_plan.hpp). Changed only by create() and apply(), so a
   // plan may read them on the control core while the worker runs: the
   // public-address index (O(1) membership, built by the plan), the counts of
-  // static mappings per static public address (slots of public_set_), the
-  // removed addresses that may still drain, the static mappings of the
-  // policy not applied for a conflict (retried by the next reload).
+  // static mappings per static public address (slots of public_set_), every
+  // removed address record (sorted by pool and address; a removed pool's
+  // too, whose records keep their own flag and take the pool's), the static
+  // mappings of the policy not applied for a conflict (retried next reload).
   std::unique_ptr<const PublicSet> public_set_;
   std::vector<std::uint32_t> static_refs_;
-  std::vector<std::uint32_t> retiring_;
+  struct Retired {
+    std::uint32_t pool;
+    be32 addr;
+    std::uint32_t index;
+  };
+  std::vector<Retired> retiring_;
   std::vector<StaticMapping> static_pending_;
   std::uint64_t layout_version_ = 0;  // +1 per apply: a plan fits the version it was made from
   bool applying_ = false;

@@ -116,38 +116,51 @@ std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
     ReloadPlan::PoolUpdate u;
     u.pool = pi;
     u.config = pc;
-    u.addresses_changed = list != pools_[pi].addresses || pools_[pi].retired;
+    u.addresses_changed = list != pools_[pi].addresses;
     if (u.addresses_changed) u.addresses = std::move(list);
     p.pool_updates_.push_back(std::move(u));
   }
   p.addresses_.finish(addresses_);
   p.blocks_.finish(blocks_);
 
-  // Live addresses the next policy does not list drain; pools it does not
-  // name are retired with all theirs.
+  // Addresses of a pool in the next policy that it no longer lists drain
+  // (their own flag, one write each). A pool the next policy does not name
+  // is retired with one flag: its addresses drain with it, and its list is
+  // kept for the day it comes back.
+  std::vector<std::uint32_t> pool_retired;
   for (std::uint32_t pi = 0; pi < old_pools; ++pi) {
     const Pool& pool = pools_[pi];
-    for (const std::uint32_t idx : pool.addresses)
-      if (!in_next[idx]) {
-        p.retire_.push_back(idx);
-        ++r.addresses_retired;
-      }
-    if (live[pi] || pool.retired) continue;
+    if (live[pi]) {
+      for (const std::uint32_t idx : pool.addresses)
+        if (!in_next[idx]) p.retire_.push_back(idx);
+      continue;
+    }
+    if (pool.retired) continue;
     ReloadPlan::PoolUpdate u;
     u.pool = pi;
     u.retire = true;
-    u.addresses_changed = true;
     p.pool_updates_.push_back(std::move(u));
     ++r.pools_retired;
+    r.addresses_retired += static_cast<std::uint32_t>(pool.addresses.size());
+    pool_retired.insert(pool_retired.end(), pool.addresses.begin(), pool.addresses.end());
   }
   // Duplicates in one pool's list would retire an address twice.
   std::sort(p.retire_.begin(), p.retire_.end());
-  r.addresses_retired -= static_cast<std::uint32_t>(p.retire_.end() - std::unique(p.retire_.begin(), p.retire_.end()));
   p.retire_.erase(std::unique(p.retire_.begin(), p.retire_.end()), p.retire_.end());
-  p.retiring_.reserve(retiring_.size() + p.retire_.size());
-  for (const std::uint32_t idx : retiring_)
-    if (!in_next[idx]) p.retiring_.push_back(idx);
-  p.retiring_.insert(p.retiring_.end(), p.retire_.begin(), p.retire_.end());
+  r.addresses_retired += static_cast<std::uint32_t>(p.retire_.size());
+  // Every retired record, sorted by pool and address (draining_addresses(next)).
+  p.retiring_.reserve(retiring_.size() + p.retire_.size() + pool_retired.size());
+  for (const Retired& x : retiring_)
+    if (!in_next[x.index]) p.retiring_.push_back(x);
+  for (const std::uint32_t idx : p.retire_) p.retiring_.push_back(Retired{addresses_[idx].pool, addresses_[idx].addr, idx});
+  for (const std::uint32_t idx : pool_retired)
+    p.retiring_.push_back(Retired{addresses_[idx].pool, addresses_[idx].addr, idx});
+  std::sort(p.retiring_.begin(), p.retiring_.end(), [](const Retired& a, const Retired& b) {
+    return std::tuple(a.pool, a.addr.host(), a.index) < std::tuple(b.pool, b.addr.host(), b.index);
+  });
+  p.retiring_.erase(std::unique(p.retiring_.begin(), p.retiring_.end(),
+                                [](const Retired& a, const Retired& b) { return a.index == b.index; }),
+                    p.retiring_.end());
 
   // Static mappings: the difference of the running policy and the next,
   // and again those a conflict kept out (retried at every reload).

@@ -11,7 +11,8 @@
 //     policy's pools to the engine's (by name and port geometry), finds each
 //     address's record through the public-address index, and lists only what
 //     differs: pools added, retired, revived or reconfigured; addresses
-//     retired or brought back; static mappings removed or added (the
+//     retired or brought back (a removed pool's, all at once by the pool's
+//     flag); static mappings removed or added (the
 //     difference of the two policies, plus those a conflict kept out last
 //     time). Every new thing is built here: records and port blocks of added
 //     addresses in new segments of the engine's segmented arrays, the new
@@ -53,7 +54,7 @@ class ReloadPlan {
 
   struct PoolUpdate {
     std::uint32_t pool;
-    bool retire = false;              // removed from the policy: its addresses drain
+    bool retire = false;              // removed from the policy: its addresses drain (one flag)
     bool addresses_changed = false;   // `addresses` replaces the pool's list
     PoolConfig config;                // swapped in (a retired pool keeps its own)
     std::vector<std::uint32_t> addresses;
@@ -71,7 +72,7 @@ class ReloadPlan {
   Engine::AddressArray::Growth addresses_;
   Engine::BlockArray::Growth blocks_;
   std::vector<std::uint32_t> retire_, unretire_;
-  std::vector<std::uint32_t> retiring_;  // the engine's next list of removed addresses that may drain
+  std::vector<Engine::Retired> retiring_;  // the engine's next list of retired records, sorted by address
   std::unique_ptr<const PublicSet> public_set_;  // nullptr: the engine's stays
   std::vector<std::uint32_t> static_refs_room_;  // with room for every slot, when the engine's vector is full
   std::uint32_t static_slots_ = 0;

@@ -372,5 +372,34 @@ TEST_F(Abuse, AbusersCannotPushOtherSubscribersBlockRecordsOutOfTheRing) {
   EXPECT_EQ(count(NatCounter::events_lost), 0u);
 }
 
+
+// ---------------------------------------------------------------- 11.10
+// Address-dependent filtering answers from an index, not by walking the
+// mapping's sessions for every unsolicited packet (a flood at a mapping with
+// thousands of sessions would otherwise cost thousands of loads a packet).
+TEST_F(Abuse, AddressDependentFilteringAdmitsOnlyKnownRemotesFromItsIndex) {
+  NatConfig c = abuse_config();
+  c.pools[0].filtering = Filtering::address_dependent;
+  make(c);
+  Bytes first = udp_packet({sub_a, server}, 4000, 3478);
+  ASSERT_EQ(out(first).verdict, Verdict::to_outside);
+  const be32 mapped = ip_src(first);
+  const std::uint16_t port = l4_sport(first);
+  for (std::uint8_t k = 1; k <= 50; ++k) {  // many sessions on the one mapping
+    Bytes p = udp_packet({sub_a, ipv4(203, 0, 113, k)}, 4000, 3478);
+    ASSERT_EQ(out(p).verdict, Verdict::to_outside);
+  }
+  Bytes same_host_other_port = udp_packet({server, mapped}, 9999, port);
+  EXPECT_EQ(in(same_host_other_port).verdict, Verdict::to_inside) << "RFC 4787 REQ-8: the address is enough";
+  for (std::uint32_t i = 0; i < 500; ++i) {
+    Bytes q = udp_packet({spoofed(i), mapped}, 999, port);
+    EXPECT_EQ(in(q).reason, DropReason::filtered);
+  }
+  advance_s(301);  // every session expires; so do the index entries
+  EXPECT_EQ(engine->active_sessions(), 0u);
+  Bytes late = udp_packet({server, mapped}, 9999, port);
+  EXPECT_NE(in(late).verdict, Verdict::to_inside);
+}
+
 }  // namespace
 }  // namespace passgate::nat

@@ -176,6 +176,7 @@ TEST(GatewayConfig, FullExampleLoadsEveryField) {
   EXPECT_TRUE(pptp.enabled);
   EXPECT_EQ(pptp.max_calls, 16384u);
   EXPECT_EQ(pptp.call_idle_timeout, 7440u);
+  EXPECT_EQ(pptp.max_calls_per_subscriber, 16u);
   EXPECT_TRUE(n.passthrough.ike.preserve_port);
   EXPECT_EQ(n.passthrough.ike.timeout, 300u);
   EXPECT_TRUE(n.passthrough.l2tp.preserve_port);

@@ -832,7 +832,7 @@ TEST_F(Nat, AddressMovedBetweenPoolsWhileDrainingIsRefused) {
   other.subscribers = {{ipv4(10, 0, 0, 0), 16}};
   other.public_addresses = {{ipv4(198, 51, 100, 1), ipv4(198, 51, 100, 1)}};
   moved.pools.push_back(other);
-  const std::vector<DrainingAddress> draining = engine->draining_addresses();
+  const std::vector<DrainingAddress> draining = engine->draining_addresses(moved);
   ASSERT_EQ(draining.size(), 1u);
   EXPECT_EQ(draining[0].address, ipv4(198, 51, 100, 1));
   EXPECT_EQ(draining[0].pool, "cgn");
@@ -915,11 +915,53 @@ TEST_F(Nat, ReloadWorkOnWorkerIsProportionalToChange) {
   EXPECT_TRUE(engine->is_public_address(ipv4(198, 19, 7, 7)));
   EXPECT_EQ(ip_src(udp_out(ipv4(172, 16, 0, 9), 4000, server, 53)).host() >> 16, ipv4(198, 19, 0, 0).host() >> 16);
 
-  // Removing a /16 flips 65,536 addresses to draining: the change itself.
+  // Removing a /16 pool: its 65,536 addresses drain under one pool flag.
   const ReconfigureResult removed = apply(one_less);
   EXPECT_EQ(removed.pools_retired, 1u);
   EXPECT_EQ(removed.addresses_retired, 65536u);
-  EXPECT_LE(removed.worker_operations, 65536u + 8u);
+  EXPECT_LE(removed.worker_operations, 8u);
+  const be32 idle = engine->subscriber_public_address(ipv4(172, 16, 0, 9)) == ipv4(198, 19, 7, 7) ? ipv4(198, 19, 7, 8)
+                                                                                               : ipv4(198, 19, 7, 7);
+  EXPECT_FALSE(engine->is_public_address(idle));
+  const be32 carrying = engine->subscriber_public_address(ipv4(172, 16, 0, 9));
+  ASSERT_EQ(carrying.host() >> 16, ipv4(198, 19, 0, 0).host() >> 16);
+  EXPECT_TRUE(engine->is_public_address(carrying)) << "the address still carrying a block drains";
+}
+
+// A removed pool keeps the list of its addresses; when it comes back with
+// fewer, those it no longer lists drain and the others are live again.
+TEST_F(Nat, ReloadRemovedPoolComesBackWithFewerAddresses) {
+  const Bytes o = udp_out(sub_a, 4000, server, 53);
+  const be32 used = ip_src(o);
+  NatConfig gone = base_config();
+  gone.pools[0].name = "other";
+  gone.pools[0].subscribers = {{ipv4(10, 0, 0, 0), 8}};
+  gone.pools[0].public_addresses = {{ipv4(198, 51, 100, 50), ipv4(198, 51, 100, 50)}};
+  engine->reconfigure(gone);
+  EXPECT_TRUE(engine->is_public_address(used)) << "drains with its pool";
+  EXPECT_EQ(engine->draining_addresses().size(), 1u);
+  EXPECT_EQ(engine->draining_addresses(gone).size(), 0u) << "only what the next policy lists matters to a reload";
+  NatConfig back = base_config();  // cgn again, without the address in use
+  back.pools[0].public_addresses.clear();
+  for (const std::uint8_t last : {1, 2, 9})
+    if (be32 a = ipv4(198, 51, 100, last); a != used) back.pools[0].public_addresses.push_back({a, a});
+  ASSERT_TRUE(Engine::reconfigure_problems(gone, back, engine->draining_addresses(back)).empty());
+  const ReconfigureResult r = engine->reconfigure(back);
+  EXPECT_EQ(r.addresses_added, 0u) << "the pool's records are reused";
+  EXPECT_EQ(r.pools_retired, 1u);
+  EXPECT_EQ(r.addresses_retired, 2u) << "the one cgn no longer lists, and pool other's";
+  EXPECT_TRUE(engine->is_public_address(used)) << "still draining";
+  EXPECT_FALSE(engine->is_public_address(ipv4(198, 51, 100, 50))) << "removed with pool other, never used";
+  for (std::uint8_t s = 0; s < 100; ++s)
+    EXPECT_NE(ip_src(udp_out(ipv4(100, 64, 5, s), 4000, server, 53)), used) << "no new subscriber on it";
+  Bytes reply = reply_to(o);
+  EXPECT_EQ(in(reply).verdict, Verdict::to_inside);
+  auto usage = engine->pool_usage();
+  ASSERT_EQ(usage.size(), 1u) << "pool other, removed, held nothing";
+  EXPECT_EQ(usage[0].name, "cgn");
+  EXPECT_EQ(usage[0].addresses, 2u);
+  EXPECT_EQ(usage[0].addresses_draining, 1u);
+  EXPECT_EQ(engine->check_invariants(), "");
 }
 
 // A plan is made while the worker keeps forwarding (the control core reads

@@ -871,8 +871,12 @@ TEST(ParseBounds, EveryTruncationIsRejectedWithoutOverread) {
         EXPECT_EQ(e, ParseError::ok);
         EXPECT_EQ(e2, ParseError::ok);
       }
-      if (len == 0) EXPECT_EQ(e, ParseError::empty);
-      if (len > 0 && len < 20) EXPECT_EQ(e, ParseError::truncated_ip_header);
+      if (len == 0) {
+        EXPECT_EQ(e, ParseError::empty);
+      }
+      if (len > 0 && len < 20) {
+        EXPECT_EQ(e, ParseError::truncated_ip_header);
+      }
     }
   }
 }
