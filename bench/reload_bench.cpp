@@ -145,8 +145,9 @@ BENCHMARK(BM_ReloadOneStaticWithSlash16Pool)->UseManualTime()->Unit(benchmark::k
 #ifdef PASSGATE_RELOAD_PLAN
 // The other thing a reload asks of a worker (a control call, before the
 // plan): which addresses the next policy lists that still drain here. With
-// a /16 pool removed and draining, for a next policy that lists it again
-// (65,536 answers) and one that does not (a few binary searches).
+// a /16 pool removed and draining: for a next policy that does not list it
+// (0), that puts it back in its own pool (1), and that puts it in another
+// pool (2: the reload is refused, every draining address is reported).
 void BM_ReloadDrainingQuery(benchmark::State& state) {
   auto e = make(with_slash16());
   std::uint64_t now = 1'000'000;
@@ -155,7 +156,8 @@ void BM_ReloadDrainingQuery(benchmark::State& state) {
     e->process(Direction::outbound, p, now);
   }
   e->reconfigure(small_config());
-  const NatConfig next = state.range(0) ? with_slash16() : small_config();
+  NatConfig next = state.range(0) ? with_slash16() : small_config();
+  if (state.range(0) == 2) next.pools.back().name = "elsewhere";
   std::size_t found = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -164,7 +166,7 @@ void BM_ReloadDrainingQuery(benchmark::State& state) {
   }
   state.counters["draining"] = static_cast<double>(found);
 }
-BENCHMARK(BM_ReloadDrainingQuery)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(20);
+BENCHMARK(BM_ReloadDrainingQuery)->Arg(0)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(20);
 #endif
 
 }  // namespace

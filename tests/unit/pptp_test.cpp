@@ -75,6 +75,7 @@ struct Conn {
   int client;
   std::uint16_t sport, public_port;
   std::uint32_t seq;
+  be32 public_address = public_addr;
 };
 
 class Pptp : public ::testing::Test {
@@ -108,7 +109,8 @@ class Pptp : public ::testing::Test {
     EXPECT_EQ(run(Direction::outbound, syn).verdict, expect);
     if (expect != Verdict::to_outside) return k;
     k.public_port = l4_sport(syn);
-    Bytes synack = tcp_packet({pac, public_addr}, 1723, k.public_port, flag::syn | flag::ack, Bytes(), 9000, 5001);
+    k.public_address = ip_src(syn);
+    Bytes synack = tcp_packet({pac, k.public_address}, 1723, k.public_port, flag::syn | flag::ack, Bytes(), 9000, 5001);
     EXPECT_EQ(run(Direction::inbound, synack).verdict, Verdict::to_inside);
     return k;
   }
@@ -133,7 +135,7 @@ class Pptp : public ::testing::Test {
     return r.verdict == Verdict::drop ? r.reason : DropReason::none;
   }
   Bytes from_server(const Conn& k, const Bytes& payload) {
-    Bytes p = tcp_packet({pac, public_addr}, 1723, k.public_port, flag::ack | psh, payload, 9001, k.seq);
+    Bytes p = tcp_packet({pac, k.public_address}, 1723, k.public_port, flag::ack | psh, payload, 9001, k.seq);
     EXPECT_EQ(run(Direction::inbound, p).verdict, Verdict::to_inside);
     return p;
   }
@@ -313,7 +315,8 @@ TEST_F(Pptp, ControlThroughAStaticMappingIsBoundedPerHost) {
   EXPECT_EQ(refused(k, ocrq(1)), DropReason::none);
   EXPECT_EQ(refused(k, ocrq(2)), DropReason::none);
   EXPECT_EQ(refused(k, ocrq(3)), DropReason::pptp_call_limit);
-  Bytes rst = tcp_packet({pac, ipv4(198, 51, 100, 200)}, 1723, 1723, flag::rst, Bytes());
+  EXPECT_EQ(k.public_address, ipv4(198, 51, 100, 200));
+  Bytes rst = tcp_packet({pac, k.public_address}, 1723, k.public_port, flag::rst, Bytes());
   run(Direction::inbound, rst);
   expire(250'000);
   EXPECT_EQ(engine->pptp().active_calls(), 0u);
