@@ -1213,7 +1213,10 @@ struct Engine::Impl {
       return drop(DropReason::subscriber_session_limit);
     }
     bool created = false;
-    const auto o = e.esp_.outbound(ip, p, e.addresses_[s.address].addr, sub, e.now_ms_, created);
+    // No monopoly on the hold slots the worker shares: a subscriber may hold
+    // at most a quarter of them (issue 11.9).
+    const std::uint32_t share = std::max<std::uint32_t>(1, e.config_.passthrough.esp.hold_packets / 4);
+    const auto o = e.esp_.outbound(ip, p, e.addresses_[s.address].addr, sub, e.now_ms_, created, s.esp_held < share);
     if (created) ++e.subscribers_[sub].sessions;
     // The held packet keeps `sub` until the tracker unpins it (issue 11.2).
     if (o == passthrough::EspTracker::Outcome::held) ++e.subscribers_[sub].esp_held;

@@ -265,7 +265,8 @@ EspTracker::Outcome EspTracker::hold(std::uint8_t* ip, const packet::ParsedIpv4&
 }
 
 EspTracker::Outcome EspTracker::outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 public_addr,
-                                         std::uint32_t subscriber, std::uint64_t now_ms, bool& created) {
+                                         std::uint32_t subscriber, std::uint64_t now_ms, bool& created,
+                                         bool may_hold) {
   created = false;
   now_s_ = static_cast<std::uint32_t>(now_ms / 1000);
   if (!cfg_.enabled) {
@@ -284,8 +285,13 @@ EspTracker::Outcome EspTracker::outbound(std::uint8_t* ip, const packet::ParsedI
       if (L.used && L.sa != no_index && L.client != p.src && L.overtime) end_turn(l, now_ms);
       l = find_learner(public_addr, p.dst);
     }
-    if (l != no_index && learners_[l].sa != no_index && learners_[l].client != p.src)
+    if (l != no_index && learners_[l].sa != no_index && learners_[l].client != p.src) {
+      if (!may_hold) {
+        ++counters_.drop_hold_full;
+        return Outcome::drop_hold_full;
+      }
       return hold(ip, p, l, subscriber, now_ms);
+    }
     i = create_sa(p, public_addr, subscriber);
     if (i == no_index) {
       ++counters_.drop_table_full;

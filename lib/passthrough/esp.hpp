@@ -76,8 +76,10 @@ class EspTracker {
   // Outbound ESP from `p.src` leaving as `public_addr`. `subscriber` is the
   // engine's handle, given back when the SA ends. `created` tells the
   // engine a new SA now counts against the subscriber.
+  // `may_hold` false: the subscriber already has its share of the hold
+  // slots, so a packet that would be held is dropped (Outcome::drop_hold_full).
   Outcome outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 public_addr, std::uint32_t subscriber,
-                   std::uint64_t now_ms, bool& created);
+                   std::uint64_t now_ms, bool& created, bool may_hold = true);
   Outcome inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t now_ms);
 
   // Ages SAs, learners and held packets: at most `budget` of each per call,

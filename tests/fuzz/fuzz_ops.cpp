@@ -939,8 +939,9 @@ class Driver {
       for (std::size_t byte = f; byte < f + 2; ++byte) {
         const auto it = std::find_if(segments.rbegin(), segments.rend(), [&](const auto& seg) { return seg.first <= byte; });
         const Sent& s = it->second;
-        if (!s.forwarded()) return;  // held or dropped: never forwarded untranslated
         const std::size_t at = testing::ihl(s.out) + 20 + (byte - it->first);
+        // Held, dropped or cut off the segment: never forwarded untranslated.
+        if (!s.forwarded() || at >= s.out.size()) return;
         if (s.out[at] != data[byte]) unchanged = false;
       }
       if (unchanged)

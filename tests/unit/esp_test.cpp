@@ -28,7 +28,7 @@ std::uint32_t spi_of(const Bytes& p) {
 
 class Esp : public ::testing::Test {
  protected:
-  void make(bool enabled = true) {
+  void make(bool enabled = true, std::uint32_t hold_packets = 64) {
     NatConfig c;
     PoolConfig p;
     p.name = "one-address";
@@ -41,6 +41,7 @@ class Esp : public ::testing::Test {
     c.max_subscribers = 256;
     c.random_seed = 9;
     c.passthrough.esp.enabled = enabled;
+    c.passthrough.esp.hold_packets = hold_packets;
     std::vector<std::string> errors;
     engine = Engine::create(c, &errors);
     ASSERT_TRUE(engine) << (errors.empty() ? "" : errors.front());
@@ -267,6 +268,20 @@ TEST_F(Esp, HeldPacketOfAFreshSubscriberCannotDoubleFreeItsSlot) {
   for (int c = 2; c < 6; ++c) send(c, 0xc0000000u + static_cast<std::uint32_t>(c), c == 2 ? Verdict::to_outside : Verdict::held);
   EXPECT_EQ(engine->check_invariants(), "");
   EXPECT_EQ(engine->active_subscribers(), 4u);
+}
+
+// Issue 11.9: the hold slots are shared by the worker; one subscriber
+// cycling new SPIs while another learns gets a quarter of them at most.
+TEST_F(Esp, OneSubscriberCannotTakeEveryHoldSlot) {
+  make(true, /*hold_packets=*/8);
+  send(0, 0xa0000001);  // client 0 learns
+  for (std::uint32_t k = 0; k < 5; ++k) {
+    Bytes p = esp_packet({client(1), server}, 0xb0000000u + k, ++seq);
+    const Result r = checked_process(*engine, Direction::outbound, p, now_ms);
+    EXPECT_EQ(r.verdict, k < 2 ? Verdict::held : Verdict::drop) << k;
+    if (k >= 2) EXPECT_EQ(r.reason, DropReason::esp_hold_full);
+  }
+  send(2, 0xc0000001, Verdict::held);  // another client still finds a slot
 }
 
 // A held packet that times out unpins its subscriber.
