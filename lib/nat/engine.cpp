@@ -841,7 +841,7 @@ struct Engine::Impl {
         log_event(e, NatEvent::Type::ports_exhausted, sub, 0, 0);
         return DropReason::ports_exhausted;
       }
-      if (e.addresses_[s.address].retired) return DropReason::subscriber_draining;
+      if (address_retired(e, e.addresses_[s.address])) return DropReason::subscriber_draining;
       block = allocate_block(e, sub);
       if (block == no_index) {
         log_event(e, NatEvent::Type::pool_exhausted, sub, 0, 0);
