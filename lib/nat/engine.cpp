@@ -798,8 +798,10 @@ struct Engine::Impl {
     const std::uint32_t m = claim_mapping(e, h_in, h_out);
     if (m == no_index) return false;
     const bool outside_blocks = block == no_index;
+    const std::uint8_t kept_gen = e.mappings_[m].hold_gen;  // the slot's hold generations go on
     e.mappings_[m] = Mapping{in_addr, out_addr, in_port, in_port, proto, 0, static_cast<std::uint8_t>(outside_blocks),
                              0, 0, no_index, sub, 0};
+    e.mappings_[m].hold_gen = kept_gen;
     if (outside_blocks) {
       ++s.preserved;
       log_port(e, NatEvent::Type::port_preserved, sub, in_port, port);
@@ -865,7 +867,9 @@ struct Engine::Impl {
 
     const std::uint32_t m = claim_mapping(e, h_in, h_out);
     if (m == no_index) return DropReason::session_table_full;
+    const std::uint8_t kept_gen = e.mappings_[m].hold_gen;  // the slot's hold generations go on
     e.mappings_[m] = Mapping{in_addr, out_addr, in_port, out_port, proto, 0, 0, 0, 0, no_index, sub, 0};
+    e.mappings_[m].hold_gen = kept_gen;
     ++e.blocks_[block].used[pi];
     ++e.mapping_count_;
     e.counters_.add(NatCounter::mappings_created);
@@ -981,8 +985,10 @@ struct Engine::Impl {
       return false;
     const std::uint32_t m = claim_mapping(e, h_in, h_out);
     if (m == no_index) return false;
+    const std::uint8_t kept_gen = e.mappings_[m].hold_gen;  // the slot's hold generations go on
     e.mappings_[m] = Mapping{sm.inside_address, sm.public_address, sm.inside_port, sm.public_port, proto, 1, 0, 0, 0,
                              no_index, no_index, 0};
+    e.mappings_[m].hold_gen = kept_gen;
     e.static_mappings_.push_back(m);
     ++e.mapping_count_;
     if (const std::uint32_t slot = static_slot(e, sm.public_address); slot != no_index) ++e.static_refs_[slot];
@@ -1079,12 +1085,14 @@ struct Engine::Impl {
   // that time gets the same public port.
   static void hold_mapping(Engine& e, std::uint32_t m, std::uint32_t idle_since) {
     const std::uint32_t until = std::min(idle_since, e.now_s_) + e.config_.timeouts.port_reuse_hold;
-    e.mappings_[m].hold_until = until;
+    Mapping& map = e.mappings_[m];
+    map.hold_until = until;
+    ++map.hold_gen;
     if (e.held_head_ - e.held_tail_ == e.held_ring_.size()) {
       free_mapping(e, m);  // cannot be held: the ring is sized for every mapping
       return;
     }
-    e.held_ring_[e.held_head_++ % e.held_ring_.size()] = HeldMapping{m, until};
+    e.held_ring_[e.held_head_++ % e.held_ring_.size()] = HeldMapping{m, until, map.hold_gen};
   }
 
   // A static mapping a reload removed, once its last session has gone.
@@ -1102,6 +1110,8 @@ struct Engine::Impl {
 
   static void free_mapping(Engine& e, std::uint32_t m) {
     Mapping& map = e.mappings_[m];
+    map.hold_until = 0;
+    ++map.hold_gen;
     e.mapping_in_.erase(hash_mapping(e, map.proto, map.in_addr, map.in_port), m);
     e.mapping_out_.erase(hash_mapping(e, map.proto, map.out_addr, map.out_port), m);
     e.free_mappings_.push_back(m);
@@ -1139,7 +1149,12 @@ struct Engine::Impl {
       ++e.held_tail_;
       const Mapping& map = e.mappings_[h.mapping];
       // Reused meanwhile (sessions > 0) or held again later (another entry).
-      if (map.sessions == 0 && map.hold_until == h.until && !map.is_static) free_mapping(e, h.mapping);
+      // A mapping reused and held again leaves a stale entry behind; after a
+      // reload shortened port_reuse_hold both entries can carry the same
+      // deadline, so the hold generation tells them apart (found by fuzz_ops,
+      // tests/fuzz/regressions/ops-held-mapping-freed-twice-after-reload).
+      if (map.sessions == 0 && map.hold_until == h.until && map.hold_gen == h.gen && !map.is_static)
+        free_mapping(e, h.mapping);
     }
     expire_fragments(e, now_ms);
     expire_esp(e, now_ms, budget);

@@ -98,7 +98,7 @@ struct Mapping {
   Proto proto;
   std::uint8_t is_static;
   std::uint8_t preserved;       // public port = inside port, outside every block (IKE, L2TP)
-  std::uint8_t reserved;
+  std::uint8_t hold_gen;        // which hold a held-ring entry belongs to (with hold_until)
   std::uint32_t sessions;       // live sessions using it
   std::uint32_t first_session;
   std::uint32_t subscriber;     // no_index for static mappings
@@ -365,6 +365,7 @@ class Engine {
   struct HeldMapping {
     std::uint32_t mapping;
     std::uint32_t until;
+    std::uint8_t gen;  // Mapping::hold_gen when it was held: a stale entry never frees a later hold
   };
   // Address-dependent filtering (RFC 4787 REQ-8): which remote addresses a
   // mapping has sessions with, found in O(1) instead of walking the

@@ -401,5 +401,24 @@ TEST_F(Abuse, AddressDependentFilteringAdmitsOnlyKnownRemotesFromItsIndex) {
   EXPECT_NE(in(late).verdict, Verdict::to_inside);
 }
 
+
+// Found by fuzz_ops (tests/fuzz/regressions/ops-held-mapping-freed-twice-after-reload):
+// a mapping reused during its port hold leaves a stale held-ring entry; a
+// reload shortening port_reuse_hold gave the new hold the same deadline, and
+// both entries freed the mapping (its slot twice in the free list).
+TEST_F(Abuse, ReloadShorteningThePortHoldCannotFreeAMappingTwice) {
+  Bytes echo = icmp_echo({sub_a, server}, 8, 1, 1);
+  ASSERT_EQ(out(echo).verdict, Verdict::to_outside);
+  advance_s(90);  // the session expired at 60 s; the mapping is held until 180 s
+  Bytes again = icmp_echo({sub_a, server}, 8, 1, 2);
+  ASSERT_EQ(out(again).verdict, Verdict::to_outside);
+  NatConfig shorter = abuse_config();
+  shorter.timeouts.port_reuse_hold = 30;
+  ASSERT_TRUE(Engine::reconfigure_problems(abuse_config(), shorter).empty());
+  checked_reconfigure(*engine, shorter);
+  advance_s(110);  // expires at 150 s, held until 150 + 30 = 180 s, the stale entry's deadline too
+  EXPECT_EQ(engine->active_mappings(), 2u) << "only the two static mappings remain";
+}
+
 }  // namespace
 }  // namespace passgate::nat
