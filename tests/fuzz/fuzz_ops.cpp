@@ -26,8 +26,11 @@
 //   10  gre0          2      who(sub or public 0-2, remote 3-4) flags(in 0, key 1, seq 2)
 //   11  gre1          2      who(in 7) call(out: server Call ID; in: call ring unless bit 7)
 //   12  pptp_connect  2      who sport(0-1): SYN out, SYN-ACK in, ACK out on TCP 1723
-//   13  pptp_out      4      who sport msgs(type 0-2, call id 3-4, second message 5, garbage
-//                            prefix 6) split(0 = one segment, else the split point scaled)
+//   13  pptp_out      4      who(sub 0-2, server 3-4, stream 5-6: new data, resend what was not
+//                            forwarded, overlap, gap; bit 7: a recent 1723 flow) sport msgs(type 0-2,
+//                            call id 3-4, second message 5, garbage prefix 6) split(0 = one
+//                            segment, else the split point scaled); sequence numbers follow the
+//                            client's stream, which the engine frames messages by
 //   14  pptp_in       4      pick(1723 flow) msgs(type 0-2, second 5) call(call ring unless bit 7) split
 //   15  ike           2      who kind(port 0-1 of 500/4500/1701/500->4500, reply in 2, keepalive 3)
 //   16  time          1      advance (b&63)+1 x {1 ms, 100 ms, 1 s, 10 s}[b>>6], then expire()
@@ -60,14 +63,15 @@
 //   - at the end of the input, after every timeout has passed, everything is
 //     gone: sessions, dynamic mappings, subscribers, blocks, ESP SAs and held
 //     packets, PPTP calls, GRE tunnels, and every block event has its release.
-// With FUZZ_OPS_STRICT=all (or a list like 1,3,5,7) the checks of open points
-// of issue 11 are added: 1 = no inside host holds more sessions than the
-// largest per-subscriber limit (port forwards included); 3 = two live port
-// blocks never overlap on one public address (an address moved between pools
-// while it drains); 5 = an outbound ICMP error is translated only when the
-// quoted packet was sent to its sender; 7 = a PPTP Outgoing-Call-Request or
-// Incoming-Call-Reply is never forwarded with the client's Call ID, split
-// across segments or not. FUZZ_OPS_TRACE=1 prints every step to stderr.
+//   - the attacks of issue 11 stay stopped: no inside host holds more
+//     sessions than the largest per-subscriber limit, port forwards included
+//     (point 1); two live port blocks never overlap on one public address,
+//     also when a reload moves an address between pools (point 3); an
+//     outbound ICMP error is translated only when the quoted packet was sent
+//     to its sender (point 5); an Outgoing-Call-Request or Incoming-Call-
+//     Reply never leaves with the client's own Call ID, split, resent or
+//     overlapped as it may be (point 7).
+// FUZZ_OPS_TRACE=1 prints every step to stderr.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -255,7 +259,6 @@ const std::array<nat::NatConfig, 4>& policies() {
 
 struct Options {
   bool trace = false;
-  bool strict1 = false, strict3 = false, strict5 = false, strict7 = false;
 };
 
 const Options& options() {
@@ -263,15 +266,6 @@ const Options& options() {
     Options r;
     const char* t = std::getenv("FUZZ_OPS_TRACE");
     r.trace = t && *t && *t != '0';
-    if (const char* s = std::getenv("FUZZ_OPS_STRICT")) {
-      const std::string v = s;
-      const bool all = v == "all";
-      auto has = [&](const char* n) { return all || ("," + v + ",").find(std::string(",") + n + ",") != std::string::npos; };
-      r.strict1 = has("1");
-      r.strict3 = has("3");
-      r.strict5 = has("5");
-      r.strict7 = has("7");
-    }
     return r;
   }();
   return o;
@@ -384,13 +378,16 @@ class Driver {
     if (e().blocks_in_use() != blocks_.size())
       fail("blocks_in_use() " + std::to_string(e().blocks_in_use()) + " but the events leave " +
            std::to_string(blocks_.size()) + " blocks allocated");
-    if (options().strict1)
-      for (const be32 host : kInside) {
-        const std::size_t n = e().subscriber_sessions(host, 1000).size();
-        if (n > kLargestSessionLimit)
-          fail("issue 11 point 1: inside host " + addr(host) + " holds " + std::to_string(n) +
-               " sessions, above every per-subscriber limit");
-      }
+  }
+
+  // Issue 11 point 1: what comes in from outside (through a port forward or
+  // an endpoint-independent mapping) counts against the inside host.
+  void check_host_sessions(be32 host, const Bytes& before, const Bytes& out) {
+    const std::size_t n = e().subscriber_sessions(host, 1000).size();
+    if (n > kLargestSessionLimit)
+      fail("inside host " + addr(host) + " holds " + std::to_string(n) +
+               " sessions, above every per-subscriber limit (issue 11 point 1)",
+           &before, &out);
   }
 
   void drain_events() {
@@ -405,12 +402,12 @@ class Driver {
           if (blocks_.count(key))
             fail("port block " + addr(ev.public_address) + ":" + std::to_string(ev.port_first) +
                  " allocated while already allocated to " + addr(blocks_[key].subscriber));
-          if (options().strict3)
-            for (const auto& [k, b] : blocks_)
-              if ((k >> 16) == ev.public_address.host() && (k & 0xffff) <= ev.port_last && ev.port_first <= b.last)
-                fail("issue 11 point 3: port block " + addr(ev.public_address) + ":" + std::to_string(ev.port_first) +
-                     "-" + std::to_string(ev.port_last) + " for " + addr(ev.subscriber) + " overlaps " +
-                     std::to_string(k & 0xffff) + "-" + std::to_string(b.last) + " of " + addr(b.subscriber));
+          for (const auto& [k, b] : blocks_)  // issue 11 point 3
+            if ((k >> 16) == ev.public_address.host() && (k & 0xffff) <= ev.port_last && ev.port_first <= b.last)
+              fail("port block " + addr(ev.public_address) + ":" + std::to_string(ev.port_first) + "-" +
+                   std::to_string(ev.port_last) + " for " + addr(ev.subscriber) + " overlaps " +
+                   std::to_string(k & 0xffff) + "-" + std::to_string(b.last) + " of " + addr(b.subscriber) +
+                   " (issue 11 point 3)");
           blocks_[key] = BlockRecord{ev.subscriber, ev.port_last};
           break;
         }
@@ -513,9 +510,9 @@ class Driver {
                  std::to_string(m->in_port.host()),
              &before, &out);
     } else if (dir == Direction::outbound && b.kind == L4Kind::icmp_error && session_kind(b.inner.kind, proto)) {
-      if (options().strict5 && b.src != b.inner.dst)
-        fail("issue 11 point 5: outbound ICMP error from " + addr(b.src) + " about a packet sent to " +
-                 addr(b.inner.dst) + " was translated",
+      if (b.src != b.inner.dst)
+        fail("outbound ICMP error from " + addr(b.src) + " about a packet sent to " + addr(b.inner.dst) +
+                 " was translated (issue 11 point 5)",
              &before, &out);
       const nat::Mapping* m = e().find_mapping(proto, b.inner.dst, b.inner.dst_port);
       if (!m) fail("outbound ICMP error translated without a mapping for the quoted inside endpoint", &before, &out);
@@ -560,6 +557,7 @@ class Driver {
       fail("a well-formed packet was dropped as malformed", &packet, &s.out);
     if (s.forwarded()) {
       check_emitted(s.out, v, dir, &packet);
+      if (v == Verdict::to_inside) check_host_sessions(testing::ip_dst(s.out), packet, s.out);
       remember(dir, packet, s.out, v);
     }
     check_engine(what);
@@ -638,26 +636,25 @@ class Driver {
   struct MessageKind {
     std::uint16_t type, length;
     unsigned id_offset;  // the Call ID field the fuzzer sets (0: none)
-    bool creates;        // client messages that give the client's Call ID a translated value
   };
   // Client (PNS) to server: SCCRQ, Echo-Request, OCRQ, ICRP, ICCN, CCRQ, CDN, SLI.
-  static constexpr std::array<MessageKind, 8> kClientMessages = {{{1, 156, 0, false},
-                                                                  {5, 16, 0, false},
-                                                                  {7, 168, 12, true},
-                                                                  {10, 24, 12, true},
-                                                                  {11, 28, 12, false},
-                                                                  {12, 16, 12, false},
-                                                                  {13, 148, 12, false},
-                                                                  {15, 24, 12, false}}};
+  static constexpr std::array<MessageKind, 8> kClientMessages = {{{1, 156, 0},
+                                                                  {5, 16, 0},
+                                                                  {7, 168, 12},
+                                                                  {10, 24, 12},
+                                                                  {11, 28, 12},
+                                                                  {12, 16, 12},
+                                                                  {13, 148, 12},
+                                                                  {15, 24, 12}}};
   // Server (PAC) to client: SCCRP, StopCCRP, Echo-Reply, OCRP, ICRQ, CDN, WEN, SLI.
-  static constexpr std::array<MessageKind, 8> kServerMessages = {{{2, 156, 0, false},
-                                                                  {4, 16, 0, false},
-                                                                  {6, 20, 0, false},
-                                                                  {8, 32, 14, false},
-                                                                  {9, 220, 12, false},
-                                                                  {13, 148, 12, false},
-                                                                  {14, 40, 12, false},
-                                                                  {15, 24, 12, false}}};
+  static constexpr std::array<MessageKind, 8> kServerMessages = {{{2, 156, 0},
+                                                                  {4, 16, 0},
+                                                                  {6, 20, 0},
+                                                                  {8, 32, 14},
+                                                                  {9, 220, 12},
+                                                                  {13, 148, 12},
+                                                                  {14, 40, 12},
+                                                                  {15, 24, 12}}};
 
   // ----------------------------------------------------------------- ops
 
@@ -704,9 +701,11 @@ class Driver {
 
   void tcp_out(Reader& in) {
     const std::uint8_t who = in.u8(), ports = in.u8(), flags = in.u8();
-    const Bytes p = testing::tcp_packet(ip(kInside[who & 7], kRemote[(who >> 3) & 3]), kInsidePort[ports & 7],
-                                        kRemotePort[(ports >> 3) & 7], flags & 0x3f,
-                                        payload((flags & 0x40) ? 8 : 0, 0x22), next_seq());
+    const be32 src = kInside[who & 7], dst = kRemote[(who >> 3) & 3];
+    const std::uint16_t sport = kInsidePort[ports & 7], dport = kRemotePort[(ports >> 3) & 7];
+    const std::uint32_t seq = next_seq();
+    if (dport == 1723 && (flags & flag::syn)) stream_syn(src, sport, dst, seq);
+    const Bytes p = testing::tcp_packet(ip(src, dst), sport, dport, flags & 0x3f, payload((flags & 0x40) ? 8 : 0, 0x22), seq);
     send(Direction::outbound, p, "tcp");
   }
 
@@ -859,42 +858,75 @@ class Driver {
     }
   }
 
+  // The client side of a TCP 1723 connection as the client's TCP sees it:
+  // the engine frames PPTP messages by sequence number, so segments must
+  // carry a consistent stream. `pending` holds the bytes from `acked` (what
+  // the engine forwarded, which the server acknowledges) to `next`.
+  struct Stream {
+    std::uint32_t acked = 0, next = 0;
+    std::uint32_t last_forwarded = 0;  // where the last forwarded segment started: a message boundary
+    Bytes pending;
+  };
+  static std::uint64_t stream_key(be32 client, std::uint16_t sport, be32 server) {
+    return (std::uint64_t{client.host()} << 32) ^ (std::uint64_t{sport} << 16) ^ (server.host() & 0xffffu) ^
+           (std::uint64_t{server.host() >> 16} << 48);
+  }
+  void stream_syn(be32 client, std::uint16_t sport, be32 server, std::uint32_t isn) {
+    Stream& st = streams_[stream_key(client, sport, server)];
+    st.acked = st.next = st.last_forwarded = isn + 1;
+    st.pending.clear();
+  }
+
   void pptp_connect(Reader& in) {
     const std::uint8_t who = in.u8(), sport_b = in.u8();
     const be32 client = kInside[who & 7], server = kRemote[(who >> 3) & 3];
     const std::uint16_t sport = kPptpSport[sport_b & 3];
+    const std::uint32_t isn = next_seq();
+    stream_syn(client, sport, server, isn);
     const Sent syn = send(Direction::outbound,
-                          testing::tcp_packet(ip(client, server), sport, 1723, flag::syn, Bytes(), next_seq()), "syn");
+                          testing::tcp_packet(ip(client, server), sport, 1723, flag::syn, Bytes(), isn), "syn");
     if (syn.result.verdict != Verdict::to_outside) return;
     const be32 pub = testing::ip_src(syn.out);
     const std::uint16_t pub_port = testing::l4_sport(syn.out);
     send(Direction::inbound,
          testing::tcp_packet(ip(server, pub), 1723, pub_port, flag::syn | flag::ack, Bytes(), next_seq()), "syn-ack");
-    send(Direction::outbound, testing::tcp_packet(ip(client, server), sport, 1723, flag::ack, Bytes(), next_seq()),
+    send(Direction::outbound, testing::tcp_packet(ip(client, server), sport, 1723, flag::ack, Bytes(), isn + 1),
          "ack");
   }
 
-  // Builds the payload of one or two control messages; `fields` gets the
-  // payload offsets of client Call IDs that must be translated.
-  Bytes pptp_payload(bool client_side, std::uint8_t msgs, std::uint16_t id, std::vector<std::size_t>* fields) {
+  // One or two control messages, maybe after 4 bytes that are no message.
+  Bytes pptp_payload(bool client_side, std::uint8_t msgs, std::uint16_t id) {
     const auto& kinds = client_side ? kClientMessages : kServerMessages;
     Bytes out;
-    if (msgs & 0x40) out = {0xde, 0xad, 0xbe, 0xef};  // not a message: the tracker must leave the rest alone
+    if (msgs & 0x40) out = {0xde, 0xad, 0xbe, 0xef};
     const unsigned count = (msgs & 0x20) ? 2 : 1;
     for (unsigned k = 0; k < count; ++k) {
       const MessageKind& m = kinds[(msgs + k * 3) & 7];
-      if (fields && m.creates) fields->push_back(out.size() + m.id_offset);
       const Bytes one = pptp_message(m.type, m.length, m.id_offset, id);
       out.insert(out.end(), one.begin(), one.end());
     }
     return out;
   }
+  // Offsets of the client Call IDs of call-opening messages (OCRQ, ICRP) in
+  // a run of whole messages from the start of `data`.
+  static std::vector<std::size_t> opening_fields(const Bytes& data) {
+    std::vector<std::size_t> fields;
+    for (std::size_t off = 0; off + 14 <= data.size();) {
+      const std::size_t len = (std::size_t{data[off]} << 8) | data[off + 1];
+      if (len < 12 || data[off + 3] != 1 || data[off + 4] != 0x1a) break;
+      const unsigned type = (unsigned{data[off + 8]} << 8) | data[off + 9];
+      if (type == 7 || type == 10) fields.push_back(off + 12);
+      off += len;
+    }
+    return fields;
+  }
 
-  // Sends `data` as one TCP segment, or two split at a point scaled from
-  // `split`; returns what each segment became and where it started.
+  // Sends `data` from sequence number `seq` as one TCP segment, or two split
+  // at a point scaled from `split`; returns what each segment became and
+  // where it started in `data`.
   std::vector<std::pair<std::size_t, Sent>> send_stream(Direction dir, be32 src, std::uint16_t sport, be32 dst,
                                                         std::uint16_t dport, const Bytes& data, std::uint8_t split,
-                                                        const char* what) {
+                                                        std::uint32_t seq, const char* what) {
     std::vector<std::size_t> cuts = {0};
     if (split != 0 && data.size() > 1) cuts.push_back(1 + ((std::size_t{split} * (data.size() - 1)) >> 8));
     cuts.push_back(data.size());
@@ -904,32 +936,78 @@ class Driver {
                        data.begin() + static_cast<std::ptrdiff_t>(cuts[k + 1]));
       out.emplace_back(cuts[k], send(dir,
                                      testing::tcp_packet(ip(src, dst), sport, dport, flag::ack | 0x08, part,
-                                                         next_seq()),
+                                                         seq + static_cast<std::uint32_t>(cuts[k])),
                                      what));
     }
     return out;
   }
 
+  // Client control messages. who bits 5-6: 0 new data in stream order, 1
+  // resend what the engine has not forwarded yet (as TCP does after a split
+  // or a drop), 2 new data over bytes already forwarded (from the start of
+  // the last forwarded segment), 3 new data after a 12-byte gap; bit 7: the
+  // connection of a recent 1723 flow.
   void pptp_out(Reader& in) {
     const std::uint8_t who = in.u8(), sport_b = in.u8(), msgs = in.u8(), split = in.u8();
-    const be32 client = kInside[who & 7], server = kRemote[(who >> 3) & 3];
-    const std::uint16_t sport = kPptpSport[sport_b & 3];
+    be32 client = kInside[who & 7], server = kRemote[(who >> 3) & 3];
+    std::uint16_t sport = kPptpSport[sport_b & 3];
+    if (who & 0x80)
+      for (std::size_t k = 0; k < flows_.count; ++k) {
+        const Flow& f = flows_.recent(sport_b + k);
+        if (f.proto == packet::ip_proto::tcp && f.rem_port.host() == 1723) {
+          client = f.in_addr, server = f.rem_addr, sport = f.in_port.host();
+          break;
+        }
+      }
+    const unsigned mode = (who >> 5) & 3;
     const std::uint16_t id = kClientCallId[(msgs >> 3) & 3];
-    std::vector<std::size_t> fields;
-    const Bytes data = pptp_payload(true, msgs, id, &fields);
+    Stream& st = streams_[stream_key(client, sport, server)];
+    if (st.next == 0) st.acked = st.next = st.last_forwarded = next_seq();  // no SYN seen: somewhere
+    Bytes data;
+    std::uint32_t seq;
+    bool in_stream = false;  // the bytes are the client's real stream
+    if (mode == 1 && !st.pending.empty()) {
+      data = st.pending;
+      seq = st.acked;
+      in_stream = true;
+    } else {
+      data = pptp_payload(true, msgs, id);
+      seq = st.next;
+      if (mode == 2) seq = st.last_forwarded;  // other bytes over ones already forwarded
+      if (mode == 3) seq += 12;
+      if (mode <= 1 && !(msgs & 0x40)) {
+        st.pending.insert(st.pending.end(), data.begin(), data.end());
+        st.next += static_cast<std::uint32_t>(data.size());
+        in_stream = true;
+      }
+    }
     const bool pptp_on = e().config().passthrough.pptp.enabled;
     const std::uint64_t refused = e().counters().get(NatCounter::pptp_calls_refused);
-    const auto segments = send_stream(Direction::outbound, client, sport, server, 1723, data, split, "pptp-control");
+    const auto segments =
+        send_stream(Direction::outbound, client, sport, server, 1723, data, split, seq, "pptp-control");
+    const std::vector<std::size_t> fields = opening_fields(data);
+    // What the engine forwarded of the stream, the server acknowledges.
+    for (const auto& [start, s] : segments) {
+      if (!s.forwarded() || !in_stream) continue;
+      const std::uint32_t from = seq + static_cast<std::uint32_t>(start);
+      const std::uint32_t sent = static_cast<std::uint32_t>(s.out.size() - testing::ihl(s.out) - 20);
+      if (from == st.acked && sent <= st.pending.size()) {
+        st.last_forwarded = st.acked;
+        st.acked += sent;
+        st.pending.erase(st.pending.begin(), st.pending.begin() + sent);
+      }
+    }
     // Translated Call IDs the server will quote, for pptp_in and gre1.
     for (const auto& [start, s] : segments) {
       if (!s.forwarded()) continue;
       for (const std::size_t f : fields)
         if (f >= start && f + 2 <= start + (s.out.size() - testing::ihl(s.out) - 20)) {
           const std::size_t at = testing::ihl(s.out) + 20 + (f - start);
-          calls_.push(CallSeen{testing::ip_src(s.out), server, static_cast<std::uint16_t>((s.out[at] << 8) | s.out[at + 1])});
+          calls_.push(
+              CallSeen{testing::ip_src(s.out), server, static_cast<std::uint16_t>((s.out[at] << 8) | s.out[at + 1])});
         }
     }
-    if (!options().strict7 || !pptp_on || (msgs & 0x40) || fields.empty()) return;
+    if (!pptp_on || fields.empty()) return;
     if (e().counters().get(NatCounter::pptp_calls_refused) != refused) return;
     const nat::Session* control = e().find_session_in(nat::Proto::tcp, client, be16::from_host(sport), server,
                                                       be16::from_host(1723));
@@ -945,8 +1023,9 @@ class Driver {
         if (s.out[at] != data[byte]) unchanged = false;
       }
       if (unchanged)
-        fail("issue 11 point 7: a PPTP control message left with the client's own Call ID " + std::to_string(id) +
-             (segments.size() > 1 ? " (split across two segments)" : ""));
+        fail("a PPTP control message left with the client's own Call ID " +
+             std::to_string((data[f] << 8) | data[f + 1]) + (segments.size() > 1 ? ", split across two segments" : "") +
+             " (issue 11 point 7)");
     }
   }
 
@@ -962,9 +1041,9 @@ class Driver {
     const Flow control = *f;  // sending pushes new flows into the ring
     std::uint16_t id = static_cast<std::uint16_t>(call & 0x7f);
     if (!(call & 0x80) && !calls_.empty()) id = calls_.pick(call).id;
-    const Bytes data = pptp_payload(false, msgs & 0x3f, id, nullptr);
+    const Bytes data = pptp_payload(false, msgs & 0x3f, id);
     send_stream(Direction::inbound, control.rem_addr, 1723, control.out_addr, control.out_port.host(), data, split,
-                "pptp-control");
+                next_seq(), "pptp-control");
   }
 
   // IKE (UDP 500), NAT-T (4500: keepalives, non-ESP marker) and L2TP (1701).
@@ -1123,6 +1202,7 @@ class Driver {
   std::map<std::uint64_t, BlockRecord> blocks_, ports_;
   std::unique_ptr<nat::ReloadPlan> pending_plan_;
   unsigned pending_policy_ = 0;
+  std::map<std::uint64_t, Stream> streams_;
 };
 
 }  // namespace

@@ -186,16 +186,23 @@ def seeds():
     q.op("pptp_out", 0 | 1 << 3, 0, CCRQ, 0).op("pptp_out", 1 | 1 << 3, 1, CDN_C, 0).op("gre1", 0x80, 1)
     s["pptp"] = q.bytes()
 
-    # PPTP control messages split across two TCP segments, two messages in
-    # one segment, a garbage prefix, incoming calls (ICRQ / ICRP / ICCN),
-    # calls that outlive their control connection, and more calls than fit.
-    q = Seq().op("pptp_connect", 2 | 0 << 3, 2).op("pptp_out", 2, 2, OCRQ, 64).op("pptp_out", 2, 2, OCRQ | 1 << 3, 200)
-    q.op("pptp_out", 2, 2, OCRQ | 2 << 3 | 0x20, 128).op("pptp_in", 0, OCRP | 0x20, 0, 100)
-    q.op("pptp_in", 0, ICRQ, 0x80 | 9, 0).op("pptp_out", 2, 2, ICRP | 3 << 3, 0).op("pptp_out", 2, 2, ICCN, 0)
-    q.op("pptp_out", 2, 2, OCRQ | 0x40, 0).op("pptp_out", 2, 2, OCRQ | 0x20, 180)
+    # PPTP control messages split across two TCP segments (the engine drops
+    # what does not start on a message boundary; the client's TCP resends
+    # it), two messages in one segment, a segment overlapping the last one
+    # sent, one after a gap, a garbage prefix, incoming calls (ICRQ / ICRP /
+    # ICCN), calls that outlive their control connection, and more calls
+    # than fit. pptp_out's first argument: sub | server << 3 | stream mode << 5
+    # (0 new data, 1 resend what was not forwarded, 2 overlap, 3 gap).
+    NEW, RESEND, OVERLAP, GAP = 0, 1 << 5, 2 << 5, 3 << 5
+    q = Seq().op("pptp_connect", 2 | 0 << 3, 2).op("pptp_out", 2, 2, OCRQ, 64).op("pptp_out", 2 | RESEND, 2, 0, 0)
+    q.op("pptp_out", 2, 2, OCRQ | 1 << 3 | 0x20, 200).op("pptp_out", 2 | RESEND, 2, 0, 0)
+    q.op("pptp_in", 0, OCRP | 0x20, 0, 100).op("pptp_in", 0, ICRQ, 0x80 | 9, 0)
+    q.op("pptp_out", 2, 2, ICRP | 3 << 3, 0).op("pptp_out", 2, 2, ICCN, 0)
+    q.op("pptp_out", 2 | OVERLAP, 2, OCRQ | 2 << 3, 0).op("pptp_out", 2 | GAP, 2, OCRQ | 2 << 3, 0)
+    q.op("pptp_out", 2, 2, OCRQ | 0x40, 0).op("pptp_out", 2, 2, SLI_C | 2 << 3, 150).op("pptp_out", 2 | RESEND, 2, 0, 90)
     for sub in (0, 1, 3, 4):
         q.op("pptp_connect", sub, 3).op("pptp_out", sub, 3, OCRQ | (sub & 3) << 3, 0)
-        q.op("pptp_out", sub, 3, OCRQ | ((sub + 1) & 3) << 3, 0)
+        q.op("pptp_out", sub, 3, OCRQ | ((sub + 1) & 3) << 3 | 0x20, 0)
     q.op("gre1", 2, 7).time(61000).op("gre1", 0x80, 0).tcp(2, 40000, 1723, RST).time(250000)
     s["pptp_split"] = q.bytes()
 

@@ -8,8 +8,8 @@
 #                                             time split evenly between them
 #
 # Environment: FUZZ_BUILD_DIR (default <repo>/build-fuzz), CXX (default clang++),
-# FUZZ_ARGS (extra libFuzzer flags), FUZZ_OPS_STRICT / FUZZ_OPS_TRACE (see
-# fuzz_ops.cpp). Crash inputs are kept in $FUZZ_BUILD_DIR/fuzz-artifacts/;
+# FUZZ_ARGS (extra libFuzzer flags, or directories of extra seeds, read only:
+# new inputs go to the temporary corpus), FUZZ_OPS_TRACE (see fuzz_ops.cpp). Crash inputs are kept in $FUZZ_BUILD_DIR/fuzz-artifacts/;
 # reproduce one with
 #   $FUZZ_BUILD_DIR/tests/fuzz/<target> <artifact>
 # Prints one result line per target; exits non-zero when a fuzzer found a
@@ -79,7 +79,7 @@ run_target() {
   ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}" \
   UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     "$target" -max_total_time="$secs" -max_len=2048 -fork=0 -timeout=25 -print_final_stats=1 \
-    -artifact_prefix="$artifacts/$name-" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1
+    -artifact_prefix="$artifacts/$name-" "$corpus" ${FUZZ_ARGS:-} >"$log" 2>&1
   status=$?
   set -e
   # From here on a missing statistic must not end the script early.
