@@ -1626,7 +1626,7 @@ struct Engine::Impl {
   // Marks the slots of a free list; false (with the reason in *why) when an
   // index repeats or is out of range: a double free.
   template <typename Vec>
-  static bool mark_free(const Vec& free_list, std::size_t capacity, std::vector<bool>& is_free, const char* what,
+  static bool mark_free(const Vec& free_list, std::size_t capacity, std::vector<std::uint8_t>& is_free, const char* what,
                         std::string* why) {
     is_free.assign(capacity, false);
     for (const std::uint32_t i : free_list) {
@@ -1645,7 +1645,7 @@ struct Engine::Impl {
 
   static std::string check_invariants(const Engine& e) {
     std::string why;
-    std::vector<bool> free_session, free_mapping, free_subscriber;
+    std::vector<std::uint8_t> free_session, free_mapping, free_subscriber;
     if (!mark_free(e.free_sessions_, e.sessions_.size(), free_session, "session", &why) ||
         !mark_free(e.free_mappings_, e.mappings_.size(), free_mapping, "mapping", &why) ||
         !mark_free(e.free_subscribers_, e.subscribers_.size(), free_subscriber, "subscriber", &why))
@@ -1711,7 +1711,7 @@ struct Engine::Impl {
 
     // Address-dependent filter index: each entry counts the flagged sessions of its (mapping, remote).
     {
-      std::vector<bool> free_remote;
+      std::vector<std::uint8_t> free_remote;
       if (!mark_free(e.free_remotes_, e.remotes_.size(), free_remote, "remote entry", &why)) return why;
       std::vector<std::uint32_t> remote_sessions(e.remotes_.size(), 0);
       for (std::uint32_t i = 0; i < e.sessions_.size(); ++i) {
@@ -1854,7 +1854,7 @@ struct Engine::Impl {
     }
     std::vector<std::uint32_t> flows_per_host(e.fragment_flows_per_host_.size(), 0);
     std::vector<std::uint32_t> held_per_host(e.fragments_held_per_host_.size(), 0);
-    std::vector<bool> free_flow;
+    std::vector<std::uint8_t> free_flow;
     if (!mark_free(e.free_fragment_flows_, e.fragment_flows_.size(), free_flow, "fragment flow", &why)) return why;
     for (std::uint32_t i = 0; i < e.fragment_flows_.size(); ++i)
       if (!free_flow[i]) ++flows_per_host[e.fragment_flows_[i].host_bucket];

@@ -539,7 +539,7 @@ PptpTracker::Outcome PptpTracker::gre_inbound(std::uint8_t* ip, const packet::Pa
 
 namespace {
 std::string free_list_problem(const std::vector<std::uint32_t>& list, std::size_t capacity, const char* what,
-                              std::vector<bool>& is_free) {
+                              std::vector<std::uint8_t>& is_free) {
   is_free.assign(capacity, false);
   for (std::uint32_t i : list) {
     if (i >= capacity) return std::string(what) + " free list holds " + std::to_string(i) + " beyond capacity";
@@ -551,7 +551,7 @@ std::string free_list_problem(const std::vector<std::uint32_t>& list, std::size_
 }  // namespace
 
 std::string PptpTracker::check_invariants() const {
-  std::vector<bool> is_free_call, is_free_client, is_free_host, is_free_control;
+  std::vector<std::uint8_t> is_free_call, is_free_client, is_free_host, is_free_control;
   for (const std::string& why : {free_list_problem(free_calls_, calls_.size(), "call", is_free_call),
                                  free_list_problem(free_clients_, clients_.size(), "client", is_free_client),
                                  free_list_problem(free_hosts_, hosts_.size(), "host", is_free_host),

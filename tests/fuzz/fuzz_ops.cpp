@@ -36,7 +36,7 @@
 //   16  time          1      advance (b&63)+1 x {1 ms, 100 ms, 1 s, 10 s}[b>>6], then expire()
 //   17  expire_some   1      advance (b>>2) x 250 ms, expire() with a budget of (b&3)+1
 //   18  reconfigure   1      to policy P(b&3) when reconfigure_problems() is empty, with
-//                            draining_addresses(); (b>>2)&3: 0 reconfigure(), 1 plan_reload()
+//                            draining_addresses(next); (b>>2)&3: 0 reconfigure(), 1 plan_reload()
 //                            + apply(), 2 plan only (kept), 3 apply the kept plan (maybe stale)
 //   19  drain         0      drain_released()
 //   20  hairpin       3      who(sub 0-2, sport 3-5) pick(flow ring) flags
@@ -56,7 +56,9 @@
 //     inside or public endpoint (endpoint-independent mapping), a dynamic
 //     mapping and ESP/GRE leave from the subscriber's paired address;
 //   - verdicts: inbound packets only go inside, to_outside_hairpin never
-//     happens with one worker;
+//     happens with one worker, no packet of the fuzzer (all well formed) is
+//     dropped as malformed; reconfigure_problems() agrees whether it is
+//     given every draining address or only those the next policy moves;
 //   - NAT events (drained every step, none lost): a port block or preserved
 //     port is never allocated twice nor released unallocated, and
 //     blocks_in_use() equals the blocks the events say are allocated;
@@ -109,11 +111,12 @@ namespace flag = packet::tcp_flag;
 
 // ------------------------------------------------------------- the world
 
-// Inside hosts: pool a (100.64.0.0/24) and pool b / c (100.64.1.0/24). Hosts 3,
-// 4, 6 and 7 are also behind static mappings. Six subscriber slots for eight
-// hosts: the subscriber table fills.
+// Inside hosts: pool a (100.64.0.0/24) and pool b / c (100.64.1.0/24); host 4
+// is in no pool, reachable only through its static mapping. Hosts 3, 4, 6
+// and 7 are behind static mappings. Six subscriber slots for eight hosts:
+// the subscriber table fills.
 constexpr std::array<be32, 8> kInside = {ipv4(100, 64, 0, 1), ipv4(100, 64, 0, 2), ipv4(100, 64, 0, 3),
-                                         ipv4(100, 64, 0, 6), ipv4(100, 64, 0, 7), ipv4(100, 64, 1, 1),
+                                         ipv4(100, 64, 0, 6), ipv4(100, 127, 0, 7), ipv4(100, 64, 1, 1),
                                          ipv4(100, 64, 1, 2), ipv4(100, 64, 1, 7)};
 const nat::Ipv4Prefix kSubscriberSpace{ipv4(100, 64, 0, 0), 10};
 constexpr std::array<be32, 4> kRemote = {ipv4(203, 0, 113, 10), ipv4(203, 0, 113, 11), ipv4(192, 0, 2, 33),
@@ -167,12 +170,15 @@ nat::PoolConfig pool(const char* name, nat::Ipv4Prefix subscribers, std::vector<
 }
 nat::AddressRange one(be32 a) { return {a, a}; }
 
-constexpr std::uint32_t kLargestSessionLimit = 8;  // over every policy below
+// Over every policy below, and limits.static_mapping_sessions for host 4.
+constexpr std::uint32_t kLargestSessionLimit = 10;
 
 // Tables sized so that every limit is reachable from eight hosts: 48
-// sessions (8 hosts x 8), 6 subscribers, pool a 8 blocks for 5 hosts x 2,
-// pool b 4 blocks for 3 hosts x 2, 8 ESP SAs and 4 held packets, 8 PPTP
-// calls, 4 GRE tunnels, 4 fragment flows and 2 hold slots.
+// sessions, 6 subscribers, pool a 8 blocks for 4 hosts x 2, pool b 8 blocks
+// of 4 ports for 3 hosts x 2 (8 ports per protocol, fewer than its 10
+// sessions: ports run out first), 8 ESP SAs and 4 held packets, 8 PPTP
+// calls, 4 GRE tunnels, 4 fragment flows and 2 hold slots, and the abuse
+// limits of issue 11 low enough to be hit.
 nat::NatConfig base() {
   nat::NatConfig c;
   c.max_sessions = 48;
@@ -194,19 +200,24 @@ nat::NatConfig base() {
   pt.gre.timeout = 60;
   pt.ike.timeout = 120;
   pt.l2tp.timeout = 120;
+  c.limits.new_subscribers_per_second = 4;
+  c.limits.static_mapping_sessions = 6;
+  c.limits.fragment_flows_per_host = 2;
+  c.limits.fragments_held_per_host = 1;
   return c;
 }
 
 const nat::Ipv4Prefix kPrefixA{ipv4(100, 64, 0, 0), 24}, kPrefixB{ipv4(100, 64, 1, 0), 24};
 
 // P0: the start. Pool a: two addresses, ports 1024-1055 (4 blocks of 8 each),
-// IKE/L2TP ports outside the range; pool b: one address, ports 4496-4527 so
-// that 4500 lies inside a block; four static mappings, one on IKE's port.
+// IKE/L2TP ports outside the range; pool b: one address, ports 4496-4527 (8
+// blocks of 4) so that 4500 lies inside a block; four static mappings, one
+// on IKE's port, one to a host in no pool.
 nat::NatConfig policy0() {
   nat::NatConfig c = base();
   c.pools.push_back(pool("a", kPrefixA, {{kPublic[0], kPublic[1]}}, 1024, 1055, 8, 2, 8,
                          nat::Filtering::endpoint_independent));
-  c.pools.push_back(pool("b", kPrefixB, {one(kPublic[2])}, 4496, 4527, 8, 2, 8, nat::Filtering::address_dependent));
+  c.pools.push_back(pool("b", kPrefixB, {one(kPublic[2])}, 4496, 4527, 4, 2, 10, nat::Filtering::address_dependent));
   c.static_mappings = {kStaticA, kStaticB, kStaticC, kStaticD};
   return c;
 }
@@ -217,7 +228,7 @@ nat::NatConfig policy1() {
   nat::NatConfig c = base();
   c.pools.push_back(pool("a", kPrefixA, {one(kPublic[0])}, 1024, 1055, 8, 2, 8, nat::Filtering::endpoint_independent));
   c.pools.push_back(
-      pool("b", kPrefixB, {one(kPublic[2])}, 4496, 4527, 8, 1, 4, nat::Filtering::address_and_port_dependent));
+      pool("b", kPrefixB, {one(kPublic[2])}, 4496, 4527, 4, 1, 4, nat::Filtering::address_and_port_dependent));
   c.static_mappings = {kStaticB, kStaticC, kStaticD};
   c.timeouts.udp = 120;
   c.timeouts.port_reuse_hold = 30;
@@ -1107,8 +1118,13 @@ class Driver {
       return;
     }
     const nat::NatConfig& next = policies()[which];
-    const std::vector<nat::DrainingAddress> draining = e().draining_addresses();
-    const std::vector<std::string> problems = nat::Engine::reconfigure_problems(e().config(), next, draining);
+    // As the gateway asks (only what `next` would move), and every draining
+    // address: both must refuse or allow alike.
+    const std::vector<nat::DrainingAddress> moved = e().draining_addresses(next);
+    const std::vector<nat::DrainingAddress> all = e().draining_addresses();
+    const std::vector<std::string> problems = nat::Engine::reconfigure_problems(e().config(), next, moved);
+    if (problems.empty() != nat::Engine::reconfigure_problems(e().config(), next, all).empty())
+      fail("reconfigure_problems() disagrees between draining_addresses(next) and draining_addresses()");
     if (!problems.empty()) {
       TRACE("  reconfigure to P%u refused: %s\n", which, problems.front().c_str());
       return;
