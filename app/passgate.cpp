@@ -23,6 +23,7 @@
 #include "control/log.hpp"
 #include "control/metrics_server.hpp"
 #include "control/prometheus.hpp"
+#include "control/runtime_access.hpp"
 #include "control/telemetry.hpp"
 #include "dataplane/gateway.hpp"
 
@@ -52,7 +53,8 @@ int main(int argc, char** argv) {
       "stats-interval", po::value(&stats_interval)->default_value(0),
       "print the counters every S seconds (0: only when stopping)")(
       "prometheus", po::value(&prometheus_listen),
-      "serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9469); overrides control.prometheus");
+      "serve Prometheus metrics at http://ADDRESS:PORT/metrics; a bare PORT binds 127.0.0.1 only (as in the file); "
+      "overrides control.prometheus");
   po::options_description hidden;
   hidden.add_options()("eal", po::value(&eal_extra));
   po::positional_options_description positional;
@@ -78,6 +80,16 @@ int main(int argc, char** argv) {
   if (config_path.empty()) {
     std::cerr << "passgate: --config FILE is required (see --help)\n";
     return 2;
+  }
+  // Read like control.prometheus: loopback unless an address is written.
+  if (vm.count("prometheus")) {
+    std::string problem;
+    const auto listen = config::parse_listen_address(prometheus_listen, &problem);
+    if (!listen) {
+      std::cerr << "passgate: --prometheus: " << problem << "\n";
+      return 2;
+    }
+    prometheus_listen = *listen;
   }
 
   config::LoadResult loaded = config::load_gateway_config(config_path);
@@ -118,6 +130,20 @@ int main(int argc, char** argv) {
   if (const auto level = control::parse_level(cfg.control.log_level)) control::set_min_level(*level);
   if (cfg.control.log_to_syslog) control::enable_syslog("passgate", LOG_DAEMON);
   if (prometheus_listen.empty()) prometheus_listen = cfg.control.prometheus;
+  // The telemetry socket (passgatectl's way in) for passgate's user only, or
+  // a configured group (lib/control/runtime_access.hpp).
+  {
+    std::string summary, error;
+    const std::optional<gid_t> group =
+        cfg.control.telemetry_group.empty() ? std::nullopt : std::optional<gid_t>(cfg.control.telemetry_gid);
+    if (!control::restrict_runtime_dir(rte_eal_get_runtime_dir(), group, &summary, &error)) {
+      control::log(control::Level::error, "{}; not started", error);
+      rte_eal_cleanup();
+      return 1;
+    }
+    control::log(control::Level::info, "telemetry socket directory {}{}", summary,
+                 group ? fmt::format(" ({})", cfg.control.telemetry_group) : std::string());
+  }
   int rc = 0;
   {
     std::string error;
@@ -132,8 +158,14 @@ int main(int argc, char** argv) {
       if (!prometheus_listen.empty()) {
         metrics = control::MetricsServer::start(
             prometheus_listen, [&] { return control::render_prometheus(core.snapshot(true)); }, &error);
-        if (!metrics) control::log(control::Level::error, "{}", error);
-        else control::log(control::Level::info, "Prometheus metrics at http://{}/metrics", prometheus_listen);
+        if (!metrics) {
+          // Asked for and not there: stop now rather than run unwatched.
+          control::log(control::Level::error, "{}; stopping", error);
+          stop_requested = true;
+          rc = 1;
+        } else {
+          control::log(control::Level::info, "Prometheus metrics at http://{}/metrics", prometheus_listen);
+        }
       }
       if (!control::register_telemetry([&] { return core.snapshot(false); }))
         control::log(control::Level::warning, "some /passgate telemetry commands could not be registered");
@@ -164,6 +196,9 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  rte_eal_cleanup();
+  if (const int cleanup = rte_eal_cleanup(); cleanup != 0) {
+    std::cerr << "passgate: DPDK EAL cleanup failed: " << rte_strerror(-cleanup) << "\n";
+    if (rc == 0) rc = 1;
+  }
   return rc;
 }

@@ -2,7 +2,11 @@
 // telemetry socket (the same one dpdk-telemetry.py uses). Readable output
 // for people; --json prints the gateway's answer as it came, for scripts.
 //
-//   passgatectl [--file-prefix P | --socket PATH] [--json] COMMAND [ARGS]
+//   passgatectl [--file-prefix P | --socket PATH] [--json] [--destinations] COMMAND [ARGS]
+//
+// Sessions are listed without their remote address and port unless
+// --destinations asks for them (RFC 6888 REQ-12's spirit; see
+// lib/control/operator_commands.hpp): the gateway itself leaves them out.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -17,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "control/operator_commands.hpp"
+
 namespace po = boost::program_options;
 
 namespace {
@@ -28,6 +34,8 @@ constexpr const char* commands_help = R"(Commands:
   pools                       per pool: addresses, port blocks in use and free, subscribers
   subscriber ADDRESS [LIMIT]  a subscriber's public address, port blocks and sessions
   public PROTO ADDRESS PORT   who holds a public address and port (PROTO: tcp, udp, icmp)
+                              (both list sessions without their remote endpoint;
+                              --destinations shows it)
   passthrough                 ESP SAs, PPTP calls, GRE tunnels
   exports                     NAT events handed over and exported (IPFIX, syslog)
   steering                    workers, how each port is steered (rss, handoff, single), handoffs
@@ -169,6 +177,8 @@ int show(const std::string& command, const YAML::Node& v) {
     const auto sessions = lines(v, "sessions");
     fmt::print("sessions shown: {}\n", sessions.size());
     for (const auto& s : sessions) fmt::print("  {}\n", s);
+    if (!sessions.empty() && text(v, "destinations") != "shown")
+      fmt::print("(remote endpoints not shown; --destinations shows them)\n");
     return 0;
   }
   if (command == "public") {
@@ -178,7 +188,10 @@ int show(const std::string& command, const YAML::Node& v) {
     }
     fmt::print("{} {} mapping: inside {} <-> public {}, {} session(s)\n", text(v, "kind"), text(v, "protocol"),
                text(v, "inside"), text(v, "public"), number(v, "sessions"));
-    for (const auto& s : lines(v, "session_list")) fmt::print("  {}\n", s);
+    const auto sessions = lines(v, "session_list");
+    for (const auto& s : sessions) fmt::print("  {}\n", s);
+    if (!sessions.empty() && text(v, "destinations") != "shown")
+      fmt::print("(remote endpoints not shown; --destinations shows them)\n");
     return 0;
   }
   if (command == "config") {
@@ -211,7 +224,9 @@ int main(int argc, char** argv) {
   opts.add_options()("help,h", "print this help and exit")(
       "file-prefix", po::value(&prefix)->default_value("rte"), "passgate's DPDK --file-prefix")(
       "socket", po::value(&socket_path), "telemetry socket path (default /var/run/dpdk/PREFIX/dpdk_telemetry.v2)")(
-      "json", "print the gateway's JSON answer unchanged");
+      "json", "print the gateway's JSON answer unchanged")(
+      "destinations", "subscriber and public: show each session's remote address and port (off by default: "
+                      "subscribers' destinations are private, RFC 6888 REQ-12)");
   po::options_description hidden;
   hidden.add_options()("words", po::value(&words));
   po::positional_options_description positional;
@@ -231,32 +246,13 @@ int main(int argc, char** argv) {
     return words.empty() && !vm.count("help") ? 2 : 0;
   }
   const std::string& command = words[0];
-  std::string request;
-  const auto need = [&](std::size_t min, std::size_t max, const char* usage) {
-    if (words.size() - 1 < min || words.size() - 1 > max) {
-      std::cerr << "passgatectl: usage: passgatectl " << usage << "\n";
-      std::exit(2);
-    }
-  };
-  if (command == "stats") request = "/passgate/nat";
-  else if (command == "drops") request = "/passgate/nat_drops";
-  else if (command == "ports") request = "/passgate/ports";
-  else if (command == "pools") request = "/passgate/pools";
-  else if (command == "passthrough") request = "/passgate/passthrough";
-  else if (command == "exports") request = "/passgate/exports";
-  else if (command == "steering") request = "/passgate/steering";
-  else if (command == "config" || command == "version") request = "/passgate/config";
-  else if (command == "reload") request = "/passgate/reload";
-  else if (command == "subscriber") {
-    need(1, 2, "subscriber ADDRESS [LIMIT]");
-    request = "/passgate/subscriber," + words[1] + (words.size() > 2 ? "," + words[2] : "");
-  } else if (command == "public") {
-    need(3, 3, "public tcp|udp|icmp ADDRESS PORT");
-    request = fmt::format("/passgate/public,{},{},{}", words[1], words[2], words[3]);
-  } else {
-    std::cerr << "passgatectl: unknown command '" << command << "'\n\n" << commands_help;
+  const passgate::control::CtlRequest built = passgate::control::ctl_request(words, vm.count("destinations") != 0);
+  if (built.path.empty()) {
+    std::cerr << "passgatectl: " << built.error << "\n";
+    if (built.error.rfind("unknown command", 0) == 0) std::cerr << "\n" << commands_help;
     return 2;
   }
+  const std::string& request = built.path;
   if (socket_path.empty()) socket_path = fmt::format("/var/run/dpdk/{}/dpdk_telemetry.v2", prefix);
 
   TelemetryClient client;

@@ -43,6 +43,7 @@ dataplane:
   eal: [$eal, "--file-prefix", "$tag-dut"]
   mode: ${SMOKE_MODE:-nat}
   mbufs: 8191
+  neighbour: {table_size: 256, queue: 4}
 ports:
   - {name: inside, device: "net_memif0,role=server,socket=$work/in.sock", role: inside, address: 10.0.0.1/24,
      routes: [{prefix: 100.64.0.0/10, via: 10.0.0.2}]}

@@ -12,7 +12,7 @@ PACKAGES=(
   # tests, sanitizers, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # end-to-end peers and tools
-  iproute2 iputils-ping ethtool tshark iperf3 netcat-openbsd python3 python3-scapy nftables curl prometheus
+  iproute2 iputils-ping iputils-tracepath traceroute ethtool tshark iperf3 netcat-openbsd python3 python3-scapy nftables curl prometheus
   # NAT event collectors (IPFIX: nfcapd/nfdump; RFC 5424: rsyslogd) and result plots
   nfdump rsyslog python3-matplotlib
   # strongSwan (IKEv2 + NAT-T end to end; userspace ESP via kernel-libipsec)

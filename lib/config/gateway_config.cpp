@@ -20,6 +20,8 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <grp.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -34,6 +36,7 @@
 #include <string_view>
 #include <utility>
 
+#include "config/mbuf_budget.hpp"
 #include "packet/headers.hpp"
 
 namespace passgate::config {
@@ -457,6 +460,22 @@ void set_integer(Checker& c, const Mapping& m, std::string_view key, T& out, std
     if (const auto v = c.integer(*f, min, max, unit, minimum_note)) out = static_cast<T>(*v);
 }
 
+std::optional<MacAddress> unicast_mac(Checker& c, const Field& f) {
+  const std::string_view expected = "a unicast MAC address like 02:00:00:00:00:10";
+  const auto s = c.text(f, expected);
+  if (!s) return std::nullopt;
+  const auto mac = parse_mac(*s);
+  if (!mac)
+    c.error(f, fmt::format("expected {}, got '{}'", expected, *s));
+  else if (mac->bytes[0] & 1)
+    c.error(f, fmt::format("{} is a multicast MAC address (first octet odd); expected {}", *s, expected));
+  else if (*mac == MacAddress{})
+    c.error(f, fmt::format("{} is the zero MAC address; expected {}", *s, expected));
+  else
+    return mac;
+  return std::nullopt;
+}
+
 void set_bool(Checker& c, const Mapping& m, std::string_view key, bool& out) {
   if (const Field* f = m.get(key))
     if (const auto v = c.boolean(*f)) out = *v;
@@ -476,7 +495,7 @@ struct PortSeen {
 void read_port(Checker& c, PortSeen& p) {
   const Mapping m(c, p.item,
                   {"name", "device", "role", "address", "gateway", "routes", "mtu", "vlan", "neighbours", "rx_queues",
-                   "tx_queues", "rx_descriptors", "tx_descriptors"});
+                   "tx_queues", "rx_descriptors", "tx_descriptors", "promiscuous", "mac"});
   if (!m.ok()) return;
   PortConfig& cfg = p.cfg;
 
@@ -601,24 +620,10 @@ void read_port(Checker& c, PortSeen& p) {
           ok = false;
         }
         if (const Field* mf = nm.require("mac")) {
-          const std::string_view expected = "a unicast MAC address like 02:00:00:00:00:10";
-          if (const auto s = c.text(*mf, expected)) {
-            const auto mac = parse_mac(*s);
-            if (!mac) {
-              c.error(*mf, fmt::format("expected {}, got '{}'", expected, *s));
-              ok = false;
-            } else if (mac->bytes[0] & 1) {
-              c.error(*mf, fmt::format("{} is a multicast MAC address (first octet odd); expected {}", *s, expected));
-              ok = false;
-            } else if (*mac == MacAddress{}) {
-              c.error(*mf, fmt::format("{} is the zero MAC address; expected {}", *s, expected));
-              ok = false;
-            } else {
-              n.mac = *mac;
-            }
-          } else {
+          if (const auto mac = unicast_mac(c, *mf))
+            n.mac = *mac;
+          else
             ok = false;
-          }
         } else {
           ok = false;
         }
@@ -629,6 +634,8 @@ void read_port(Checker& c, PortSeen& p) {
   set_integer(c, m, "tx_queues", cfg.tx_queues, 1, 128, "one per worker");
   set_integer(c, m, "rx_descriptors", cfg.rx_descriptors, 64, 32768);
   set_integer(c, m, "tx_descriptors", cfg.tx_descriptors, 64, 32768);
+  set_bool(c, m, "promiscuous", cfg.promiscuous);
+  if (const Field* mf = m.get("mac")) cfg.mac = unicast_mac(c, *mf);
 }
 
 void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
@@ -679,14 +686,12 @@ void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
 
 // ------------------------------------------------------------ control
 
-// "ADDRESS:PORT" with a dotted IPv4 address and a port above 0.
-bool valid_endpoint(const std::string& s) {
+// "ADDRESS:PORT" with a strict dotted IPv4 address (no leading zeros, no
+// spaces) and a port from 1 to 65535.
+bool valid_endpoint(std::string_view s) {
   const auto colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  unsigned a, b, cc, d, port;
-  char tail;
-  if (std::sscanf(s.c_str(), "%u.%u.%u.%u:%u%c", &a, &b, &cc, &d, &port, &tail) != 5) return false;
-  return a < 256 && b < 256 && cc < 256 && d < 256 && port > 0 && port < 65536;
+  if (colon == std::string_view::npos) return false;
+  return parse_ipv4(s.substr(0, colon)).has_value() && parse_port(s.substr(colon + 1)).has_value();
 }
 
 void read_endpoint(Checker& c, const Mapping& m, std::string_view key, std::string& out, std::string_view what,
@@ -699,11 +704,58 @@ void read_endpoint(Checker& c, const Mapping& m, std::string_view key, std::stri
   }
 }
 
-// control: the Prometheus endpoint, the gateway's own log, NAT event export.
+// The Prometheus listen address (see parse_listen_address): loopback unless
+// an address is written. civetweb would read "9469" as every interface and
+// takes suffixes ("9469r", "9469s") and lists: none of that gets through.
+std::optional<std::string> listen_address(std::string_view text, std::string* problem) {
+  const auto fail = [&](std::string_view why) -> std::optional<std::string> {
+    *problem = fmt::format("expected PORT (on 127.0.0.1, loopback) or IPv4:PORT (e.g. 9469, 192.0.2.1:9469){}, "
+                           "got '{}'",
+                           why, text);
+    return std::nullopt;
+  };
+  const std::size_t colon = text.rfind(':');
+  const std::string_view port_text = colon == std::string_view::npos ? text : text.substr(colon + 1);
+  const auto port = parse_port(port_text);
+  if (!port) return fail("; the port is 1 to 65535");
+  if (colon == std::string_view::npos || colon == 0) return fmt::format("127.0.0.1:{}", *port);
+  const std::string_view address_text = text.substr(0, colon);
+  const auto address = parse_ipv4(address_text);
+  if (!address) return fail("; the address is a dotted IPv4 address");
+  const std::uint32_t a = address->host();
+  if (a != 0 && reserved_in(a, a) && (a >> 24) != 127)
+    return fail(fmt::format("; {} is in {}, not an address of this host (0.0.0.0 is every interface)", address_text,
+                            reserved_in(a, a)));
+  return fmt::format("{}:{}", address_text, *port);
+}
+
+// control: the Prometheus endpoint, the telemetry socket's group, the
+// gateway's own log, NAT event export.
 void read_control(Checker& c, const Field& f, ControlConfig& out) {
-  const Mapping m(c, f, {"prometheus", "log_level", "log_to_syslog", "nat_events"});
+  const Mapping m(c, f, {"prometheus", "telemetry_group", "log_level", "log_to_syslog", "nat_events"});
   if (!m.ok()) return;
-  read_endpoint(c, m, "prometheus", out.prometheus, "the Prometheus listen address", "127.0.0.1:9469");
+  if (const Field* pf = m.get("prometheus"))
+    if (auto s = c.text(*pf, "the Prometheus listen address, PORT or IPv4:PORT")) {
+      std::string problem;
+      if (auto listen = listen_address(*s, &problem)) out.prometheus = *listen;
+      else c.error(*pf, problem);
+    }
+  if (const Field* gf = m.get("telemetry_group"))
+    if (auto s = c.text(*gf, "a group name like passgate")) {
+      // Resolved now, so --check and a reload report a group this host lacks.
+      std::vector<char> buffer(16384);
+      group entry{};
+      group* found = nullptr;
+      const int rc = s->empty() ? ENOENT : getgrnam_r(s->c_str(), &entry, buffer.data(), buffer.size(), &found);
+      if (found) {
+        out.telemetry_group = *s;
+        out.telemetry_gid = found->gr_gid;
+      } else {
+        c.error(*gf, fmt::format("no group '{}' on this host{}; expected the group whose members may use "
+                                 "passgatectl (the telemetry socket becomes 0660, its directory 0750)",
+                                 *s, rc != 0 && rc != ENOENT ? fmt::format(" ({})", std::strerror(rc)) : ""));
+      }
+    }
   if (const Field* lf = m.get("log_level"))
     if (auto s = c.text(*lf, "error, warning, notice, info or debug")) {
       if (*s == "error" || *s == "warning" || *s == "notice" || *s == "info" || *s == "debug") out.log_level = *s;
@@ -761,7 +813,8 @@ struct DataplaneSeen {
 void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSeen& seen) {
   const std::size_t errors_before = c.count();
   seen.section = f;
-  const Mapping m(c, f, {"eal", "workers", "mbufs", "mbuf_cache", "burst", "mode", "steering", "neighbour"});
+  const Mapping m(c, f,
+                  {"eal", "workers", "mbufs", "mbuf_cache", "burst", "mode", "steering", "neighbour", "icmp_errors"});
   if (m.ok()) {
     if (const Field* ef = m.get("eal"))
       if (const auto items = sequence(c, *ef, "EAL arguments like \"--no-huge\"", true))
@@ -779,8 +832,11 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
               d.worker_lcores.push_back(lcore);
           }
 
-    if (const Field* mf = m.get("mbufs")) seen.mbufs = *mf;
-    set_integer(c, m, "mbufs", d.mbufs, 1023, (1u << 26) - 1, "buffers; a power of two minus one is best");
+    if (const Field* mf = m.get("mbufs")) {
+      seen.mbufs = *mf;
+      if (!(mf->node.IsScalar() && mf->node.Scalar() == "auto"))
+        set_integer(c, m, "mbufs", d.mbufs, 1023, (1u << 26) - 1, "buffers, or auto");
+    }
     set_integer(c, m, "mbuf_cache", d.mbuf_cache, 0, 512, "per lcore; DPDK's RTE_MEMPOOL_CACHE_MAX_SIZE is 512");
     set_integer(c, m, "burst", d.burst, 1, 64, "packets per receive call");
     if (const Field* sf = m.get("steering"))
@@ -795,7 +851,7 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
       }
 
     if (const Field* nf = m.get("neighbour")) {
-      const Mapping nm(c, *nf, {"reachable_s", "retry_ms", "max_retries", "queue", "table_size"});
+      const Mapping nm(c, *nf, {"reachable_s", "retry_ms", "max_retries", "queue", "table_size", "unsolicited_percent"});
       if (nm.ok()) {
         NeighbourConfig& n = d.neighbour;
         set_integer(c, nm, "reachable_s", n.reachable_seconds, 1, 86400, "seconds");
@@ -803,28 +859,42 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
         set_integer(c, nm, "max_retries", n.max_retries, 1, 100);
         set_integer(c, nm, "queue", n.queue_packets, 1, 256, "packets per unresolved neighbour");
         set_integer(c, nm, "table_size", n.table_size, 16, 1u << 20, "neighbours per port");
+        set_integer(c, nm, "unsolicited_percent", n.unsolicited_percent, 0, 100,
+                    "percent of the table for neighbours that asked for us");
+      }
+    }
+    if (const Field* icf = m.get("icmp_errors")) {
+      const Mapping im(c, *icf, {"rate", "burst"});
+      if (im.ok()) {
+        set_integer(c, im, "rate", d.icmp_error_rate, 0, 1000000, "errors per second per worker; 0 sends none");
+        set_integer(c, im, "burst", d.icmp_error_burst, 1, 100000, "errors");
       }
     }
   }
   seen.clean = c.count() == errors_before;
 }
 
-// Buffers must fill every receive ring, can sit in every transmit ring, and
-// each lcore keeps a cache and a burst of them. (rte_mempool_create also
-// refuses a cache above two thirds of the pool: the ranges of mbufs and
-// mbuf_cache already rule that out.)
+// Buffers: the pool must cover every place that can hold them at once
+// (config/mbuf_budget.hpp), so that no full ring or queue can empty it and
+// stall receive. Checked here with the fewest workers the file allows; the
+// gateway checks again with the lcores EAL gives. (rte_mempool_create also
+// refuses a cache above two thirds of the pool: the budget covers 1.5 caches
+// per lcore, which rules that out.)
 void check_buffers(Checker& c, const GatewayConfig& g, const DataplaneSeen& seen, const YAML::Mark& root_mark) {
   const DataplaneConfig& d = g.dataplane;
-  std::uint64_t rings = 0;
-  for (const PortConfig& p : g.ports)
-    rings += std::uint64_t{p.rx_queues} * p.rx_descriptors + std::uint64_t{p.tx_queues} * p.tx_descriptors;
-  const std::uint64_t lcores = std::max<std::size_t>(1, d.worker_lcores.size());
-  const std::uint64_t need = rings + lcores * (d.mbuf_cache + d.burst);
-  if (d.mbufs >= need) return;
-  const std::string message = fmt::format(
-      "{} mbufs cannot cover the {} receive and transmit descriptors of the ports plus {} per worker in "
-      "caches and bursts; expected at least {}",
-      d.mbufs, rings, d.mbuf_cache + d.burst, need);
+  const MbufBudget budget = mbuf_budget(g, workers_at_least(g));
+  const std::uint64_t need = budget.total();
+  constexpr std::uint64_t most = (1u << 26) - 1;
+  std::string message;
+  if (d.mbufs == 0 && need > most)
+    message = fmt::format("this configuration can hold {} mbufs at once ({}), more than the {} a pool takes; "
+                          "expected smaller neighbour tables or queues, fewer descriptors or workers",
+                          need, budget.explain(), most);
+  else if (d.mbufs != 0 && d.mbufs < need)
+    message = fmt::format("{} mbufs cannot cover what this configuration can hold at once: {}; expected at least {}, "
+                          "or auto to size the pool to that",
+                          d.mbufs, budget.explain(), need);
+  if (message.empty()) return;
   if (seen.mbufs)
     c.error(*seen.mbufs, message);
   else if (seen.section)
@@ -1515,6 +1585,8 @@ std::vector<std::string> restart_required_changes(const GatewayConfig& running, 
   if (!(running.dataplane == next.dataplane)) out.push_back("dataplane: changes only with a restart");
   if (running.control.prometheus != next.control.prometheus)
     out.push_back("control.prometheus: the listen address changes only with a restart");
+  if (running.control.telemetry_group != next.control.telemetry_group)
+    out.push_back("control.telemetry_group: the telemetry socket's group changes only with a restart");
   return out;
 }
 
@@ -1536,6 +1608,10 @@ LoadResult load_gateway_config(const std::string& path) {
   std::fclose(file);
   if (failed) return fail(err == 0 ? EIO : err);
   return parse_gateway_config(text, path);
+}
+
+std::optional<std::string> parse_listen_address(std::string_view text, std::string* problem) {
+  return listen_address(text, problem);
 }
 
 }  // namespace passgate::config

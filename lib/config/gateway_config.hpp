@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nat/nat_config.hpp"
@@ -53,6 +54,13 @@ struct PortConfig {
   std::uint16_t tx_queues = 1;
   std::uint16_t rx_descriptors = 1024;
   std::uint16_t tx_descriptors = 1024;
+  // Accept frames for any unicast MAC (and let the device deliver them).
+  // Only for frames addressed to a MAC the port does not own: a first-hop
+  // redundancy protocol's virtual MAC, a mirrored port in a lab.
+  bool promiscuous = false;
+  // The port's MAC address, set on the device at start; absent: the
+  // device's own.
+  std::optional<MacAddress> mac;
 
   [[nodiscard]] Ipv4Prefix subnet() const { return Ipv4Prefix{address, prefix_length}; }
   friend bool operator==(const PortConfig&, const PortConfig&) = default;
@@ -64,13 +72,20 @@ struct NeighbourConfig {
   std::uint32_t max_retries = 3;          // then the entry fails and its queue is dropped
   std::uint32_t queue_packets = 16;       // packets held per unresolved neighbour
   std::uint32_t table_size = 4096;        // neighbours per port
+  // Entries created because a neighbour asked for us (RFC 826), not because
+  // we needed it, may take at most this share of the table, in percent: a
+  // host sending requests from many addresses cannot crowd out next hops.
+  std::uint32_t unsolicited_percent = 25;
   friend bool operator==(const NeighbourConfig&, const NeighbourConfig&) = default;
 };
 
 struct DataplaneConfig {
   std::vector<std::string> eal_args;    // extra DPDK EAL arguments
   std::vector<unsigned> worker_lcores;  // empty = the first lcore after the main one
-  std::uint32_t mbufs = 16383;          // per socket; a power of two minus one is best
+  // Packet buffers in the pool. 0 (`auto`, or not written): exactly what the
+  // configuration can hold at once (config/mbuf_budget.hpp); a value below
+  // that is refused, so no full ring or queue can empty the pool.
+  std::uint32_t mbufs = 0;
   std::uint32_t mbuf_cache = 256;
   std::uint16_t burst = 32;
   // forward: route IPv4 between the ports without translating (no NAT state
@@ -82,6 +97,10 @@ struct DataplaneConfig {
   // Either way ownership is checked per packet, so both are correct.
   bool steering_handoff_only = false;
   NeighbourConfig neighbour;
+  // ICMP errors the gateway itself sends (Time Exceeded, Fragmentation
+  // Needed): a token bucket per worker (RFC 1812 4.3.2.8). rate 0 = none.
+  std::uint32_t icmp_error_rate = 1000;   // per second
+  std::uint32_t icmp_error_burst = 50;
   friend bool operator==(const DataplaneConfig&, const DataplaneConfig&) = default;
 };
 
@@ -99,7 +118,11 @@ struct SyslogExportConfig {
   friend bool operator==(const SyslogExportConfig&, const SyslogExportConfig&) = default;
 };
 struct ControlConfig {
-  std::string prometheus;                 // "ADDRESS:PORT" of /metrics; empty = off
+  std::string prometheus;                 // "ADDRESS:PORT" of /metrics; empty = off (a bare PORT means 127.0.0.1)
+  // Group given access to the telemetry socket (passgatectl): its directory
+  // 0750 and the socket 0660 with that group; empty = the owner only (0700/0600).
+  std::string telemetry_group;
+  std::uint32_t telemetry_gid = 0;        // telemetry_group resolved at load time
   std::string log_level = "info";         // error, warning, notice, info, debug
   bool log_to_syslog = false;             // the gateway's own messages also to syslog(3)
   bool log_sessions = false;              // session events besides port blocks (RFC 6888 REQ-12/13)
@@ -134,6 +157,11 @@ struct LoadResult {
 };
 
 LoadResult load_gateway_config(const std::string& path);
+// A listen address for the Prometheus endpoint, the one reader of both
+// control.prometheus and --prometheus: "IPv4:PORT", or a bare "PORT" (or
+// ":PORT") for 127.0.0.1:PORT, so nothing binds beyond loopback unless an
+// address is written. Returns "IPv4:PORT", or nullopt and *problem.
+std::optional<std::string> parse_listen_address(std::string_view text, std::string* problem);
 // Parts of `next` a running gateway cannot take without a restart (ports,
 // dataplane, the Prometheus address), one line each; empty when a reload may
 // go on to the NAT checks (nat::Engine::reconfigure_problems).

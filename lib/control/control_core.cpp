@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "control/log.hpp"
+#include "control/operator_commands.hpp"
 #include "packet/headers.hpp"
 
 namespace passgate::control {
@@ -69,22 +70,6 @@ void add_string(rte_tel_data* d, const char* key, const std::string& value) {
   rte_tel_data_add_dict_string(d, key, telemetry_strings(value).front().c_str());
 }
 
-std::vector<std::string> split_params(const char* params) {
-  std::vector<std::string> out;
-  if (!params) return out;
-  std::string cur;
-  for (const char* p = params; *p; ++p) {
-    if (*p == ',') {
-      out.push_back(cur);
-      cur.clear();
-    } else if (*p != ' ') {
-      cur += *p;
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
-}
-
 // The telemetry callbacks are plain functions: they reach the control core
 // through this pointer, cleared (under the mutex) before it goes away.
 std::mutex instance_mutex;
@@ -142,15 +127,20 @@ int cmd_pools(const char*, const char*, rte_tel_data* d) {
 
 std::string endpoint(nat::be32 a, std::uint16_t port) { return fmt::format("{}:{}", nat::to_string(a), port); }
 
-std::string session_line(const dataplane::SessionView& s) {
-  return fmt::format("{} {} -> {} remote {} {} idle {}s worker {}", s.protocol, endpoint(s.inside_address, s.inside_port),
-                     endpoint(s.public_address, s.public_port), endpoint(s.remote_address, s.remote_port),
-                     s.tcp_state, s.idle_s, s.worker);
+// The remote endpoint only when the request asked for it (operator_commands.hpp).
+std::string session_line(const dataplane::SessionView& s, bool destinations) {
+  return control::session_line(SessionText{s.protocol, endpoint(s.inside_address, s.inside_port),
+                                           endpoint(s.public_address, s.public_port),
+                                           destinations ? endpoint(s.remote_address, s.remote_port) : std::string(),
+                                           s.tcp_state, s.idle_s, s.worker},
+                               destinations);
 }
 
-// /passgate/subscriber,ADDRESS[,LIMIT]: its public address, port blocks and sessions.
+// /passgate/subscriber,ADDRESS[,LIMIT][,destinations]: its public address,
+// port blocks and sessions (remote endpoints only with `destinations`).
 int cmd_subscriber(const char*, const char* params, rte_tel_data* d) {
-  const auto args = split_params(params);
+  auto args = split_params(params);
+  const bool destinations = take_destinations(args);
   nat::be32 address;
   if (args.empty() || !parse_ipv4(args[0], address)) return -EINVAL;
   std::size_t limit = 50;
@@ -167,15 +157,18 @@ int cmd_subscriber(const char*, const char* params, rte_tel_data* d) {
     blocks.push_back(fmt::format("{}-{}", first, first + v.block_size - 1));
   add_string_array(d, "port_blocks", blocks);
   std::vector<std::string> sessions;
-  for (const auto& s : v.sessions) sessions.push_back(session_line(s));
+  for (const auto& s : v.sessions) sessions.push_back(session_line(s, destinations));
   rte_tel_data_add_dict_u64(d, "sessions_shown", sessions.size());
+  rte_tel_data_add_dict_string(d, "destinations", destinations ? "shown" : "hidden");
   add_string_array(d, "sessions", sessions);
   return 0;
 }
 
-// /passgate/public,PROTO,ADDRESS,PORT: who holds a public address and port now.
+// /passgate/public,PROTO,ADDRESS,PORT[,destinations]: who holds a public
+// address and port now (remote endpoints only with `destinations`).
 int cmd_public(const char*, const char* params, rte_tel_data* d) {
-  const auto args = split_params(params);
+  auto args = split_params(params);
+  const bool destinations = take_destinations(args);
   if (args.size() != 3) return -EINVAL;
   std::uint8_t proto;
   if (args[0] == "tcp") proto = packet::ip_proto::tcp;
@@ -198,8 +191,9 @@ int cmd_public(const char*, const char* params, rte_tel_data* d) {
   rte_tel_data_add_dict_string(d, "kind", v->is_static ? "static" : "dynamic");
   rte_tel_data_add_dict_u64(d, "sessions", v->sessions);
   std::vector<std::string> sessions;
-  for (const auto& s : v->session_list) sessions.push_back(session_line(s));
+  for (const auto& s : v->session_list) sessions.push_back(session_line(s, destinations));
   add_string_array(d, "session_list", sessions);
+  rte_tel_data_add_dict_string(d, "destinations", destinations ? "shown" : "hidden");
   return 0;
 }
 
@@ -294,10 +288,12 @@ bool ControlCore::start() {
                                            "Re-read the configuration file; applied only if valid") == 0;
   registered &= rte_telemetry_register_cmd("/passgate/pools", cmd_pools,
                                            "Per pool: addresses, port blocks in use and free, subscribers") == 0;
-  registered &= rte_telemetry_register_cmd("/passgate/subscriber", cmd_subscriber,
-                                           "Params: ADDRESS[,LIMIT]. Public address, port blocks, sessions") == 0;
-  registered &= rte_telemetry_register_cmd("/passgate/public", cmd_public,
-                                           "Params: tcp|udp|icmp,ADDRESS,PORT. Who holds a public port") == 0;
+  registered &= rte_telemetry_register_cmd(
+                    "/passgate/subscriber", cmd_subscriber,
+                    "Params: ADDRESS[,LIMIT][,destinations]. Public address, port blocks, sessions") == 0;
+  registered &= rte_telemetry_register_cmd(
+                    "/passgate/public", cmd_public,
+                    "Params: tcp|udp|icmp,ADDRESS,PORT[,destinations]. Who holds a public port") == 0;
   registered &= rte_telemetry_register_cmd("/passgate/exports", cmd_exports,
                                            "NAT events handed over and exported (IPFIX, syslog)") == 0;
   if (!registered) log(Level::warning, "some /passgate telemetry commands could not be registered");

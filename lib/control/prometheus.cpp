@@ -68,6 +68,21 @@ std::string render_prometheus(const stats::GatewaySnapshot& s) {
        &stats::PortCounters::arp_replies_learned},
       {"passgate_port_icmp_echo_answered_total", "ICMP echo requests to the gateway's own address answered.",
        &stats::PortCounters::icmp_echo_answered},
+      {"passgate_port_icmp_time_exceeded_sent_total", "ICMP Time Exceeded sent from the port (RFC 1812 5.3.1).",
+       &stats::PortCounters::icmp_time_exceeded_sent},
+      {"passgate_port_icmp_frag_needed_sent_total",
+       "ICMP Fragmentation Needed sent from the port (RFC 1191), for Don't Fragment packets too large.",
+       &stats::PortCounters::icmp_frag_needed_sent},
+      {"passgate_port_icmp_errors_rate_limited_total",
+       "ICMP errors not sent: the per-worker rate limit (dataplane.icmp_errors) held them back.",
+       &stats::PortCounters::icmp_errors_rate_limited},
+      {"passgate_port_packets_fragmented_total", "Packets fragmented to fit the port's MTU (RFC 1812 5.2.6).",
+       &stats::PortCounters::packets_fragmented},
+      {"passgate_port_fragments_sent_total", "Fragments sent on the port after fragmenting.",
+       &stats::PortCounters::fragments_sent},
+      {"passgate_port_arp_unsolicited_not_learned_total",
+       "ARP requests for us whose sender was not cached: the unsolicited share of the neighbour table was full.",
+       &stats::PortCounters::arp_unsolicited_not_learned},
   };
   for (const PortMetric& m : port_metrics) {
     w.family(m.name, "counter", m.help);

@@ -65,6 +65,12 @@ int ports(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(port, "arp_requests_sent", c.arp_requests_sent);
     rte_tel_data_add_dict_u64(port, "arp_replies_learned", c.arp_replies_learned);
     rte_tel_data_add_dict_u64(port, "icmp_echo_answered", c.icmp_echo_answered);
+    rte_tel_data_add_dict_u64(port, "icmp_time_exceeded_sent", c.icmp_time_exceeded_sent);
+    rte_tel_data_add_dict_u64(port, "icmp_frag_needed_sent", c.icmp_frag_needed_sent);
+    rte_tel_data_add_dict_u64(port, "icmp_errors_rate_limited", c.icmp_errors_rate_limited);
+    rte_tel_data_add_dict_u64(port, "packets_fragmented", c.packets_fragmented);
+    rte_tel_data_add_dict_u64(port, "fragments_sent", c.fragments_sent);
+    rte_tel_data_add_dict_u64(port, "arp_unsolicited_not_learned", c.arp_unsolicited_not_learned);
     for (unsigned k = 0; k < stats::port_drop_count; ++k) {
       char name[64];
       snprintf(name, sizeof name, "drop_%s", stats::port_drop_name(static_cast<stats::PortDrop>(k)));

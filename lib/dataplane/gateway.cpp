@@ -17,6 +17,7 @@
 #include <cstring>
 #include <thread>
 
+#include "config/mbuf_budget.hpp"
 #include "dataplane/worker.hpp"
 
 namespace passgate::dataplane {
@@ -34,7 +35,11 @@ bool has_lcore_option(const std::vector<std::string>& args) {
 
 // Room for about 1 ms of a busy worker's traffic: an owner that is briefly
 // not running (time-sliced CPUs, the perf harness showed) must not drop.
-constexpr unsigned handoff_ring_size = 16384;
+// Counted against the pool (config/mbuf_budget.hpp), as are the buffers below.
+constexpr unsigned handoff_ring_size = config::handoff_ring_slots;
+static_assert(TxBuffer::capacity == config::tx_buffer_mbufs);
+static_assert(HandoffBuffer::capacity == config::handoff_buffer_mbufs);
+static_assert(nat::Engine::max_burst <= config::generated_reserve_mbufs);
 
 int worker_main(void* arg) {
   auto* w = static_cast<std::pair<Worker*, const std::atomic<bool>*>*>(arg);
@@ -73,10 +78,32 @@ std::unique_ptr<Gateway> Gateway::create(const config::GatewayConfig& cfg, std::
   std::uint16_t mtu = 1500;
   for (const auto& p : cfg.ports) mtu = std::max(mtu, p.mtu);
   const std::uint32_t data_room = std::max<std::uint32_t>(RTE_MBUF_DEFAULT_DATAROOM, mtu + 18u + 4u) + RTE_PKTMBUF_HEADROOM;
-  g->pool_ = rte_pktmbuf_pool_create("passgate_mbufs", cfg.dataplane.mbufs, cfg.dataplane.mbuf_cache, 0,
+  // As many buffers as every ring, queue, buffer and cache can hold at once
+  // (config/mbuf_budget.hpp), with the workers EAL gives and the descriptor
+  // counts the drivers will set up: a full one can then never empty the pool
+  // and stall receive. dataplane.mbufs 0 (auto) is exactly that.
+  const unsigned workers =
+      cfg.dataplane.worker_lcores.empty() ? std::max(1u, rte_lcore_count() - 1)
+                                          : static_cast<unsigned>(cfg.dataplane.worker_lcores.size());
+  config::GatewayConfig sized = cfg;
+  for (auto& pc : sized.ports) {
+    std::uint16_t id = 0;
+    if (rte_eth_dev_get_port_by_name(device_name(pc.device).c_str(), &id) == 0)
+      rte_eth_dev_adjust_nb_rx_tx_desc(id, &pc.rx_descriptors, &pc.tx_descriptors);
+  }
+  const config::MbufBudget budget = config::mbuf_budget(sized, workers);
+  const std::uint64_t mbufs = cfg.dataplane.mbufs ? cfg.dataplane.mbufs : budget.total();
+  if (mbufs < budget.total() || mbufs > UINT32_MAX) {
+    *error = fmt::format("dataplane.mbufs {} cannot cover what this configuration can hold at once: {}; expected at "
+                         "least {}, or auto to size the pool to that",
+                         mbufs, budget.explain(), budget.total());
+    return nullptr;
+  }
+  g->pool_ = rte_pktmbuf_pool_create("passgate_mbufs", static_cast<unsigned>(mbufs), cfg.dataplane.mbuf_cache, 0,
                                      static_cast<std::uint16_t>(data_room), static_cast<int>(rte_socket_id()));
   if (!g->pool_) {
-    *error = fmt::format("cannot create a pool of {} buffers: {}", cfg.dataplane.mbufs, rte_strerror(rte_errno));
+    *error = fmt::format("cannot create a pool of {} buffers ({}): {}", mbufs, budget.explain(),
+                         rte_strerror(rte_errno));
     return nullptr;
   }
   // Worker lcores: every enabled lcore except the main one. Each polls its
@@ -180,7 +207,11 @@ bool Gateway::setup_ports(std::string* error) {
       return false;
     }
     std::uint16_t rxd = pc.rx_descriptors, txd = pc.tx_descriptors;
-    rte_eth_dev_adjust_nb_rx_tx_desc(id, &rxd, &txd);
+    if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(id, &rxd, &txd); rc != 0) {
+      *error = fmt::format("port '{}': cannot fit {} rx / {} tx descriptors to the device: {}", pc.name,
+                           pc.rx_descriptors, pc.tx_descriptors, rte_strerror(-rc));
+      return false;
+    }
     const int socket = rte_eth_dev_socket_id(id) < 0 ? 0 : rte_eth_dev_socket_id(id);
     for (std::uint16_t q = 0; q < pc.rx_queues; ++q)
       if (int rc = rte_eth_rx_queue_setup(id, q, rxd, static_cast<unsigned>(socket), nullptr, pool_); rc != 0) {
@@ -192,15 +223,47 @@ bool Gateway::setup_ports(std::string* error) {
         *error = fmt::format("port '{}': tx queue {} setup failed: {}", pc.name, q, rte_strerror(-rc));
         return false;
       }
-    // Not every virtual device can change its MTU (af_packet follows the
-    // kernel interface); the configured MTU is enforced in software anyway.
-    rte_eth_dev_set_mtu(id, pc.mtu);
+    // Not every virtual device can change its MTU (-ENOTSUP: the configured
+    // MTU is enforced in software anyway); a device that can and refuses
+    // this one (outside its range, or its kernel interface said no) stops
+    // the start rather than run with frames it cannot carry.
+    if (int rc = rte_eth_dev_set_mtu(id, pc.mtu); rc != 0 && rc != -ENOTSUP) {
+      *error = fmt::format("port '{}': cannot set MTU {}: {} (the device takes {} to {})", pc.name, pc.mtu,
+                           rte_strerror(-rc), info.min_mtu, info.max_mtu);
+      return false;
+    }
     if (int rc = rte_eth_dev_start(id); rc != 0) {
       *error = fmt::format("port '{}': start failed: {}", pc.name, rte_strerror(-rc));
       return false;
     }
     port_started_.back() = true;
-    rte_eth_promiscuous_enable(id);
+    bool mac_in_software = false;
+    if (pc.mac) {
+      rte_ether_addr a;
+      std::memcpy(a.addr_bytes, pc.mac->bytes.data(), 6);
+      // A device that cannot take another MAC (net_pcap) receives in
+      // promiscuous mode instead; the software filter then keeps to `mac`.
+      if (int rc = rte_eth_dev_default_mac_addr_set(id, &a); rc == -ENOTSUP) {
+        mac_in_software = true;
+      } else if (rc != 0) {
+        *error = fmt::format("port '{}': cannot set MAC {}: {}", pc.name, config::to_string(*pc.mac), rte_strerror(-rc));
+        return false;
+      }
+    }
+    // Frames for other MACs are dropped in software either way (Worker::
+    // frame_is_for_us); the device filters them first where it can, and a
+    // device that cannot leave promiscuous mode is no error. One asked to
+    // enter it must.
+    if (pc.promiscuous) {
+      if (int rc = rte_eth_promiscuous_enable(id); rc != 0) {
+        *error = fmt::format("port '{}': promiscuous: true, but the device refused: {}", pc.name, rte_strerror(-rc));
+        return false;
+      }
+    } else if (mac_in_software) {
+      rte_eth_promiscuous_enable(id);
+    } else {
+      rte_eth_promiscuous_disable(id);
+    }
     if (mode == "rss") {
       // The redirection table: entry i to worker rss_->reta()[i % size].
       std::vector<rte_eth_rss_reta_entry64> reta(info.reta_size / RTE_ETH_RETA_GROUP_SIZE + 1);
@@ -223,8 +286,12 @@ bool Gateway::start(std::string* error) {
     const auto& pc = cfg_.ports[i];
     PortView v{&pc, port_ids_[i], {}, pc.role == config::PortRole::inside};
     rte_ether_addr mac;
-    rte_eth_macaddr_get(port_ids_[i], &mac);
+    if (int rc = rte_eth_macaddr_get(port_ids_[i], &mac); rc != 0) {
+      *error = fmt::format("port '{}': cannot read its MAC address: {}", pc.name, rte_strerror(-rc));
+      return false;
+    }
     std::memcpy(v.mac.bytes.data(), mac.addr_bytes, 6);
+    if (pc.mac) v.mac = *pc.mac;  // also where the device could not take it
     views.push_back(v);
   }
   // Workers expect the inside port at index 0.
@@ -345,6 +412,13 @@ bool Gateway::on_workers(const std::function<void(Worker&)>& fn) const {
   return all;
 }
 
+bool Gateway::run_on_worker(unsigned w, const std::function<void()>& fn, unsigned timeout_ms) const {
+  if (w >= workers_.size()) return false;
+  ControlCall call;
+  call.run = [&fn](Worker&) { fn(); };
+  return workers_[w]->call_on_worker(call, timeout_ms);
+}
+
 std::vector<std::pair<std::uint64_t, std::uint64_t>> Gateway::handoffs_per_worker() const {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
   for (const auto& w : workers_) {
@@ -368,13 +442,27 @@ config::GatewayConfig Gateway::config() const {
   return cfg_;
 }
 
-ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in) {
+ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in, const std::function<void()>& before_publish) {
   std::lock_guard<std::mutex> lock(control_mutex_);
   ReloadOutcome out;
   config::GatewayConfig next = next_in;
   // Unless the file pins a seed, the one drawn at start stays (RFC 6056).
   if (!next.random_seed_given) next.nat.random_seed = cfg_.nat.random_seed;
   out.problems = config::restart_required_changes(cfg_, next);
+  // A worker that missed the last reload still runs the policy before it
+  // (and may be applying its plan): nothing new until it has caught up.
+  std::erase_if(late_workers_, [&](unsigned k) {
+    return workers_[k]->applied_generation.load(std::memory_order_acquire) == policy_->generation ||
+           !workers_[k]->running.load(std::memory_order_acquire);
+  });
+  if (!late_workers_.empty()) {
+    out.problems.push_back(fmt::format("worker(s) {} have not yet taken generation {} (stalled for over {} ms); "
+                                       "try again once they have",
+                                       fmt::join(late_workers_, ", "), policy_->generation, reload_apply_timeout_ms));
+    return out;
+  }
+  retired_.clear();
+  policy_->plans.clear();
   // What the engines still hold of earlier reloads (addresses draining),
   // asked of each worker on its own thread.
   std::vector<nat::DrainingAddress> draining;
@@ -390,33 +478,52 @@ ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in) {
   for (const auto& w : workers_) fresh->plans.push_back(w->engine->plan_reload(fresh->nat));
   const std::uint64_t generation = fresh->generation;
   const bool workers_running = running_;
+  if (before_publish) before_publish();
   published_.store(fresh.get(), std::memory_order_release);
   // Every worker passes a quiescent state after the store (rte_rcu_qsbr):
-  // none can still be inside a loop turn that read the old policy.
-  if (workers_running) rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
-  // And each has switched its engine (it does so at the top of a turn).
-  nat::ReconfigureResult total{};
-  for (const auto& w : workers_) {
-    if (workers_running) {
-      while (w->applied_generation.load(std::memory_order_acquire) != generation && w->running.load())
+  // none can still be inside a loop turn that read the old policy. And each
+  // switches its engine at the top of a turn. Waited for, but not forever:
+  // a stalled worker is reported, and what it may read is kept.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(reload_apply_timeout_ms);
+  const auto before_deadline = [&] { return std::chrono::steady_clock::now() < deadline; };
+  std::vector<unsigned> late;
+  if (workers_running) {
+    const std::uint64_t token = rte_rcu_qsbr_start(qsbr_);
+    while (rte_rcu_qsbr_check(qsbr_, token, false) == 0 && before_deadline())
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    for (unsigned k = 0; k < workers_.size(); ++k) {
+      const Worker& w = *workers_[k];
+      while (w.applied_generation.load(std::memory_order_acquire) != generation && w.running.load() &&
+             before_deadline())
         std::this_thread::sleep_for(std::chrono::microseconds(100));
+      if (w.applied_generation.load(std::memory_order_acquire) != generation && w.running.load()) late.push_back(k);
     }
+  }
+  nat::ReconfigureResult total{};
+  for (unsigned k = 0; k < workers_.size(); ++k) {
+    const auto& w = workers_[k];
+    if (std::find(late.begin(), late.end(), k) != late.end()) continue;
     if (w->applied_generation.load(std::memory_order_acquire) != generation) {
       // Not running (stopping): switch it here, no worker thread to race.
-      const std::size_t k = static_cast<std::size_t>(&w - workers_.data());
       w->last_reconfigure = w->engine->apply(*fresh->plans[k]);
       if (!w->last_reconfigure.applied) w->last_reconfigure = w->engine->reconfigure(fresh->nat);
       w->policy = fresh.get();
       w->applied_generation = generation;
     }
-    const nat::ReconfigureResult& r = w->last_reconfigure;
     // Pools and static mappings are the same on every worker: report one.
-    total = r;
+    total = w->last_reconfigure;
+  }
+  if (!late.empty()) {
+    retired_.push_back(std::move(policy_));
+    policy_ = std::move(fresh);  // its plans stay until the late workers have applied theirs
+    late_workers_ = late;
   }
   // Every worker has applied its plan: what the plans took out of the
   // engines (old address lists, configurations) is freed here, not there.
-  fresh->plans.clear();
-  policy_ = std::move(fresh);  // the old policy is freed here, after the grace period
+  if (late.empty()) {
+    fresh->plans.clear();
+    policy_ = std::move(fresh);  // the old policy is freed here, after the grace period
+  }
   cfg_.nat = next.nat;
   cfg_.control = next.control;
   cfg_.random_seed_given = next.random_seed_given;
@@ -430,6 +537,11 @@ ReloadOutcome Gateway::reload(const config::GatewayConfig& next_in) {
       total.static_conflicts ? fmt::format(", {} static mapping(s) not applied: a live mapping holds the endpoint",
                                            total.static_conflicts)
                              : "");
+  if (!late.empty())
+    out.summary += fmt::format("; worker(s) {} did not take it within {} ms: they will at their next loop turn, "
+                               "and the next reload waits for them",
+                               fmt::join(late, ", "), reload_apply_timeout_ms);
+  out.late_workers = std::move(late);
   return out;
 }
 
@@ -550,6 +662,11 @@ void Gateway::print(std::FILE* out) const {
     fmt::print(out, "port {}: rx {} packets {} bytes, tx {} packets {} bytes, arp answered {} sent {} learned {}, echo answered {}\n",
                s.port_names[p], c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.arp_requests_answered,
                c.arp_requests_sent, c.arp_replies_learned, c.icmp_echo_answered);
+    if (c.icmp_time_exceeded_sent + c.icmp_frag_needed_sent + c.icmp_errors_rate_limited + c.packets_fragmented +
+        c.arp_unsolicited_not_learned)
+      fmt::print(out, "  icmp time_exceeded {} frag_needed {} rate_limited {}, fragmented {} into {}, arp not learned {}\n",
+                 c.icmp_time_exceeded_sent, c.icmp_frag_needed_sent, c.icmp_errors_rate_limited, c.packets_fragmented,
+                 c.fragments_sent, c.arp_unsolicited_not_learned);
     for (unsigned d = 0; d < stats::port_drop_count; ++d)
       if (c.drop[d]) fmt::print(out, "  drop {:<24} {}\n", stats::port_drop_name(static_cast<stats::PortDrop>(d)), c.drop[d]);
   }

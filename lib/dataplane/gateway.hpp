@@ -75,7 +75,13 @@ struct ReloadOutcome {
   std::vector<std::string> problems;  // why not, one line each
   std::string summary;                // what changed, for the log and the CLI
   std::uint64_t generation = 0;
+  // Workers that had not taken the new policy within reload_apply_timeout
+  // (stalled): they take it at their next loop turn; until then the next
+  // reload is refused and the policies they may read are kept.
+  std::vector<unsigned> late_workers;
 };
+
+inline constexpr unsigned reload_apply_timeout_ms = 2000;
 
 // EAL arguments passgate adds for a configuration: a --vdev for every vdev
 // port, an allow-list entry for every PCI port, and the lcore list when the
@@ -107,7 +113,9 @@ class Gateway {
   // Hot reload: checks `next` against the running gateway (restart-only
   // changes, engine limits), publishes it to the workers under RCU and waits
   // until every worker runs it. A refused reload changes nothing.
-  ReloadOutcome reload(const config::GatewayConfig& next);
+  // `before_publish` runs after the checks, right before the workers see
+  // the new policy (a test stalls a worker there).
+  ReloadOutcome reload(const config::GatewayConfig& next, const std::function<void()>& before_publish = {});
   [[nodiscard]] std::uint64_t generation() const;
 
   // Operator look-ups, answered by the workers between two bursts.
@@ -129,6 +137,10 @@ class Gateway {
   [[nodiscard]] unsigned worker_count() const { return worker_count_; }
   // Per worker: packets handed out and received, summed over ports.
   [[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> handoffs_per_worker() const;
+  // Runs fn on worker w's own thread between two of its loop turns; the
+  // worker does nothing else until fn returns (a test stalls a worker so).
+  // False if the worker did not take it within timeout_ms.
+  bool run_on_worker(unsigned w, const std::function<void()>& fn, unsigned timeout_ms) const;
 
  private:
   explicit Gateway(const config::GatewayConfig& cfg);
@@ -140,6 +152,10 @@ class Gateway {
   mutable std::mutex control_mutex_;  // reloads, look-ups and cfg_ reads on the control side
   config::GatewayConfig cfg_;
   std::unique_ptr<Policy> policy_;
+  // Policies a late worker may still read (see ReloadOutcome::late_workers),
+  // freed once every worker has taken the current one.
+  std::vector<std::unique_ptr<Policy>> retired_;
+  std::vector<unsigned> late_workers_;
   std::atomic<const Policy*> published_{nullptr};
   rte_rcu_qsbr* qsbr_ = nullptr;
   unsigned worker_count_ = 1;

@@ -9,6 +9,7 @@ NeighbourTable::NeighbourTable(const config::NeighbourConfig& cfg) : cfg_(cfg) {
   const std::size_t slots = std::bit_ceil(std::size_t{cfg.table_size} * 2);
   entries_.resize(slots);
   mask_ = slots - 1;
+  unsolicited_limit_ = std::size_t{cfg.table_size} * cfg.unsolicited_percent / 100;
   queue_.resize(slots * cfg.queue_packets, nullptr);
   for (std::size_t i = 0; i < slots; ++i) entries_[i].queue_offset = static_cast<std::uint32_t>(i * cfg.queue_packets);
 }
@@ -35,6 +36,7 @@ NeighbourTable::Entry* NeighbourTable::insert(be32 address) {
     e.address = address;
     e.state = State::incomplete;
     e.retries = 0;
+    e.unsolicited = false;
     e.queued = 0;
     e.expires_ms = 0;
     ++used_;
@@ -47,6 +49,7 @@ NeighbourTable::Entry* NeighbourTable::insert(be32 address) {
 // home slot without tombstones.
 void NeighbourTable::release(Entry& victim) {
   std::size_t hole = static_cast<std::size_t>(&victim - entries_.data());
+  if (victim.unsolicited) --unsolicited_;
   victim.state = State::free;
   --used_;
   std::size_t i = hole;
@@ -74,6 +77,8 @@ void NeighbourTable::add_static(be32 address, const MacAddress& mac) {
   Entry* e = find(address);
   if (!e) e = insert(address);
   if (!e) return;
+  if (e->unsolicited) --unsolicited_;
+  e->unsolicited = false;
   e->mac = mac;
   e->state = State::fixed;
 }
@@ -82,6 +87,10 @@ const MacAddress* NeighbourTable::lookup(be32 address, std::uint64_t now_ms) {
   (void)now_ms;
   Entry* e = find(address);
   if (!e) return nullptr;
+  if (e->unsolicited) {  // traffic needs it now: it counts as a next hop
+    e->unsolicited = false;
+    --unsolicited_;
+  }
   switch (e->state) {
     case State::reachable:
     case State::probing:

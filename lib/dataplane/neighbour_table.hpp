@@ -7,7 +7,11 @@
 // unanswered requests the entry fails and its packets are dropped and
 // counted. A reachable entry older than reachable_seconds is re-probed while
 // traffic keeps using the old address (as Linux does with STALE/PROBE), and
-// removed only if the probe is not answered. Static entries never expire.
+// removed only if the probe is not answered. Static entries never expire
+// and nothing a neighbour says changes them. Entries created because a
+// neighbour asked for us (RFC 826) rather than because we needed it may fill
+// only `unsolicited_percent` of the table, so a host that sends requests
+// from many addresses cannot crowd out the next hops traffic needs.
 // Nothing is allocated after construction.
 #pragma once
 
@@ -32,6 +36,7 @@ class NeighbourTable {
     MacAddress mac{};
     State state = State::free;
     std::uint8_t retries = 0;
+    bool unsolicited = false;  // created by a request for us, not yet needed
     std::uint16_t queued = 0;
     std::uint64_t expires_ms = 0;     // reachable: re-probe after; incomplete/probing: next retry
     std::uint32_t queue_offset = 0;   // into queue_
@@ -52,12 +57,14 @@ class NeighbourTable {
   // a new entry and the caller should send an ARP request now.
   QueueResult enqueue(be32 address, rte_mbuf* m, std::uint64_t now_ms);
 
-  // A reply or request from `address` told us its MAC. Returns the entry if
-  // one existed (its queued packets are handed to `flush`), else learns
-  // nothing unless `create` (RFC 826: merge only, create when we are the
-  // target of a request).
+  // A reply or request from `address` told us its MAC. An existing entry
+  // takes it (its queued packets are handed to `flush`), a static one keeps
+  // its own; a new entry is made only if `create` (RFC 826: merge only,
+  // create when we are the target of a request) and the unsolicited share
+  // has room.
+  enum class Learned { updated, created, not_known, static_kept, unsolicited_full };
   template <typename Flush>
-  void learn(be32 address, const MacAddress& mac, std::uint64_t now_ms, bool create, Flush&& flush);
+  Learned learn(be32 address, const MacAddress& mac, std::uint64_t now_ms, bool create, Flush&& flush);
 
   // Entries needing an ARP request now (retry or probe); entries that ran out
   // of retries are failed and their packets handed to `drop`.
@@ -65,6 +72,7 @@ class NeighbourTable {
   void tick(std::uint64_t now_ms, Request&& request, Drop&& drop);
 
   [[nodiscard]] std::size_t size() const { return used_; }
+  [[nodiscard]] std::size_t unsolicited() const { return unsolicited_; }
   [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }
 
  private:
@@ -80,23 +88,32 @@ class NeighbourTable {
   std::vector<rte_mbuf*> queue_;
   std::size_t mask_ = 0;
   std::size_t used_ = 0;
+  std::size_t unsolicited_ = 0;
+  std::size_t unsolicited_limit_ = 0;
 };
 
 template <typename Flush>
-void NeighbourTable::learn(be32 address, const MacAddress& mac, std::uint64_t now_ms, bool create, Flush&& flush) {
+NeighbourTable::Learned NeighbourTable::learn(be32 address, const MacAddress& mac, std::uint64_t now_ms, bool create,
+                                              Flush&& flush) {
   Entry* e = find(address);
+  Learned result = Learned::updated;
   if (!e) {
-    if (!create) return;
+    if (!create) return Learned::not_known;
+    if (unsolicited_ >= unsolicited_limit_) return Learned::unsolicited_full;
     e = insert(address);
-    if (!e) return;
+    if (!e) return Learned::unsolicited_full;
+    e->unsolicited = true;
+    ++unsolicited_;
+    result = Learned::created;
   }
-  if (e->state == State::fixed) return;
+  if (e->state == State::fixed) return Learned::static_kept;
   e->mac = mac;
   e->state = State::reachable;
   e->retries = 0;
   e->expires_ms = now_ms + std::uint64_t{cfg_.reachable_seconds} * 1000;
   for (std::uint16_t i = 0; i < e->queued; ++i) flush(queue_[e->queue_offset + i], e->mac);
   e->queued = 0;
+  return result;
 }
 
 template <typename Request, typename Drop>

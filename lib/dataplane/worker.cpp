@@ -10,8 +10,10 @@
 #include <cstring>
 #include <thread>
 
+#include "dataplane/frame.hpp"
 #include "packet/checksum.hpp"
 #include "packet/headers.hpp"
+#include "packet/router.hpp"
 
 namespace passgate::dataplane {
 
@@ -20,12 +22,6 @@ using packet::Ipv4Header;
 using stats::PortDrop;
 
 namespace {
-
-constexpr unsigned eth_len = 14;
-constexpr unsigned vlan_len = 4;
-constexpr std::uint16_t ethertype_ipv4 = 0x0800;
-constexpr std::uint16_t ethertype_arp = 0x0806;
-constexpr std::uint16_t ethertype_vlan = 0x8100;
 
 MacAddress mac_of(const rte_ether_addr& a) {
   MacAddress m;
@@ -234,6 +230,31 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
   rte_mbuf* nat_mbufs[nat::Engine::max_burst];
   std::uint8_t l2_lens[nat::Engine::max_burst];
   unsigned nat_count = 0;
+  // Inbound packets that cannot go on (TTL, or Don't Fragment and too large
+  // for the inside): the ICMP error, prepared from the packet as it
+  // arrived, is sent only if the engine would deliver it (RFC 1812 4.3.2:
+  // toward a host reaching a port forward or a mapping, not a port scan).
+  std::uint8_t stuck[nat::Engine::max_burst];
+  rte_mbuf* stuck_error[nat::Engine::max_burst];
+  std::uint8_t stuck_type[nat::Engine::max_burst];
+  unsigned stuck_count = 0;
+  const auto note_if_stuck = [&](rte_mbuf* m, unsigned l2) {
+    if (pv.inside) return;
+    const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l2);
+    const unsigned total = ip->total_length.host();
+    const std::uint16_t mtu = ports[0].cfg->mtu;
+    const bool ttl = ip->ttl <= 1;
+    if (!ttl && (total <= mtu || !(ip->flags_fragment.host() & 0x4000))) return;
+    const std::span<const std::uint8_t> packet(rte_pktmbuf_mtod_offset(m, const std::uint8_t*, l2),
+                                               std::min<unsigned>(total, rte_pktmbuf_data_len(m) - l2));
+    const std::uint8_t type = ttl ? packet::icmp_type::time_exceeded : packet::icmp_type::dest_unreachable;
+    stuck[stuck_count] = static_cast<std::uint8_t>(nat_count);
+    stuck_type[stuck_count] = type;
+    stuck_error[stuck_count++] =
+        make_icmp_error(port, packet, type,
+                        ttl ? packet::icmp_code::ttl_exceeded_in_transit : packet::icmp_code::fragmentation_needed,
+                        ttl ? 0 : mtu);
+  };
 
   for (unsigned i = 0; i < n; ++i) {
     rte_mbuf* m = mbufs[i];
@@ -244,6 +265,7 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
         continue;
       }
       c.handoff_in++;
+      note_if_stuck(m, l2);
       refs[nat_count] = {std::span<std::uint8_t>(rte_pktmbuf_mtod_offset(m, std::uint8_t*, l2),
                                                  rte_pktmbuf_data_len(m) - l2),
                          {}};
@@ -286,6 +308,10 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
       rte_pktmbuf_free(m);
       continue;
     }
+    if (!frame_is_for_us(port, frame, type)) {
+      rte_pktmbuf_free(m);
+      continue;
+    }
     if (type == ethertype_arp) {
       if (rules) copy_arp_to_others(port, m, l2);
       handle_arp(port, m, l2);
@@ -301,11 +327,8 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
       rte_pktmbuf_free(m);
       continue;
     }
+    if (!ip_addresses_acceptable(port, m, l2)) continue;
     const auto* ip = reinterpret_cast<const Ipv4Header*>(frame + l2);
-    if (ip->dst == pv.cfg->address) {
-      answer_echo(port, m, l2);
-      continue;
-    }
     if (cfg.dataplane.forward_only) {  // the I/O ceiling: route, never translate
       forward(pv.inside ? 1 : 0, m, l2);
       continue;
@@ -317,6 +340,9 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
       rte_pktmbuf_free(m);
       continue;
     }
+    // TTL and MTU toward the internet are known before translation, and the
+    // ICMP error must quote the packet as the subscriber sent it.
+    if (pv.inside && !fits_next_hop_or_answer(port, m, l2)) continue;
     const std::span<std::uint8_t> bytes(rte_pktmbuf_mtod_offset(m, std::uint8_t*, l2), len - l2);
     if (rules) {
       const unsigned owner = pv.inside ? steering::owner_outbound(*rules, bytes, index, &policy->static_endpoints)
@@ -327,6 +353,7 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
         continue;
       }
     }
+    note_if_stuck(m, l2);
     refs[nat_count] = {bytes, {}};
     nat_mbufs[nat_count] = m;
     l2_lens[nat_count] = static_cast<std::uint8_t>(l2);
@@ -336,7 +363,19 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
 
   engine->process_burst(pv.inside ? nat::Direction::outbound : nat::Direction::inbound,
                         std::span<nat::PacketRef>(refs, nat_count), now_ms);
+  for (unsigned k = 0; k < stuck_count; ++k) {
+    const unsigned i = stuck[k];
+    if (refs[i].result.verdict != nat::Verdict::to_inside) {
+      unmake_icmp_error(stuck_error[k]);
+      continue;
+    }
+    counters[0].add(stuck_type[k] == packet::icmp_type::time_exceeded ? PortDrop::ttl_exceeded : PortDrop::mtu_exceeded);
+    rte_pktmbuf_free(nat_mbufs[i]);
+    nat_mbufs[i] = nullptr;
+    send_icmp_error(port, stuck_error[k], stuck_type[k]);
+  }
   for (unsigned i = 0; i < nat_count; ++i) {
+    if (!nat_mbufs[i]) continue;  // answered above
     switch (refs[i].result.verdict) {
       case nat::Verdict::to_outside: forward(1, nat_mbufs[i], l2_lens[i]); break;
       case nat::Verdict::to_inside: forward(0, nat_mbufs[i], l2_lens[i]); break;
@@ -387,10 +426,18 @@ void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2, bool learn_only
   const bool for_us = answers_arp_for(port, target);
   const bool on_link = pv.cfg->subnet().contains(sender);
   if (on_link) {
-    neighbours[port]->learn(sender, sender_mac, now_ms, for_us, [&](rte_mbuf* queued, const MacAddress& mac) {
-      send_l2(port, queued, mac);
-    });
+    const auto learned =
+        neighbours[port]->learn(sender, sender_mac, now_ms, for_us, [&](rte_mbuf* queued, const MacAddress& mac) {
+          send_l2(port, queued, mac);
+        });
+    if (!learn_only && learned == NeighbourTable::Learned::unsolicited_full) c.arp_unsolicited_not_learned++;
     if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) && !learn_only) c.arp_replies_learned++;
+  } else if (!learn_only && for_us && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST)) {
+    // Nobody on this link has that address: answering would teach a host
+    // elsewhere to send here (RFC 1812 5.3.7's spirit for ARP).
+    c.add(PortDrop::arp_off_subnet);
+    rte_pktmbuf_free(m);
+    return;
   }
   if (learn_only) {  // another worker's copy: it answers and counts
     rte_pktmbuf_free(m);
@@ -470,8 +517,11 @@ bool Worker::next_hop(unsigned egress, be32 dst, be32& hop) const {
   return false;
 }
 
-// Routes a translated packet out of `egress`: TTL (RFC 1812 5.3.1), MTU,
-// next hop, then the neighbour's MAC or the ARP queue.
+// Routes a translated packet out of `egress`: TTL (RFC 1812 5.3.1), MTU
+// (fragmenting when allowed, RFC 1812 5.2.6), then route(). Packets that
+// fail here without an ICMP error were checked before translation when an
+// error was due (fits_next_hop_or_answer, the stuck list of receive()):
+// what remains is hairpinned traffic and released fragments.
 void Worker::forward(unsigned egress, rte_mbuf* m, unsigned l2_in) {
   stats::PortCounters& c = counters[egress];
   auto* ip = rte_pktmbuf_mtod_offset(m, Ipv4Header*, l2_in);
@@ -485,11 +535,18 @@ void Worker::forward(unsigned egress, rte_mbuf* m, unsigned l2_in) {
   --ip->ttl;
   ip->checksum = ChecksumDelta().add(before, packet::load<packet::be16>(&ip->ttl)).apply(ip->checksum);
   const unsigned total = ip->total_length.host();
-  if (total > ports[egress].cfg->mtu) {
-    c.add(PortDrop::mtu_exceeded);
-    rte_pktmbuf_free(m);
+  if (total > ports[egress].cfg->mtu) [[unlikely]] {
+    fragment_and_route(egress, m, l2_in);
     return;
   }
+  route(egress, m, l2_in, total);
+}
+
+// Next hop, Ethernet framing for the egress port, then the neighbour's MAC
+// or the ARP queue.
+void Worker::route(unsigned egress, rte_mbuf* m, unsigned l2_in, unsigned total) {
+  stats::PortCounters& c = counters[egress];
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l2_in);
   be32 hop;
   if (!next_hop(egress, ip->dst, hop)) {
     c.add(PortDrop::no_route);

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "config/gateway_config.hpp"
@@ -124,7 +125,20 @@ struct Worker {
   void copy_arp_to_others(unsigned port, rte_mbuf* m, unsigned l2);
   void handle_arp(unsigned port, rte_mbuf* m, unsigned l2_len, bool learn_only = false);
   void answer_echo(unsigned port, rte_mbuf* m, unsigned l2_len);
+  [[nodiscard]] bool frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype);
+  [[nodiscard]] bool ip_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2);
+  [[nodiscard]] bool fits_next_hop_or_answer(unsigned port, rte_mbuf* m, unsigned l2);
+  // Router ICMP errors (router_icmp.cpp): the error about `offending`, ready
+  // to route out of `port` with the port's address as source, or nullptr
+  // when RFC 1812 forbids it or the rate limit holds it back.
+  [[nodiscard]] rte_mbuf* make_icmp_error(unsigned port, std::span<const std::uint8_t> offending, std::uint8_t type,
+                                          std::uint8_t code, std::uint16_t mtu);
+  void send_icmp_error(unsigned port, rte_mbuf* error, std::uint8_t type);
+  void unmake_icmp_error(rte_mbuf* error);
+  [[nodiscard]] bool take_icmp_token(unsigned port);
   void forward(unsigned egress, rte_mbuf* m, unsigned l2_len);
+  void fragment_and_route(unsigned egress, rte_mbuf* m, unsigned l2_len);
+  void route(unsigned egress, rte_mbuf* m, unsigned l2_len, unsigned total);
   void send_l2(unsigned egress, rte_mbuf* m, const MacAddress& dst);
   void send_arp_request(unsigned port, be32 target);
   void transmit(unsigned port, rte_mbuf* m);
@@ -134,6 +148,11 @@ struct Worker {
   [[nodiscard]] bool next_hop(unsigned egress, be32 dst, be32& hop) const;
 
   std::atomic<ControlCall*> call_{nullptr};
+  // The ICMP error token bucket (RFC 1812 4.3.2.8), in thousandths of an
+  // error, refilled from now_ms.
+  std::uint64_t icmp_tokens_milli_ = 0;
+  std::uint64_t icmp_refilled_ms_ = 0;
+  std::uint16_t icmp_ip_id_ = 0;
 };
 
 }  // namespace passgate::dataplane

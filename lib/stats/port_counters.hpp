@@ -25,7 +25,12 @@ namespace passgate::stats {
   X(nat, "dropped by the NAT engine (see the NAT drop reasons)")                      \
   X(no_mbuf, "buffer pool empty")                                                     \
   X(tx_full, "transmit queue full")                                                   \
-  X(handoff_ring_full, "another worker owns the packet and its handoff ring is full")
+  X(handoff_ring_full, "another worker owns the packet and its handoff ring is full")  \
+  X(foreign_mac, "frame for another MAC address, or broadcast/multicast that is not ARP") \
+  X(broadcast_destination, "IPv4 to a broadcast or multicast address: never translated") \
+  X(martian_source, "source in 0/8, 127/8, 224/4, 240/4 or broadcast (RFC 1812 5.3.7)") \
+  X(own_address_source, "from outside with the gateway's own or a pool address as source") \
+  X(arp_off_subnet, "ARP request from a sender outside the port's subnet")
 
 #define PASSGATE_ENUM_ENTRY(name, text) name,
 enum class PortDrop : std::uint8_t { PASSGATE_PORT_DROPS(PASSGATE_ENUM_ENTRY) count_ };
@@ -39,6 +44,14 @@ struct alignas(64) PortCounters {
   std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
   std::uint64_t arp_requests_answered = 0, arp_requests_sent = 0, arp_replies_learned = 0;
   std::uint64_t icmp_echo_answered = 0;
+  // ICMP errors the gateway sent from this port (RFC 1812 4.3.2), and those
+  // the rate limit (dataplane.icmp_errors) held back.
+  std::uint64_t icmp_time_exceeded_sent = 0, icmp_frag_needed_sent = 0, icmp_errors_rate_limited = 0;
+  // Packets fragmented to fit this port's MTU, and the fragments sent.
+  std::uint64_t packets_fragmented = 0, fragments_sent = 0;
+  // ARP requests for us whose sender was not cached: the unsolicited share
+  // of the neighbour table was full (dataplane.neighbour.unsolicited_percent).
+  std::uint64_t arp_unsolicited_not_learned = 0;
   // Packets received here that another worker owns, and packets this worker
   // got from others (lib/steering/dispatch.hpp): zero when RSS steers all.
   std::uint64_t handoff_out = 0, handoff_in = 0;
@@ -55,6 +68,12 @@ struct alignas(64) PortCounters {
     arp_requests_sent += o.arp_requests_sent;
     arp_replies_learned += o.arp_replies_learned;
     icmp_echo_answered += o.icmp_echo_answered;
+    icmp_time_exceeded_sent += o.icmp_time_exceeded_sent;
+    icmp_frag_needed_sent += o.icmp_frag_needed_sent;
+    icmp_errors_rate_limited += o.icmp_errors_rate_limited;
+    packets_fragmented += o.packets_fragmented;
+    fragments_sent += o.fragments_sent;
+    arp_unsolicited_not_learned += o.arp_unsolicited_not_learned;
     handoff_out += o.handoff_out;
     handoff_in += o.handoff_in;
     for (unsigned i = 0; i < drop.size(); ++i) drop[i] += o.drop[i];

@@ -21,6 +21,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -95,14 +96,15 @@ std::string yaml(unsigned workers, unsigned queues, const std::string& in, const
   neighbours += fmt::format("      - {{address: {}, mac: \"02:00:00:00:20:02\"}}\n", nat::to_string(forward_host(workers)));
   return fmt::format(R"(dataplane:
   workers: [{}]
-  mbufs: 16383
   mbuf_cache: 64
+  neighbour: {{table_size: 64, queue: 4}}
   steering: {}
 ports:
   - name: inside
     device: "{}"
     role: inside
     address: 100.64.0.1/24
+    mac: "02:00:00:00:10:01"
     rx_queues: {}
     tx_queues: {}
     rx_descriptors: 256
@@ -113,6 +115,7 @@ ports:
     role: outside
     address: 198.51.100.1/24
     gateway: 198.51.100.254
+    mac: "02:00:00:00:10:02"
     rx_queues: {}
     tx_queues: {}
     rx_descriptors: 256
@@ -201,7 +204,9 @@ class Harness {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     ASSERT_NE(m, nullptr);
     auto* frame = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(14 + ip.size())));
-    std::memset(frame, 0xff, 6);  // the ring PMD has no MAC filter: any destination does
+    // To the port's MAC (the yaml above): passgate drops frames for others.
+    const std::uint8_t port_mac[6] = {0x02, 0, 0, 0, 0x10, static_cast<std::uint8_t>(inside ? 1 : 2)};
+    std::memcpy(frame, port_mac, 6);
     std::memcpy(frame + 6, peer_mac, 6);
     frame[12] = 0x08, frame[13] = 0x00;
     std::memcpy(frame + 14, ip.data(), ip.size());
@@ -494,6 +499,72 @@ TEST(MultiWorker, AddressMovedBetweenPoolsWhileDrainingIsRefused) {
   // Back into their own pool: accepted, and they serve new subscribers again.
   const dataplane::ReloadOutcome back = h.gateway().reload(start);
   EXPECT_TRUE(back.applied) << (back.problems.empty() ? "" : back.problems[0]);
+}
+
+// Issue 12.5: a reload never waits forever for a stalled worker.
+// Stalled while the reload asks what drains: refused, saying so.
+TEST(MultiWorker, ReloadWhileAWorkerIsStalledIsRefusedNotWaitedOn) {
+  Harness h(2, true, false, "stall1");
+  ASSERT_TRUE(h.ok());
+  std::atomic<bool> release{false}, stalled{false};
+  std::thread staller([&] {
+    h.gateway().run_on_worker(1, [&] {
+      stalled = true;
+      while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }, 2000);
+  });
+  while (!stalled.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const config::GatewayConfig cfg = h.gateway().config();
+  const dataplane::ReloadOutcome r = h.gateway().reload(cfg);
+  EXPECT_FALSE(r.applied);
+  ASSERT_FALSE(r.problems.empty());
+  EXPECT_NE(r.problems[0].find("did not answer"), std::string::npos) << r.problems[0];
+  release = true;
+  staller.join();
+  EXPECT_TRUE(h.gateway().reload(cfg).applied);
+}
+
+// Stalled after the checks, as the new policy is published: the reload
+// returns after reload_apply_timeout_ms naming the late worker, keeps what it
+// may still read, refuses the next reload until it has caught up, and the
+// worker takes the policy (and its plan) when it runs again.
+TEST(MultiWorker, WorkerStalledAtPublishIsReportedLateAndCatchesUp) {
+  Harness h(2, true, false, "stall2");
+  ASSERT_TRUE(h.ok());
+  std::atomic<bool> release{false}, stalled{false};
+  std::thread staller;
+  const config::GatewayConfig cfg = h.gateway().config();
+  const dataplane::ReloadOutcome late = h.gateway().reload(cfg, [&] {
+    staller = std::thread([&] {
+      h.gateway().run_on_worker(1, [&] {
+        stalled = true;
+        while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }, 2000);
+    });
+    while (!stalled.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  EXPECT_TRUE(late.applied);
+  EXPECT_EQ(late.late_workers, std::vector<unsigned>{1});
+  EXPECT_NE(late.summary.find("did not take it within"), std::string::npos) << late.summary;
+  const dataplane::ReloadOutcome behind = h.gateway().reload(cfg);
+  EXPECT_FALSE(behind.applied) << "no new policy while a worker is behind";
+  ASSERT_FALSE(behind.problems.empty());
+  EXPECT_NE(behind.problems[0].find("have not yet taken generation"), std::string::npos) << behind.problems[0];
+  release = true;
+  staller.join();
+  // The worker takes the policy at its next turn; then reloads go through.
+  dataplane::ReloadOutcome after;
+  for (int i = 0; i < 200 && !after.applied; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    after = h.gateway().reload(cfg);
+  }
+  EXPECT_TRUE(after.applied) << (after.problems.empty() ? "" : after.problems[0]);
+  EXPECT_TRUE(after.late_workers.empty());
+  // Traffic still flows on both workers.
+  std::vector<Bytes> outbound;
+  for (unsigned i = 0; i < subscribers; ++i) outbound.push_back(udp_packet({subscriber(i), server}, 41000, 53));
+  for (const Bytes& p : outbound) h.send(true, p);
+  EXPECT_EQ(h.collect(false, static_cast<unsigned>(outbound.size())).size(), outbound.size());
 }
 
 }  // namespace

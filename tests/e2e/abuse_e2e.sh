@@ -187,7 +187,7 @@ cfg="$work/abuse.yaml"
 cat >"$cfg" <<EOF
 dataplane:
   eal: ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", "$PREFIX", "--log-level", "lib.eal:error"]
-  mbufs: 8191
+  mbufs: auto
   burst: 32
   neighbour: {reachable_s: 60, retry_ms: 200, max_retries: 5, queue: 32, table_size: 256}
 ports:

@@ -5,7 +5,11 @@
 #     restart-only change are refused with file:line:column and the running
 #     policy stays;
 #   - passgatectl: stats, pools, a subscriber's blocks and sessions, who holds
-#     a public port, the configuration version, --json;
+#     a public port, the configuration version, --json; remote endpoints only
+#     with --destinations;
+#   - control-plane defaults: the telemetry socket's directory 0700 and socket
+#     0600, Prometheus on loopback for a bare port, --prometheus refused when
+#     malformed;
 #   - NAT event export: IPFIX to nfcapd (read back with nfdump; port ranges
 #     checked with tshark's IPFIX dissector, which nfdump 1.7.1 does not
 #     decode), RFC 5424 syslog to rsyslogd;
@@ -43,7 +47,7 @@ cfg="$work/passgate.yaml"
 control_section() {
   cat <<EOF
 control:
-  prometheus: 127.0.0.1:9470
+  prometheus: 9470
   log_level: info
   nat_events:
     sessions: false
@@ -110,14 +114,52 @@ t_subscriber() {
   "$CTL" subscriber $PG_SUB1 | tee "$work/sub"
   expect_in "^subscriber ${PG_SUB1//./\\.} -> public address ${public_endpoint%:*}$" "$work/sub" &&
     expect_in "^  [0-9]+-[0-9]+$" "$work/sub" &&
-    expect_in "udp ${PG_SUB1//./\\.}:40001 -> $public_endpoint remote $PG_SERVER:9000" "$work/sub"
+    expect_in "^  udp ${PG_SUB1//./\\.}:40001 -> $public_endpoint none idle" "$work/sub"
 }
 check "passgatectl subscriber: public address, port block and the session" t_subscriber
+t_destinations_hidden() {
+  "$CTL" --json subscriber $PG_SUB1 >"$work/sub.json" && cat "$work/sub.json" &&
+    "$CTL" public udp "${public_endpoint%:*}" "${public_endpoint#*:}" >"$work/public-plain" &&
+    cat "$work/public-plain" &&
+    ! grep -q "$PG_SERVER" "$work/sub" "$work/sub.json" "$work/public-plain" &&
+    expect_in "remote endpoints not shown; --destinations shows them" "$work/sub" &&
+    ! "$CTL" --destinations stats >/dev/null 2>"$work/dest-stats" && cat "$work/dest-stats" &&
+    expect_in "destinations applies to subscriber and public only" "$work/dest-stats"
+}
+check "without --destinations no answer names the subscriber's remote endpoint (RFC 6888 REQ-12)" t_destinations_hidden
+t_destinations_shown() {
+  "$CTL" --destinations subscriber $PG_SUB1 | tee "$work/sub-dest"
+  expect_in "udp ${PG_SUB1//./\\.}:40001 -> $public_endpoint remote $PG_SERVER:9000" "$work/sub-dest"
+}
+check "passgatectl --destinations subscriber: the session with its remote endpoint" t_destinations_shown
 t_public() {
-  "$CTL" public udp "${public_endpoint%:*}" "${public_endpoint#*:}" | tee "$work/public"
-  expect_in "^dynamic udp mapping: inside ${PG_SUB1//./\\.}:40001 <-> public $public_endpoint, 1 session" "$work/public"
+  "$CTL" --destinations public udp "${public_endpoint%:*}" "${public_endpoint#*:}" | tee "$work/public"
+  expect_in "^dynamic udp mapping: inside ${PG_SUB1//./\\.}:40001 <-> public $public_endpoint, 1 session" "$work/public" &&
+    expect_in "remote $PG_SERVER:9000" "$work/public"
 }
 check "passgatectl public: the public address and port lead back to the subscriber" t_public
+t_socket_mode() {
+  local dir=/var/run/dpdk/rte
+  stat -c '%a %U %n' "$dir" "$dir"/* | tee "$work/modes"
+  # %a is octal digits: the last two (group, other) must be 00 for every entry.
+  expect_in "^700 root $dir$" "$work/modes" && expect_in "^600 root $dir/dpdk_telemetry.v2$" "$work/modes" &&
+    [[ -z $(awk '$1 % 100 != 0' "$work/modes") ]] &&
+    expect_in "telemetry socket directory $dir 0700" "$work/passgate.log"
+}
+check "telemetry socket: directory 0700, socket 0600, root's only (no telemetry_group)" t_socket_mode
+t_prometheus_loopback() {
+  pg_ns pg-gw ss -Hltn "sport = :9470" | tee "$work/listen"
+  [[ $(wc -l <"$work/listen") -eq 1 ]] && expect_in "127\.0\.0\.1:9470 " "$work/listen"
+}
+check "Prometheus for a bare port (prometheus: 9470) listens on 127.0.0.1 only" t_prometheus_loopback
+t_prometheus_flag_checked() {
+  ! "$PASSGATE" --check --config "$cfg" --prometheus 9469r >"$work/flag" 2>&1
+  local refused=$?
+  cat "$work/flag"
+  [[ $refused -eq 0 ]] && expect_in "^passgate: --prometheus: expected PORT .* got '9469r'" "$work/flag" &&
+    "$PASSGATE" --check --config "$cfg" --prometheus 9469 >/dev/null
+}
+check "--prometheus is read like control.prometheus: 9469r refused before anything starts" t_prometheus_flag_checked
 t_pools() {
   "$CTL" pools | tee "$work/pools"
   expect_in "^demo +active +4 +0 +1008 +[1-9]" "$work/pools"
@@ -194,7 +236,7 @@ t_still_running() {
 check "after the refused reloads traffic still flows under generation 11" t_still_running
 
 t_prometheus() {
-  pg_ns pg-gw curl -sf http://127.0.0.1:9470/metrics >"$work/metrics" || return 1
+  pg_ns pg-gw curl -sf http://127.0.0.1:9470/metrics >"$work/metrics" || return 1  # prometheus: 9470
   promtool check metrics <"$work/metrics" || return 1
   grep -E '^passgate_pool_port_blocks_in_use\{pool="demo",state="active"\} [1-9]' "$work/metrics" &&
     grep -E '^passgate_config_generation 11$' "$work/metrics" &&

@@ -34,7 +34,10 @@ run_round() {  # run_round CONFIG TAG: ESP from both clients at once
   ip netns exec pg-sub2 $PEER watch eth0 0x5e000002 5 >"$work/sub2-$2" 2>&1 &
   local w2=$!
   sleep 1
-  ip netns exec pg-lan $PEER burst br0 3 "$PG_SUB1:0xa1000001" "$PG_SUB2:0xb1000002"
+  # Addressed to passgate's MAC: it drops frames for other MACs.
+  local gw_mac
+  gw_mac=$(ip -n pg-sub1 neigh show 100.64.0.1 | grep -o 'lladdr [0-9a-f:]*' | cut -d' ' -f2)
+  ip netns exec pg-lan $PEER burst br0 3 "$gw_mac" "$PG_SUB1:0xa1000001" "$PG_SUB2:0xb1000002"
   wait $w1
   echo $? >"$work/sub1-$2.rc"
   wait $w2

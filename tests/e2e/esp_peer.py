@@ -5,8 +5,9 @@
                               for it: 0x5e000000 | (client SPI & 0xffff)
   watch IFACE SPI SECONDS     print the SPI of every ESP packet received; exit 0
                               if some arrived and all carry SPI
-  burst IFACE SECONDS SRC:SPI [SRC:SPI ...]
-                              from the LAN: send one ESP packet per client back
+  burst IFACE SECONDS GWMAC SRC:SPI [SRC:SPI ...]
+                              from the LAN: send one ESP packet per client, to
+                              passgate's inside MAC GWMAC, back
                               to back (the same millisecond), then again every
                               0.2 s, towards the server through passgate
 """
@@ -37,11 +38,11 @@ def watch(iface, spi, seconds):
     return 0 if seen and all(s == spi for s in seen) else 1
 
 
-def burst(iface, seconds, clients):
+def burst(iface, seconds, gateway_mac, clients):
     frames = []
     for c in clients:
         src, spi = c.split(":")
-        frames.append(Ether(dst="ff:ff:ff:ff:ff:ff") / IP(src=src, dst=SERVER) / ESP(spi=int(spi, 0), seq=1) / Raw(b"c" * 32))
+        frames.append(Ether(dst=gateway_mac) / IP(src=src, dst=SERVER) / ESP(spi=int(spi, 0), seq=1) / Raw(b"c" * 32))
     end = time.time() + seconds
     seq = 1
     while time.time() < end:
@@ -60,7 +61,7 @@ def main(argv):
     if mode == "watch":
         return watch(argv[2], int(argv[3], 0), float(argv[4]))
     if mode == "burst":
-        return burst(argv[2], float(argv[3]), argv[4:])
+        return burst(argv[2], float(argv[3]), argv[4], argv[5:])
     print(__doc__)
     return 2
 

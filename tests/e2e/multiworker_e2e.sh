@@ -28,7 +28,7 @@ source "$here/tap.sh"
 # The demo configuration with two workers (lcores 1 and 2; lcore 2 shares a
 # CPU with the control lcore when the machine has two) and two queues a port.
 sed -e 's/device: "\(net_af_packet[01],iface=pg-[a-z]*\)"/device: "\1,qpairs=2"\n    rx_queues: 2\n    tx_queues: 2/' \
-  -e 's/  mbufs: 8191/  mbufs: 16383\n  workers: [1, 2]/' \
+  -e 's/  mbufs: auto/  mbufs: auto\n  workers: [1, 2]/' \
   -e 's/"lib.eal:error"\]/"lib.eal:error", "--lcores", "0@0,1@1,2@0"]/' \
   "$repo/conf/demo.yaml" >"$work/two.yaml"
 

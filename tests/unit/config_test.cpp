@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -86,7 +87,7 @@ TEST(GatewayConfig, FullExampleLoadsEveryField) {
   const std::vector<std::string> eal{"--no-huge", "-m", "512", "--no-pci", "--no-shconf"};
   EXPECT_EQ(g.dataplane.eal_args, eal);
   EXPECT_EQ(g.dataplane.worker_lcores, std::vector<unsigned>{1});
-  EXPECT_EQ(g.dataplane.mbufs, 16383u);
+  EXPECT_EQ(g.dataplane.mbufs, 0u) << "auto";
   EXPECT_EQ(g.dataplane.mbuf_cache, 256u);
   EXPECT_EQ(g.dataplane.burst, 32u);
   EXPECT_EQ(g.dataplane.neighbour.reachable_seconds, 300u);
@@ -131,8 +132,8 @@ TEST(GatewayConfig, FullExampleLoadsEveryField) {
   const nat::NatConfig& n = g.nat;
   EXPECT_EQ(n.max_sessions, 1048576u);
   EXPECT_EQ(n.max_subscribers, 65536u);
-  EXPECT_TRUE(g.random_seed_given);
-  EXPECT_EQ(n.random_seed, 12345u);
+  EXPECT_FALSE(g.random_seed_given) << "the production example leaves the seed to getrandom() (RFC 6056)";
+  EXPECT_EQ(n.random_seed, 0u);
   EXPECT_EQ(n.timeouts.udp, 300u);
   EXPECT_EQ(n.timeouts.tcp_established, 7440u);
   EXPECT_EQ(n.timeouts.tcp_transitory, 240u);
@@ -455,9 +456,10 @@ TEST(GatewayConfig, DataplaneRules) {
   expect_one_error("dataplane:\n  mbufs: 100\n" + minimal, 2, 10, "expected an integer from 1023 to");
   expect_one_error(
       "dataplane:\n  mbufs: 4095\n" + minimal, 2, 10,
-      "4095 mbufs cannot cover the 4096 receive and transmit descriptors of the ports plus 288 per worker");
+      "4095 mbufs cannot cover what this configuration can hold at once: rx descriptors 2048 + tx descriptors 2048 "
+      "+ neighbour queues 131072");  // every holder: tests/unit/mbuf_budget_test.cpp
   EXPECT_TRUE(
-      parse("dataplane:\n  mbufs: 4095\n" +
+      parse("dataplane:\n  mbufs: 4095\n  neighbour: {table_size: 16, queue: 4}\n" +
             with(minimal, "    role: inside\n", "    role: inside\n    rx_descriptors: 256\n    tx_descriptors: 256\n"))
           .config.has_value());
   expect_one_error("dataplane:\n  neighbour: {queue: 0}\n" + minimal, 2, 22,
@@ -465,6 +467,38 @@ TEST(GatewayConfig, DataplaneRules) {
   const LoadResult ok = parse("dataplane:\n  eal: []\n  workers:\n  neighbour: {retry_ms: 500}\n" + minimal);
   ASSERT_TRUE(ok.config.has_value()) << describe(ok.errors);
   EXPECT_EQ(ok.config->dataplane.neighbour.retry_ms, 500u);
+}
+
+// Issue 12: the router knobs, with their defaults and their positions.
+TEST(GatewayConfig, RouterDutiesKnobs) {
+  {
+    const LoadResult r = parse(minimal);
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const GatewayConfig& g = *r.config;
+    EXPECT_FALSE(g.ports[0].promiscuous) << "ports leave promiscuous mode unless asked";
+    EXPECT_FALSE(g.ports[0].mac.has_value());
+    EXPECT_EQ(g.dataplane.icmp_error_rate, 1000u);
+    EXPECT_EQ(g.dataplane.icmp_error_burst, 50u);
+    EXPECT_EQ(g.dataplane.neighbour.unsolicited_percent, 25u);
+  }
+  {
+    const LoadResult r = parse(
+        "dataplane:\n  icmp_errors: {rate: 0, burst: 5}\n  neighbour: {unsolicited_percent: 10}\n" +
+        with(minimal, "    role: inside\n", "    role: inside\n    promiscuous: true\n    mac: \"02:00:00:00:00:01\"\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_TRUE(r.config->ports[0].promiscuous);
+    ASSERT_TRUE(r.config->ports[0].mac.has_value());
+    EXPECT_EQ(config::to_string(*r.config->ports[0].mac), "02:00:00:00:00:01");
+    EXPECT_EQ(r.config->dataplane.icmp_error_rate, 0u);
+    EXPECT_EQ(r.config->dataplane.icmp_error_burst, 5u);
+    EXPECT_EQ(r.config->dataplane.neighbour.unsolicited_percent, 10u);
+  }
+  expect_one_error(with(minimal, "    role: inside\n", "    role: inside\n    mac: \"01:00:5e:00:00:01\"\n"), 5, 10,
+                   "multicast MAC address");
+  expect_one_error(with(minimal, "    role: inside\n", "    role: inside\n    promiscuous: maybe\n"), 5, 18, "");
+  expect_one_error("dataplane:\n  icmp_errors: {burst: 0}\n" + minimal, 2, 24, "expected an integer from 1");
+  expect_one_error("dataplane:\n  icmp_errors: {every: 1}\n" + minimal, 2, 17, "every");
+  expect_one_error("dataplane:\n  neighbour: {unsolicited_percent: 101}\n" + minimal, 2, 36, "from 0 to 100");
 }
 
 TEST(GatewayConfig, NatRules) {
@@ -1046,6 +1080,89 @@ TEST(GatewayConfig, PassthroughIkeAndL2tpProblemsAreNotRepeatedByTheEngine) {
     EXPECT_EQ(r.errors[1].line, 19);
     EXPECT_FALSE(mentions(r.errors, "the NAT engine's own check")) << describe(r.errors);
   }
+}
+
+// ------------------------------------------------------------ control-plane defaults (issue 12.5)
+
+// One reader for control.prometheus and --prometheus: a bare port binds
+// loopback, an address must be written to bind anything else.
+TEST(ControlDefaults, ListenAddressBarePortIsLoopback) {
+  std::string why;
+  EXPECT_EQ(parse_listen_address("9469", &why), std::optional<std::string>("127.0.0.1:9469")) << why;
+  EXPECT_EQ(parse_listen_address(":9469", &why), std::optional<std::string>("127.0.0.1:9469")) << why;
+  EXPECT_EQ(parse_listen_address("127.0.0.1:9469", &why), std::optional<std::string>("127.0.0.1:9469")) << why;
+  EXPECT_EQ(parse_listen_address("192.0.2.7:80", &why), std::optional<std::string>("192.0.2.7:80")) << why;
+  EXPECT_EQ(parse_listen_address("0.0.0.0:9469", &why), std::optional<std::string>("0.0.0.0:9469"))
+      << "every interface, but only when written out";
+}
+
+TEST(ControlDefaults, ListenAddressRefusesWhatCivetwebWouldReadOtherwise) {
+  // civetweb takes "9469r" (redirect), "9469s" (TLS), "+9469" (IPv4 and IPv6 on
+  // every interface), lists with ',' and octal-looking octets: none of it here.
+  for (const char* bad : {"", ":", "0", "65536", "9469r", "9469s", "+9469", "-1", "9469,9470", "127.0.0.1:",
+                          "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.01:9469", "127.0.0.1:09469x", " 127.0.0.1:9469",
+                          "127.0.0.1:9469 ", "localhost:9469", "[::1]:9469", "1.2.3:9469", "256.0.0.1:9469",
+                          "224.0.0.1:9469", "255.255.255.255:9469"}) {
+    std::string why;
+    EXPECT_FALSE(parse_listen_address(bad, &why).has_value()) << "'" << bad << "'";
+    EXPECT_NE(why.find("PORT"), std::string::npos) << "'" << bad << "': " << why;
+  }
+}
+
+TEST(ControlDefaults, PrometheusInTheFileGoesThroughTheSameReader) {
+  {
+    const LoadResult r = parse(minimal + "control:\n  prometheus: 9469\n");
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_EQ(r.config->control.prometheus, "127.0.0.1:9469");
+  }
+  expect_one_error(minimal + "control:\n  prometheus: 127.0.0.01:9469\n", 17, 15, "control.prometheus");
+  expect_one_error(minimal + "control:\n  prometheus: 9469r\n", 17, 15, "PORT");
+  expect_one_error(minimal + "control:\n  prometheus: 224.0.0.1:9469\n", 17, 15, "multicast");
+  // The collectors are read as strictly (no port-only form: they are not listeners).
+  expect_one_error(minimal + "control:\n  nat_events:\n    syslog: {server: 192.0.2.011:514}\n", 18, 22,
+                   "syslog server");
+}
+
+TEST(ControlDefaults, TelemetryGroupIsResolvedWithItsPosition) {
+  {
+    const LoadResult r = parse(minimal);
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_TRUE(r.config->control.telemetry_group.empty()) << "owner only (0700/0600) unless a group is named";
+  }
+  {
+    const LoadResult r = parse(minimal + "control:\n  telemetry_group: root\n");
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_EQ(r.config->control.telemetry_group, "root");
+    EXPECT_EQ(r.config->control.telemetry_gid, 0u);
+  }
+  expect_one_error(minimal + "control:\n  telemetry_group: no-such-group-pg12\n", 17, 20,
+                   "no group 'no-such-group-pg12'");
+  expect_one_error(minimal + "control:\n  telemetry_group: [a]\n", 17, 20, "a group name");
+  // The socket's group is set at start: a reload that changes it is refused.
+  const GatewayConfig a = *parse(minimal).config;
+  const GatewayConfig b = *parse(minimal + "control:\n  telemetry_group: root\n").config;
+  const auto changes = restart_required_changes(a, b);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_NE(changes[0].find("control.telemetry_group"), std::string::npos);
+}
+
+// RFC 6056: ports must not be predictable; a fixed seed belongs only to the
+// demo (and to tests, which write their own files).
+// Read as text, so that the rule holds whatever else the file gets wrong.
+TEST(ControlDefaults, ExamplesCarryNoFixedSeedExceptTheDemo) {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(source_dir / "conf")) {
+    if (entry.path().extension() != ".yaml" || entry.path().filename() == "demo.yaml") continue;
+    ++files;
+    std::ifstream in(entry.path());
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      const std::size_t start = line.find_first_not_of(" \t-{");
+      EXPECT_FALSE(start != std::string::npos && line.compare(start, 12, "random_seed:") == 0)
+          << entry.path().string() << ":" << n << " pins nat.random_seed: " << line;
+    }
+  }
+  EXPECT_GE(files, 2);
 }
 
 }  // namespace

@@ -53,6 +53,24 @@ TEST(NeighbourTable, Rfc826LearnOnlyMergesUnlessWeAreTheTarget) {
   EXPECT_EQ(calls, 0);
 }
 
+TEST(NeighbourTable, OneHostAskingFromManyAddressesFillsOnlyTheUnsolicitedShare) {
+  NeighbourTable t(small());  // 8 entries, 25 % = 2 for neighbours that asked
+  const auto none = [](rte_mbuf*, const MacAddress&) {};
+  using L = NeighbourTable::Learned;
+  EXPECT_EQ(t.learn(ipv4(10, 0, 0, 10), mac(9), 0, true, none), L::created);
+  EXPECT_EQ(t.learn(ipv4(10, 0, 0, 11), mac(9), 0, true, none), L::created);
+  for (std::uint8_t a = 12; a < 40; ++a)
+    EXPECT_EQ(t.learn(ipv4(10, 0, 0, a), mac(9), 0, true, none), L::unsolicited_full);
+  EXPECT_EQ(t.size(), 2u);
+  // Every next hop traffic needs still finds room.
+  for (std::uint8_t a = 100; a < 106; ++a)
+    EXPECT_EQ(t.enqueue(ipv4(10, 0, 0, a), fake(a), 0), NeighbourTable::QueueResult::queued_send_request);
+  // An entry traffic uses stops counting as unsolicited.
+  ASSERT_NE(t.lookup(ipv4(10, 0, 0, 10), 0), nullptr);
+  EXPECT_EQ(t.unsolicited(), 1u);
+  for (std::uint8_t a = 100; a < 106; ++a) t.learn(ipv4(10, 0, 0, a), mac(a), 0, false, none);  // fakes never freed
+}
+
 TEST(NeighbourTable, RetriesThenFailsAndDropsQueuedPackets) {
   NeighbourTable t(small());
   const be32 hop = ipv4(10, 0, 0, 9);
@@ -94,7 +112,9 @@ TEST(NeighbourTable, StaticEntriesNeverExpireNorChange) {
 }
 
 TEST(NeighbourTable, FullTableRefusesAndCountsOnTheCaller) {
-  NeighbourTable t(small());
+  config::NeighbourConfig c = small();
+  c.unsolicited_percent = 100;
+  NeighbourTable t(c);
   for (int i = 0; i < 8; ++i) t.learn(ipv4(10, 0, 1, static_cast<std::uint8_t>(i)), mac(1), 0, true, [](rte_mbuf*, const MacAddress&) {});
   EXPECT_EQ(t.enqueue(ipv4(10, 0, 2, 1), fake(1), 0), NeighbourTable::QueueResult::table_full);
 }

@@ -1,0 +1,185 @@
+// A worker's duties as a router around the NAT (RFC 1812), on the rare
+// paths of receive() and forward():
+//   frame_is_for_us         L2: our MAC, or broadcast ARP; foreign frames dropped
+//   ip_addresses_acceptable martian sources and broadcast destinations dropped
+//                           (5.3.7), our own addresses answered, never routed
+//   fits_next_hop_or_answer TTL and Don't Fragment size toward the internet,
+//                           checked before translation so that the ICMP error
+//                           quotes the packet as the subscriber sent it
+//   make/send_icmp_error    Time Exceeded, Fragmentation Needed (RFC 1191),
+//                           rate-limited per worker (4.3.2.8)
+//   fragment_and_route      a packet without DF larger than the egress MTU (5.2.6)
+// The bytes are written by lib/packet/router.hpp.
+#include <rte_mbuf.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/frame.hpp"
+#include "dataplane/worker.hpp"
+#include "packet/headers.hpp"
+#include "packet/parse.hpp"
+#include "packet/router.hpp"
+
+namespace passgate::dataplane {
+
+using packet::Ipv4Header;
+using stats::PortDrop;
+
+namespace {
+constexpr std::uint16_t dont_fragment = 0x4000;
+constexpr std::uint8_t broadcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+// The subnet's directed broadcast address, when the prefix has one.
+bool is_subnet_broadcast(const config::PortConfig& pc, be32 a) {
+  if (pc.prefix_length >= 31) return false;
+  const std::uint32_t host_bits = 0xffffffffu >> pc.prefix_length;
+  return a.host() == (pc.address.host() | host_bits);
+}
+}  // namespace
+
+bool Worker::frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype) {
+  const PortView& pv = ports[port];
+  if (std::memcmp(frame, pv.mac.bytes.data(), 6) == 0) return true;
+  const bool group = (frame[0] & 1u) != 0;  // broadcast or multicast
+  if (group ? ethertype == ethertype_arp && std::memcmp(frame, broadcast_mac, 6) == 0 : pv.cfg->promiscuous)
+    return true;
+  counters[port].add(PortDrop::foreign_mac);
+  return false;
+}
+
+bool Worker::ip_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2) {
+  const PortView& pv = ports[port];
+  stats::PortCounters& c = counters[port];
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l2);
+  PortDrop reason;
+  if (packet::is_martian_source(ip->src)) {
+    reason = PortDrop::martian_source;
+  } else if (packet::is_broadcast_or_multicast(ip->dst) || is_subnet_broadcast(*pv.cfg, ip->dst)) {
+    reason = PortDrop::broadcast_destination;
+  } else if (ip->dst == pv.cfg->address || (pv.inside && ip->dst == ports[1].cfg->address)) {
+    // Ours: answered here (echo) or dropped, never routed on, never ARPed for.
+    answer_echo(port, m, l2);
+    return false;
+  } else if (!pv.inside && (ip->src == ports[0].cfg->address || ip->src == ports[1].cfg->address ||
+                            engine->is_public_address(ip->src))) {
+    reason = PortDrop::own_address_source;  // spoofed: our addresses never arrive from outside
+  } else {
+    return true;
+  }
+  c.add(reason);
+  rte_pktmbuf_free(m);
+  return false;
+}
+
+bool Worker::fits_next_hop_or_answer(unsigned port, rte_mbuf* m, unsigned l2) {
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l2);
+  const unsigned total = ip->total_length.host();
+  const std::uint16_t mtu = ports[1].cfg->mtu;
+  const bool expired = ip->ttl <= 1;
+  if (!expired && (total <= mtu || !(ip->flags_fragment.host() & dont_fragment))) [[likely]]
+    return true;
+  const std::span<const std::uint8_t> packet(rte_pktmbuf_mtod_offset(m, const std::uint8_t*, l2),
+                                             std::min<unsigned>(total, rte_pktmbuf_data_len(m) - l2));
+  packet::ParsedIpv4 parsed;
+  if (packet::parse_ipv4(packet, parsed) != packet::ParseError::ok) return true;  // the engine drops and counts it
+  counters[1].add(expired ? PortDrop::ttl_exceeded : PortDrop::mtu_exceeded);
+  const std::uint8_t type = expired ? packet::icmp_type::time_exceeded : packet::icmp_type::dest_unreachable;
+  rte_mbuf* error = make_icmp_error(port, packet, type,
+                                    expired ? packet::icmp_code::ttl_exceeded_in_transit
+                                            : packet::icmp_code::fragmentation_needed,
+                                    expired ? 0 : mtu);
+  rte_pktmbuf_free(m);
+  send_icmp_error(port, error, type);
+  return false;
+}
+
+bool Worker::take_icmp_token(unsigned port) {
+  const struct {
+    std::uint64_t per_second, burst;
+  } rate{cfg.dataplane.icmp_error_rate, cfg.dataplane.icmp_error_burst};
+  const std::uint64_t cap = std::uint64_t{rate.burst} * 1000;
+  icmp_tokens_milli_ = std::min(cap, icmp_tokens_milli_ + (now_ms - icmp_refilled_ms_) * rate.per_second);
+  icmp_refilled_ms_ = now_ms;
+  if (rate.per_second == 0 || icmp_tokens_milli_ < 1000) {
+    counters[port].icmp_errors_rate_limited++;
+    return false;
+  }
+  icmp_tokens_milli_ -= 1000;
+  return true;
+}
+
+rte_mbuf* Worker::make_icmp_error(unsigned port, std::span<const std::uint8_t> offending, std::uint8_t type,
+                                  std::uint8_t code, std::uint16_t mtu) {
+  packet::ParsedIpv4 parsed;
+  if (packet::parse_ipv4(offending, parsed) != packet::ParseError::ok) return nullptr;
+  if (!packet::may_send_icmp_error(offending) || !take_icmp_token(port)) return nullptr;
+  rte_mbuf* e = rte_pktmbuf_alloc(pool);
+  const unsigned l2 = eth_len + (ports[port].cfg->vlan ? vlan_len : 0);
+  auto* data = e ? reinterpret_cast<std::uint8_t*>(
+                       rte_pktmbuf_append(e, static_cast<std::uint16_t>(l2 + packet::icmp_error_max_bytes)))
+                 : nullptr;
+  if (!data) {
+    counters[port].add(PortDrop::no_mbuf);
+    if (e) rte_pktmbuf_free(e);
+    return nullptr;
+  }
+  const std::size_t n = packet::write_icmp_error(offending, ports[port].cfg->address, type, code, mtu, ++icmp_ip_id_,
+                                                 std::span<std::uint8_t>(data + l2, packet::icmp_error_max_bytes));
+  rte_pktmbuf_trim(e, static_cast<std::uint16_t>(packet::icmp_error_max_bytes - n));
+  if (n == 0) {
+    rte_pktmbuf_free(e);
+    return nullptr;
+  }
+  return e;
+}
+
+void Worker::send_icmp_error(unsigned port, rte_mbuf* error, std::uint8_t type) {
+  if (!error) return;
+  if (type == packet::icmp_type::time_exceeded)
+    counters[port].icmp_time_exceeded_sent++;
+  else
+    counters[port].icmp_frag_needed_sent++;
+  const unsigned l2 = eth_len + (ports[port].cfg->vlan ? vlan_len : 0);
+  route(port, error, l2, rte_pktmbuf_data_len(error) - l2);
+}
+
+void Worker::unmake_icmp_error(rte_mbuf* error) {
+  if (!error) return;
+  rte_pktmbuf_free(error);
+  const std::uint64_t cap = std::uint64_t{cfg.dataplane.icmp_error_burst} * 1000;
+  icmp_tokens_milli_ = std::min(cap, icmp_tokens_milli_ + 1000);  // not sent: give its token back
+}
+
+void Worker::fragment_and_route(unsigned egress, rte_mbuf* m, unsigned l2_in) {
+  stats::PortCounters& c = counters[egress];
+  const std::uint16_t mtu = ports[egress].cfg->mtu;
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l2_in);
+  const std::span<const std::uint8_t> packet(rte_pktmbuf_mtod_offset(m, const std::uint8_t*, l2_in),
+                                             std::min<unsigned>(ip->total_length.host(), rte_pktmbuf_data_len(m) - l2_in));
+  const packet::FragmentPlan plan = packet::plan_fragments(packet, mtu);
+  if (plan.count == 0) {  // Don't Fragment: hairpinned or a released fragment (no error due, see forward())
+    c.add(PortDrop::mtu_exceeded);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  const unsigned l2_out = eth_len + (ports[egress].cfg->vlan ? vlan_len : 0);
+  c.packets_fragmented++;
+  for (unsigned i = 0; i < plan.count; ++i) {
+    rte_mbuf* f = rte_pktmbuf_alloc(pool);
+    auto* data = f ? reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(f, static_cast<std::uint16_t>(l2_out + mtu)))
+                   : nullptr;
+    if (!data) {  // the rest of the datagram is lost: the receiver's reassembly times out
+      c.add(PortDrop::no_mbuf, plan.count - i);
+      if (f) rte_pktmbuf_free(f);
+      break;
+    }
+    const std::size_t n = packet::write_fragment(packet, plan, i, std::span<std::uint8_t>(data + l2_out, mtu));
+    rte_pktmbuf_trim(f, static_cast<std::uint16_t>(mtu - n));
+    c.fragments_sent++;
+    route(egress, f, l2_out, static_cast<unsigned>(n));
+  }
+  rte_pktmbuf_free(m);
+}
+
+}  // namespace passgate::dataplane
