@@ -851,7 +851,7 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
       }
 
     if (const Field* nf = m.get("neighbour")) {
-      const Mapping nm(c, *nf, {"reachable_s", "retry_ms", "max_retries", "queue", "table_size", "unsolicited_percent"});
+      const Mapping nm(c, *nf, {"reachable_s", "retry_ms", "max_retries", "queue", "table_size", "unsolicited_percent", "held"});
       if (nm.ok()) {
         NeighbourConfig& n = d.neighbour;
         set_integer(c, nm, "reachable_s", n.reachable_seconds, 1, 86400, "seconds");
@@ -859,6 +859,7 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
         set_integer(c, nm, "max_retries", n.max_retries, 1, 100);
         set_integer(c, nm, "queue", n.queue_packets, 1, 256, "packets per unresolved neighbour");
         set_integer(c, nm, "table_size", n.table_size, 16, 1u << 20, "neighbours per port");
+        set_integer(c, nm, "held", n.held_packets, 1, 1u << 22, "packets waiting for ARP per port and worker");
         set_integer(c, nm, "unsolicited_percent", n.unsolicited_percent, 0, 100,
                     "percent of the table for neighbours that asked for us");
       }

@@ -72,6 +72,9 @@ struct NeighbourConfig {
   std::uint32_t max_retries = 3;          // then the entry fails and its queue is dropped
   std::uint32_t queue_packets = 16;       // packets held per unresolved neighbour
   std::uint32_t table_size = 4096;        // neighbours per port
+  // Packets waiting for ARP on one port of one worker, over all its
+  // neighbours: what bounds the buffers ARP can hold (mbuf budget).
+  std::uint32_t held_packets = 1024;
   // Entries created because a neighbour asked for us (RFC 826), not because
   // we needed it, may take at most this share of the table, in percent: a
   // host sending requests from many addresses cannot crowd out next hops.

@@ -20,7 +20,8 @@ MbufBudget mbuf_budget(const GatewayConfig& cfg, unsigned workers) {
     b.handoff_rings = w * (handoff_ring_slots - 1);
     b.handoff_buffers = w * w * handoff_buffer_mbufs;
   }
-  b.neighbour_queues = w * ports * d.neighbour.table_size * d.neighbour.queue_packets;
+  b.neighbour_queues = w * ports * std::min<std::uint64_t>(std::uint64_t{d.neighbour.table_size} * d.neighbour.queue_packets,
+                                                          d.neighbour.held_packets);
   b.tx_buffers = w * ports * tx_buffer_mbufs;
   b.lcore_caches = (w + 1) * (std::uint64_t{d.mbuf_cache} * 3 / 2);
   b.in_flight = w * (std::uint64_t{d.burst} + generated_reserve_mbufs);

@@ -7,7 +7,8 @@
 //   - the receive and transmit descriptors of every queue of every port;
 //   - the handoff rings between workers (one per worker, several workers);
 //   - the packets a worker gathers for other workers' rings during a burst;
-//   - the ARP queues of every neighbour table (per port, per worker);
+//   - the ARP queues of every neighbour table (per port, per worker),
+//     bounded in all by neighbour.held;
 //   - the transmit buffers of every worker (per port);
 //   - the mempool cache of every lcore that takes or frees buffers (the
 //     workers and the main lcore), which DPDK lets grow to 1.5 times its size;
@@ -43,7 +44,7 @@ struct MbufBudget {
   std::uint64_t tx_descriptors = 0;    // sum over ports of tx_queues x tx_descriptors
   std::uint64_t handoff_rings = 0;     // workers x (handoff_ring_slots - 1), several workers only
   std::uint64_t handoff_buffers = 0;   // workers x workers x handoff_buffer_mbufs, several workers only
-  std::uint64_t neighbour_queues = 0;  // workers x ports x table_size x queue
+  std::uint64_t neighbour_queues = 0;  // workers x ports x min(table_size x queue, held)
   std::uint64_t tx_buffers = 0;        // workers x ports x tx_buffer_mbufs
   std::uint64_t lcore_caches = 0;      // (workers + 1) x mbuf_cache x 3 / 2
   std::uint64_t in_flight = 0;         // workers x (burst + generated_reserve_mbufs)

@@ -102,6 +102,7 @@ const MacAddress* NeighbourTable::lookup(be32 address, std::uint64_t now_ms) {
 }
 
 NeighbourTable::QueueResult NeighbourTable::enqueue(be32 address, rte_mbuf* m, std::uint64_t now_ms) {
+  if (held_ >= cfg_.held_packets) return QueueResult::held_full;
   Entry* e = find(address);
   bool created = false;
   if (!e) {
@@ -113,6 +114,7 @@ NeighbourTable::QueueResult NeighbourTable::enqueue(be32 address, rte_mbuf* m, s
   }
   if (e->queued >= cfg_.queue_packets) return QueueResult::full;
   queue_[e->queue_offset + e->queued++] = m;
+  ++held_;
   return created ? QueueResult::queued_send_request : QueueResult::queued;
 }
 

@@ -52,7 +52,9 @@ class NeighbourTable {
   // The MAC to send to, or nullptr: then the caller queues the packet.
   const MacAddress* lookup(be32 address, std::uint64_t now_ms);
 
-  enum class QueueResult { queued, queued_send_request, full, table_full };
+  // full: this neighbour's queue; held_full: the port's packets waiting
+  // for ARP over all neighbours (neighbour.held).
+  enum class QueueResult { queued, queued_send_request, full, held_full, table_full };
   // Holds the packet until `address` resolves. queued_send_request: this is
   // a new entry and the caller should send an ARP request now.
   QueueResult enqueue(be32 address, rte_mbuf* m, std::uint64_t now_ms);
@@ -73,6 +75,7 @@ class NeighbourTable {
 
   [[nodiscard]] std::size_t size() const { return used_; }
   [[nodiscard]] std::size_t unsolicited() const { return unsolicited_; }
+  [[nodiscard]] std::size_t held() const { return held_; }
   [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }
 
  private:
@@ -89,6 +92,7 @@ class NeighbourTable {
   std::size_t mask_ = 0;
   std::size_t used_ = 0;
   std::size_t unsolicited_ = 0;
+  std::size_t held_ = 0;  // packets in every queue
   std::size_t unsolicited_limit_ = 0;
 };
 
@@ -112,6 +116,7 @@ NeighbourTable::Learned NeighbourTable::learn(be32 address, const MacAddress& ma
   e->retries = 0;
   e->expires_ms = now_ms + std::uint64_t{cfg_.reachable_seconds} * 1000;
   for (std::uint16_t i = 0; i < e->queued; ++i) flush(queue_[e->queue_offset + i], e->mac);
+  held_ -= e->queued;
   e->queued = 0;
   return result;
 }
@@ -126,6 +131,7 @@ void NeighbourTable::tick(std::uint64_t now_ms, Request&& request, Drop&& drop) 
     }
     if (e.retries >= cfg_.max_retries) {
       for (std::uint16_t i = 0; i < e.queued; ++i) drop(queue_[e.queue_offset + i]);
+      held_ -= e.queued;
       e.queued = 0;
       release(e);
       continue;

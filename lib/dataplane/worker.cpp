@@ -570,6 +570,7 @@ void Worker::route(unsigned egress, rte_mbuf* m, unsigned l2_in, unsigned total)
     case NeighbourTable::QueueResult::queued: break;
     case NeighbourTable::QueueResult::queued_send_request: send_arp_request(egress, hop); break;
     case NeighbourTable::QueueResult::full:
+    case NeighbourTable::QueueResult::held_full:
       c.add(PortDrop::neighbour_queue_full);
       rte_pktmbuf_free(m);
       break;

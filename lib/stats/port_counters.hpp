@@ -19,7 +19,7 @@ namespace passgate::stats {
   X(no_route, "no on-link match, route or gateway for the destination")               \
   X(wrong_side, "packet arrived on a port whose role does not fit its addresses")    \
   X(mtu_exceeded, "larger than the egress MTU with Don't Fragment set")               \
-  X(neighbour_queue_full, "next hop unresolved and its queue is full")                \
+  X(neighbour_queue_full, "next hop unresolved and its queue (or the port's neighbour.held) is full")                \
   X(neighbour_failed, "next hop did not answer ARP")                                  \
   X(neighbour_table_full, "no room for another neighbour entry")                      \
   X(nat, "dropped by the NAT engine (see the NAT drop reasons)")                      \

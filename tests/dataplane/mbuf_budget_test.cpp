@@ -13,8 +13,6 @@
 // pool below the budget for the workers EAL gives is refused at start-up.
 #include <gtest/gtest.h>
 
-#include <rte_eal.h>
-#include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -27,11 +25,13 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include "config/gateway_config.hpp"
 #include "config/mbuf_budget.hpp"
 #include "dataplane/gateway.hpp"
 #include "packet/headers.hpp"
+#include "ring_harness.hpp"
 #include "support/packet_builder.hpp"
 #include "steering/rss_ownership.hpp"
 
@@ -46,7 +46,6 @@ constexpr unsigned workers = 2;
 constexpr unsigned descriptors = 64;  // rx and tx, per queue
 constexpr unsigned table_size = 16, queue = 4;
 const be32 server = ipv4(203, 0, 113, 9);
-const std::uint8_t peer_mac[6] = {0x02, 0, 0, 0, 0x20, 2};
 
 const steering::RssSteering& rss() {
   static const auto r = [] {
@@ -69,75 +68,29 @@ std::vector<be32> subscribers_of(unsigned w, unsigned first, unsigned count) {
   return out;
 }
 
-// The NIC side of one port: rings no larger than its descriptors.
-struct RingPort {
-  std::string name;
-  std::vector<rte_ring*> rx, tx;
-  std::uint16_t id = 0;
-  RingPort(const std::string& n, unsigned rx_queues, unsigned tx_queues) : name("net_ring_" + n) {
-    for (unsigned q = 0; q < rx_queues; ++q)
-      rx.push_back(rte_ring_create(fmt::format("{}_r{}", n, q).c_str(), descriptors, 0, RING_F_SP_ENQ | RING_F_SC_DEQ));
-    for (unsigned q = 0; q < tx_queues; ++q)
-      tx.push_back(rte_ring_create(fmt::format("{}_t{}", n, q).c_str(), descriptors, 0, RING_F_SC_DEQ));
-    const int port = rte_eth_from_rings(n.c_str(), rx.data(), rx_queues, tx.data(), tx_queues, 0);
-    EXPECT_GE(port, 0) << "rte_eth_from_rings " << n << ": " << rte_strerror(rte_errno);
-    id = static_cast<std::uint16_t>(port);
-  }
-  ~RingPort() {
-    for (auto* r : rx) rte_ring_free(r);
-    for (auto* r : tx) rte_ring_free(r);
-  }
-};
-
 std::string yaml(const std::string& in, const std::string& out, const std::vector<be32>& resolvable,
                  const std::string& dataplane_extra) {
   std::string neighbours;
-  for (be32 a : resolvable)
-    neighbours += fmt::format("      - {{address: {}, mac: \"02:00:00:00:20:02\"}}\n", nat::to_string(a));
+  for (be32 a : resolvable) neighbours += peer_neighbour(a);
   return fmt::format(R"(dataplane:
 {}  mbuf_cache: 32
   burst: 32
   steering: handoff
   neighbour: {{table_size: {}, queue: {}, retry_ms: 60000, max_retries: 3}}
 ports:
-  - name: inside
-    device: "{}"
-    role: inside
-    address: 100.64.0.1/24
-    rx_queues: 1
-    tx_queues: {}
-    rx_descriptors: {}
-    tx_descriptors: {}
-    neighbours:
-{}  - name: outside
-    device: "{}"
-    role: outside
-    address: 198.51.100.1/24
-    gateway: 198.51.100.254
-    rx_queues: 1
-    tx_queues: {}
-    rx_descriptors: {}
-    tx_descriptors: {}
-    neighbours:
-      - {{address: 198.51.100.254, mac: "02:00:00:00:20:02"}}
-nat:
-  random_seed: 2026
-  max_sessions: 65536
-  pools:
-    - name: cgn
-      subscribers: [100.64.0.0/24]
-      public: [198.51.100.10-198.51.100.13]
-      block_size: 256
-)",
-                     dataplane_extra, table_size, queue, in, workers, descriptors, descriptors, neighbours, out,
-                     workers, descriptors, descriptors);
+{}{})",
+                     dataplane_extra, table_size, queue,
+                     ports_yaml({.inside_device = in, .outside_device = out, .rx_queues = 1, .tx_queues = workers,
+                                 .descriptors = descriptors, .macs = false, .inside_neighbours = neighbours}),
+                     nat_pool_yaml);
 }
 
 class Harness {
  public:
   Harness(const std::string& tag, const std::vector<be32>& resolvable, const std::string& dataplane_extra) {
-    in_ = std::make_unique<RingPort>("mbin_" + tag, 1, workers);
-    out_ = std::make_unique<RingPort>("mbout_" + tag, 1, workers);
+    // The NIC side of each port: rings no larger than its descriptors.
+    in_ = std::make_unique<RingPort>("mbin_" + tag, 1, workers, descriptors, RING_F_SC_DEQ);
+    out_ = std::make_unique<RingPort>("mbout_" + tag, 1, workers, descriptors, RING_F_SC_DEQ);
     auto loaded = config::parse_gateway_config(yaml(in_->name, out_->name, resolvable, dataplane_extra), "test.yaml");
     EXPECT_TRUE(loaded.config.has_value()) << (loaded.errors.empty() ? "" : config::to_string(loaded.errors[0]));
     if (!loaded.config) return;
@@ -176,11 +129,7 @@ class Harness {
       if (Clock::now() > deadline) return false;
       std::this_thread::yield();
     }
-    auto* frame = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(14 + ip.size())));
-    std::memcpy(frame, inside ? in_mac_ : out_mac_, 6);
-    std::memcpy(frame + 6, peer_mac, 6);
-    frame[12] = 0x08, frame[13] = 0x00;
-    std::memcpy(frame + 14, ip.data(), ip.size());
+    put_frame(m, inside ? in_mac_ : out_mac_, ip);
     RingPort& port = inside ? *in_ : *out_;
     while (rte_ring_enqueue(port.rx[0], m) != 0) {
       if (Clock::now() > deadline) {
@@ -205,9 +154,7 @@ class Harness {
   }
   void drain(bool inside) {
     take(inside, nullptr);
-    RingPort& port = inside ? *in_ : *out_;
-    void* obj;
-    while (rte_ring_dequeue(port.rx[0], &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
+    free_frames((inside ? *in_ : *out_).rx[0]);
   }
   rte_ring* tx_ring(bool inside, unsigned q) { return (inside ? *in_ : *out_).tx[q]; }
 
@@ -225,17 +172,10 @@ class Harness {
 
  private:
   void take(bool inside, std::vector<Bytes>* got) {
-    RingPort& port = inside ? *in_ : *out_;
-    for (rte_ring* r : port.tx) {
-      void* obj;
-      while (rte_ring_dequeue(r, &obj) == 0) {
-        auto* m = static_cast<rte_mbuf*>(obj);
-        const auto* frame = rte_pktmbuf_mtod(m, const std::uint8_t*);
-        const unsigned len = rte_pktmbuf_data_len(m);
-        if (got && len > 14 && frame[12] == 0x08 && frame[13] == 0x00) got->emplace_back(frame + 14, frame + len);
-        rte_pktmbuf_free(m);
-      }
-    }
+    for (rte_ring* r : (inside ? *in_ : *out_).tx)
+      take_frames(r, [&](Bytes ip) {
+        if (got) got->push_back(std::move(ip));
+      });
   }
 
   std::unique_ptr<RingPort> in_, out_;
@@ -410,19 +350,10 @@ TEST(MbufBudget, PoolBelowTheBudgetOfTheRealWorkersIsRefusedAtStartUp) {
 }  // namespace passgate
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
   // Three lcores: the main one (the test, the NIC) and two workers.
   std::vector<std::string> args = {"mbuf-budget", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
                                    "--lcores", "0@0,1@0,2@0", "--log-level", "lib.eal:error",
                                    "--file-prefix", "pgmb"};
   if (std::thread::hardware_concurrency() >= 2) args[7] = "0@0,1@1,2@0";
-  std::vector<char*> argv_eal;
-  for (auto& a : args) argv_eal.push_back(a.data());
-  if (rte_eal_init(static_cast<int>(argv_eal.size()), argv_eal.data()) < 0) {
-    std::fprintf(stderr, "EAL init failed\n");
-    return 1;
-  }
-  const int rc = RUN_ALL_TESTS();
-  rte_eal_cleanup();
-  return rc;
+  return passgate::testing::run_tests_in_eal(argc, argv, std::move(args));
 }

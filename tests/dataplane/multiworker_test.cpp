@@ -12,9 +12,6 @@
 // with exactly the predicted handoffs; results equal those of one worker.
 #include <gtest/gtest.h>
 
-#include <rte_eal.h>
-#include <rte_eth_ring.h>
-#include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_thash.h>
@@ -23,14 +20,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "config/gateway_config.hpp"
 #include "dataplane/gateway.hpp"
 #include "packet/headers.hpp"
+#include "ring_harness.hpp"
 #include "support/packet_builder.hpp"
 
 namespace passgate {
@@ -43,7 +41,6 @@ using packet::be32;
 constexpr unsigned subscribers = 48;
 constexpr unsigned udp_flows = 4;
 const be32 server = ipv4(203, 0, 113, 9);
-const std::uint8_t peer_mac[6] = {0x02, 0, 0, 0, 0x20, 2};
 
 be32 subscriber(unsigned i) { return ipv4(100, 64, 0, static_cast<std::uint8_t>(10 + i)); }
 
@@ -65,76 +62,25 @@ be32 forward_host(unsigned workers) {
   return ipv4(100, 64, 0, 200);
 }
 
-// One port pair backed by rte_rings: the test enqueues into rx[q] what the
-// wire delivers to queue q and dequeues from tx[q] what worker q sent.
-struct RingPort {
-  std::string name;
-  std::vector<rte_ring*> rx, tx;
-  std::uint16_t id = 0;
-  // rte_eth_from_rings names the port "net_ring_" + n.
-  RingPort(const std::string& n, unsigned rx_queues, unsigned tx_queues) : name("net_ring_" + n) {
-    for (unsigned q = 0; q < rx_queues; ++q)
-      rx.push_back(rte_ring_create(fmt::format("{}_r{}", n, q).c_str(), 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ));
-    for (unsigned q = 0; q < tx_queues; ++q)
-      tx.push_back(rte_ring_create(fmt::format("{}_t{}", n, q).c_str(), 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ));
-    const int port = rte_eth_from_rings(n.c_str(), rx.data(), rx_queues, tx.data(), tx_queues, 0);
-    EXPECT_GE(port, 0) << "rte_eth_from_rings " << n << ": " << rte_strerror(rte_errno);
-    id = static_cast<std::uint16_t>(port);
-  }
-  ~RingPort() {
-    for (auto* r : rx) rte_ring_free(r);
-    for (auto* r : tx) rte_ring_free(r);
-  }
-};
-
 std::string yaml(unsigned workers, unsigned queues, const std::string& in, const std::string& out, bool handoff) {
   std::string workers_list;
   for (unsigned w = 1; w <= workers; ++w) workers_list += fmt::format("{}{}", w == 1 ? "" : ", ", w);
   std::string neighbours;
-  for (unsigned i = 0; i < subscribers; ++i)
-    neighbours += fmt::format("      - {{address: {}, mac: \"02:00:00:00:20:02\"}}\n", nat::to_string(subscriber(i)));
-  neighbours += fmt::format("      - {{address: {}, mac: \"02:00:00:00:20:02\"}}\n", nat::to_string(forward_host(workers)));
+  for (unsigned i = 0; i < subscribers; ++i) neighbours += peer_neighbour(subscriber(i));
+  neighbours += peer_neighbour(forward_host(workers));
   return fmt::format(R"(dataplane:
   workers: [{}]
   mbuf_cache: 64
   neighbour: {{table_size: 64, queue: 4}}
   steering: {}
 ports:
-  - name: inside
-    device: "{}"
-    role: inside
-    address: 100.64.0.1/24
-    mac: "02:00:00:00:10:01"
-    rx_queues: {}
-    tx_queues: {}
-    rx_descriptors: 256
-    tx_descriptors: 256
-    neighbours:
-{}  - name: outside
-    device: "{}"
-    role: outside
-    address: 198.51.100.1/24
-    gateway: 198.51.100.254
-    mac: "02:00:00:00:10:02"
-    rx_queues: {}
-    tx_queues: {}
-    rx_descriptors: 256
-    tx_descriptors: 256
-    neighbours:
-      - {{address: 198.51.100.254, mac: "02:00:00:00:20:02"}}
-nat:
-  random_seed: 2026
-  max_sessions: 65536
-  pools:
-    - name: cgn
-      subscribers: [100.64.0.0/24]
-      public: [198.51.100.10-198.51.100.13]
-      block_size: 256
-  static:
+{}{}  static:
     - {{protocol: tcp, inside: "{}:{}", public: "{}:{}"}}
 )",
-                     workers_list, handoff ? "handoff" : "auto", in, queues, workers, neighbours, out, queues,
-                     workers, nat::to_string(forward_host(workers)), forward_inside_port,
+                     workers_list, handoff ? "handoff" : "auto",
+                     ports_yaml({.inside_device = in, .outside_device = out, .rx_queues = queues, .tx_queues = workers,
+                                 .descriptors = 256, .macs = true, .inside_neighbours = neighbours}),
+                     nat_pool_yaml, nat::to_string(forward_host(workers)), forward_inside_port,
                      nat::to_string(forward_public), forward_public_port);
 }
 
@@ -154,8 +100,8 @@ class Harness {
   Harness(unsigned workers, bool emulate_rss, bool handoff_mode, const std::string& tag)
       : workers_(workers), emulate_rss_(emulate_rss) {
     const unsigned queues = emulate_rss ? workers : 1;
-    in_ = std::make_unique<RingPort>("mwin_" + tag, queues, workers);
-    out_ = std::make_unique<RingPort>("mwout_" + tag, queues, workers);
+    in_ = std::make_unique<RingPort>("mwin_" + tag, queues, workers, 4096, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    out_ = std::make_unique<RingPort>("mwout_" + tag, queues, workers, 4096, RING_F_SP_ENQ | RING_F_SC_DEQ);
     auto loaded = config::parse_gateway_config(yaml(workers, queues, in_->name, out_->name, handoff_mode), "test.yaml");
     EXPECT_TRUE(loaded.config.has_value()) << (loaded.errors.empty() ? "" : config::to_string(loaded.errors[0]));
     std::string error;
@@ -203,13 +149,9 @@ class Harness {
   void send(bool inside, const Bytes& ip) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     ASSERT_NE(m, nullptr);
-    auto* frame = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(14 + ip.size())));
     // To the port's MAC (the yaml above): passgate drops frames for others.
     const std::uint8_t port_mac[6] = {0x02, 0, 0, 0, 0x10, static_cast<std::uint8_t>(inside ? 1 : 2)};
-    std::memcpy(frame, port_mac, 6);
-    std::memcpy(frame + 6, peer_mac, 6);
-    frame[12] = 0x08, frame[13] = 0x00;
-    std::memcpy(frame + 14, ip.data(), ip.size());
+    put_frame(m, port_mac, ip);
     RingPort& port = inside ? *in_ : *out_;
     const unsigned q = nic_queue(inside, ip);
     ASSERT_EQ(rte_ring_enqueue(port.rx[q], m), 0);
@@ -222,16 +164,8 @@ class Harness {
     RingPort& port = inside ? *in_ : *out_;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
-      for (unsigned q = 0; q < port.tx.size(); ++q) {
-        void* obj;
-        while (rte_ring_dequeue(port.tx[q], &obj) == 0) {
-          auto* m = static_cast<rte_mbuf*>(obj);
-          const auto* frame = rte_pktmbuf_mtod(m, const std::uint8_t*);
-          const unsigned len = rte_pktmbuf_data_len(m);
-          if (len > 14 && frame[12] == 0x08 && frame[13] == 0x00) got.emplace_back(Bytes(frame + 14, frame + len), q);
-          rte_pktmbuf_free(m);
-        }
-      }
+      for (unsigned q = 0; q < port.tx.size(); ++q)
+        take_frames(port.tx[q], [&](Bytes ip) { got.emplace_back(std::move(ip), q); });
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return got;
@@ -240,10 +174,7 @@ class Harness {
   void drain_all() {
     for (RingPort* port : {in_.get(), out_.get()})
       if (port)
-        for (auto* r : port->tx) {
-          void* obj;
-          while (rte_ring_dequeue(r, &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
-        }
+        for (auto* r : port->tx) free_frames(r);
   }
 
   std::uint64_t handoffs() {
@@ -571,21 +502,12 @@ TEST(MultiWorker, WorkerStalledAtPublishIsReportedLateAndCatchesUp) {
 }  // namespace passgate
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
   // Five lcores on however many CPUs there are: the workers share them
   // (correctness, not speed, is tested here).
   std::vector<std::string> args = {"multiworker", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
                                    "--lcores", "0@0,1@0,2@0,3@0,4@0", "--log-level", "lib.eal:error",
                                    "--file-prefix", "pgmw"};
   const unsigned cpus = std::thread::hardware_concurrency();
-  if (cpus >= 2) args[8] = "0@0,1@1,2@0,3@1,4@0";
-  std::vector<char*> argv_eal;
-  for (auto& a : args) argv_eal.push_back(a.data());
-  if (rte_eal_init(static_cast<int>(argv_eal.size()), argv_eal.data()) < 0) {
-    std::fprintf(stderr, "EAL init failed\n");
-    return 1;
-  }
-  const int rc = RUN_ALL_TESTS();
-  rte_eal_cleanup();
-  return rc;
+  if (cpus >= 2) args[7] = "0@0,1@1,2@0,3@1,4@0";
+  return passgate::testing::run_tests_in_eal(argc, argv, std::move(args));
 }

@@ -15,6 +15,7 @@
 #include "config/gateway_config.hpp"
 #include "packet/byte_order.hpp"
 #include "packet/headers.hpp"
+#include "support/minimal_config.hpp"
 
 #ifndef PASSGATE_SOURCE_DIR
 #error "PASSGATE_SOURCE_DIR must name the source tree (set in tests/unit/meson.build)"
@@ -40,22 +41,7 @@ bool mentions(const std::vector<ConfigError>& errors, const std::string& text) {
 }
 
 // The smallest valid file; tests replace one piece of it.
-const std::string minimal = R"(ports:
-  - name: inside
-    device: "net_af_packet0,iface=pg-in"
-    role: inside
-    address: 100.64.0.1/24
-  - name: outside
-    device: "net_af_packet1,iface=pg-out"
-    role: outside
-    address: 198.51.100.1/24
-    gateway: 198.51.100.254
-nat:
-  pools:
-    - name: cgn
-      subscribers: [100.64.0.0/10]
-      public: [198.51.100.10-198.51.100.13]
-)";
+const std::string& minimal = passgate::testing::minimal_gateway_yaml;
 
 std::string with(std::string text, const std::string& from, const std::string& to) {
   const auto at = text.find(from);
@@ -457,7 +443,7 @@ TEST(GatewayConfig, DataplaneRules) {
   expect_one_error(
       "dataplane:\n  mbufs: 4095\n" + minimal, 2, 10,
       "4095 mbufs cannot cover what this configuration can hold at once: rx descriptors 2048 + tx descriptors 2048 "
-      "+ neighbour queues 131072");  // every holder: tests/unit/mbuf_budget_test.cpp
+      "+ neighbour queues 2048");  // every holder: tests/unit/mbuf_budget_test.cpp
   EXPECT_TRUE(
       parse("dataplane:\n  mbufs: 4095\n  neighbour: {table_size: 16, queue: 4}\n" +
             with(minimal, "    role: inside\n", "    role: inside\n    rx_descriptors: 256\n    tx_descriptors: 256\n"))

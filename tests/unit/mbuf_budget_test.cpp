@@ -5,6 +5,7 @@
 
 #include "config/gateway_config.hpp"
 #include "config/mbuf_budget.hpp"
+#include "support/minimal_config.hpp"
 
 namespace passgate::config {
 namespace {
@@ -53,6 +54,16 @@ TEST(MbufBudget, EveryHolderFourWorkers) {
   EXPECT_NE(text.find("(4 workers) = " + std::to_string(b.total())), std::string::npos) << text;
 }
 
+// neighbour.held bounds what ARP can hold, whatever the table and queue sizes.
+TEST(MbufBudget, NeighbourHeldBoundsTheArpQueues) {
+  GatewayConfig g = two_ports();
+  g.dataplane.neighbour.held_packets = 100;
+  EXPECT_EQ(mbuf_budget(g, 1).neighbour_queues, 2u * 100) << "ports x held, below table_size x queue";
+  EXPECT_EQ(mbuf_budget(g, 4).neighbour_queues, 4u * 2 * 100);
+  g.dataplane.neighbour.held_packets = 1u << 20;
+  EXPECT_EQ(mbuf_budget(g, 1).neighbour_queues, 2u * 64 * 8) << "table_size x queue, below held";
+}
+
 TEST(MbufBudget, WorkersFromTheConfiguration) {
   GatewayConfig g = two_ports();
   EXPECT_EQ(workers_at_least(g), 1u);
@@ -60,22 +71,7 @@ TEST(MbufBudget, WorkersFromTheConfiguration) {
   EXPECT_EQ(workers_at_least(g), 2u);
 }
 
-const std::string minimal = R"(ports:
-  - name: inside
-    device: "net_af_packet0,iface=pg-in"
-    role: inside
-    address: 100.64.0.1/24
-  - name: outside
-    device: "net_af_packet1,iface=pg-out"
-    role: outside
-    address: 198.51.100.1/24
-    gateway: 198.51.100.254
-nat:
-  pools:
-    - name: cgn
-      subscribers: [100.64.0.0/10]
-      public: [198.51.100.10-198.51.100.13]
-)";
+const std::string& minimal = passgate::testing::minimal_gateway_yaml;
 
 std::uint64_t need(const std::string& yaml) {
   LoadResult r = parse_gateway_config(yaml + minimal, "t.yaml");
@@ -92,8 +88,9 @@ TEST(MbufBudget, OmittedOrAutoIsSizedAutomatically) {
 }
 
 TEST(MbufBudget, TooFewIsRefusedAtTheKeyWithTheFigureAndWhy) {
-  // Defaults: 2 ports x 1024 + 1024 descriptors, 2 ports x 4096 neighbours x 16 packets.
-  const std::string head = "dataplane:\n  neighbour: {table_size: 256, queue: 32}\n";
+  // Defaults: 2 ports x 1024 + 1024 descriptors; neighbours 2 ports x the
+  // smaller of 256 x 32 and held 8192.
+  const std::string head = "dataplane:\n  neighbour: {table_size: 256, queue: 32, held: 100000}\n";
   const std::uint64_t n = need(head);
   EXPECT_EQ(n, 4096u + 2 * 256 * 32 + 128 + 2 * 384 + 96);
   const LoadResult ok = parse_gateway_config(head + "  mbufs: " + std::to_string(n) + "\n" + minimal, "t.yaml");
@@ -119,7 +116,9 @@ TEST(MbufBudget, TooFewIsRefusedAtTheKeyWithTheFigureAndWhy) {
 
 TEST(MbufBudget, AutoBeyondWhatAPoolTakesIsRefused) {
   const LoadResult r = parse_gateway_config(
-      "dataplane:\n  neighbour: {table_size: 1048576, queue: 256}\n" + minimal, "t.yaml");
+      "dataplane:\n  neighbour: {table_size: 1048576, queue: 256, held: 4194304}\n  workers: [1, 2, 3, 4, 5, 6, 7, 8]\n" +
+          minimal,
+      "t.yaml");
   ASSERT_FALSE(r.config.has_value());
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].line, 2) << "at the dataplane section: no mbufs key to point at";

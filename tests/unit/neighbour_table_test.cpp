@@ -71,6 +71,26 @@ TEST(NeighbourTable, OneHostAskingFromManyAddressesFillsOnlyTheUnsolicitedShare)
   for (std::uint8_t a = 100; a < 106; ++a) t.learn(ipv4(10, 0, 0, a), mac(a), 0, false, none);  // fakes never freed
 }
 
+TEST(NeighbourTable, PacketsWaitingForArpAreBoundedPerPortAcrossNeighbours) {
+  config::NeighbourConfig c = small();
+  c.held_packets = 5;  // fewer than table_size x queue: what the mbuf budget counts
+  NeighbourTable t(c);
+  using Q = NeighbourTable::QueueResult;
+  for (int i = 1; i <= 4; ++i) EXPECT_NE(t.enqueue(ipv4(10, 0, 0, 20), fake(i), 0), Q::held_full);
+  EXPECT_EQ(t.enqueue(ipv4(10, 0, 0, 21), fake(5), 0), Q::queued_send_request);
+  EXPECT_EQ(t.enqueue(ipv4(10, 0, 0, 22), fake(6), 0), Q::held_full);
+  EXPECT_EQ(t.held(), 5u);
+  std::vector<rte_mbuf*> flushed;
+  const auto collect = [&](rte_mbuf* m, const MacAddress&) { flushed.push_back(m); };
+  t.learn(ipv4(10, 0, 0, 20), mac(20), 0, false, collect);
+  EXPECT_EQ(t.held(), 1u);
+  EXPECT_EQ(t.enqueue(ipv4(10, 0, 0, 22), fake(7), 0), Q::queued_send_request) << "room again";
+  std::vector<rte_mbuf*> dropped;
+  for (std::uint64_t now = 0; now < 10'000; now += 100) t.tick(now, [](be32) {}, [&](rte_mbuf* m) { dropped.push_back(m); });
+  EXPECT_EQ(t.held(), 0u) << "failed neighbours give their packets back";
+  EXPECT_EQ(flushed.size() + dropped.size(), 6u);
+}
+
 TEST(NeighbourTable, RetriesThenFailsAndDropsQueuedPackets) {
   NeighbourTable t(small());
   const be32 hop = ipv4(10, 0, 0, 9);
