@@ -284,7 +284,8 @@ bool Gateway::start(std::string* error) {
   std::vector<PortView> views;
   for (std::size_t i = 0; i < cfg_.ports.size(); ++i) {
     const auto& pc = cfg_.ports[i];
-    PortView v{&pc, port_ids_[i], {}, pc.role == config::PortRole::inside};
+    PortView v{&pc, port_ids_[i], {}, pc.role == config::PortRole::inside,
+               pc.prefix_length >= 31 ? 0u : 0xffffffffu >> pc.prefix_length};
     rte_ether_addr mac;
     if (int rc = rte_eth_macaddr_get(port_ids_[i], &mac); rc != 0) {
       *error = fmt::format("port '{}': cannot read its MAC address: {}", pc.name, rte_strerror(-rc));

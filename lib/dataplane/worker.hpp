@@ -6,6 +6,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <span>
@@ -15,6 +16,7 @@
 #include "dataplane/neighbour_table.hpp"
 #include "nat/engine.hpp"
 #include "nat/reload_plan.hpp"
+#include "packet/headers.hpp"
 #include "stats/port_counters.hpp"
 #include "steering/dispatch.hpp"
 
@@ -50,6 +52,9 @@ struct PortView {
   std::uint16_t id;
   MacAddress mac;
   bool inside;
+  // The port subnet's host bits (0 for /31 and /32, which have no broadcast
+  // address): a destination with all of them set is the subnet broadcast.
+  std::uint32_t host_mask = 0;
 };
 
 // A function the control core runs on a worker's own thread, between two
@@ -125,8 +130,30 @@ struct Worker {
   void copy_arp_to_others(unsigned port, rte_mbuf* m, unsigned l2);
   void handle_arp(unsigned port, rte_mbuf* m, unsigned l2_len, bool learn_only = false);
   void answer_echo(unsigned port, rte_mbuf* m, unsigned l2_len);
-  [[nodiscard]] bool frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype);
-  [[nodiscard]] bool ip_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2);
+  // Per packet: the common case inline, the rest out of line (worker_router.cpp).
+  [[nodiscard]] bool frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype) {
+    if (std::memcmp(frame, ports[port].mac.bytes.data(), 6) == 0) [[likely]]
+      return true;
+    return other_frame_is_for_us(port, frame, ethertype);
+  }
+  [[nodiscard]] bool other_frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype);
+  [[nodiscard]] bool ip_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2) {
+    const auto* ip = rte_pktmbuf_mtod_offset(m, const packet::Ipv4Header*, l2);
+    const std::uint32_t src = ip->src.host(), dst = ip->dst.host();
+    const PortView& pv = ports[port];
+    // Nothing unusual: a unicast source outside 0/8 and 127/8, a unicast
+    // destination that is not one of ours, nor a source that could be ours.
+    const bool plain_source = (src >> 24) != 0 && (src >> 24) != 127 && (src >> 28) < 0xe;
+    const bool plain_destination = (dst >> 28) < 0xe && ip->dst != pv.cfg->address &&
+                                   (pv.inside ? ip->dst != ports[1].cfg->address
+                                              : !engine->may_be_public_address(ip->src) &&
+                                                    ip->src != ports[0].cfg->address && ip->src != ports[1].cfg->address);
+    const bool not_broadcast = pv.host_mask == 0 || (dst & pv.host_mask) != pv.host_mask;
+    if (plain_source && plain_destination && not_broadcast) [[likely]]
+      return true;
+    return unusual_addresses_acceptable(port, m, l2);
+  }
+  [[nodiscard]] bool unusual_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2);
   [[nodiscard]] bool fits_next_hop_or_answer(unsigned port, rte_mbuf* m, unsigned l2);
   // Router ICMP errors (router_icmp.cpp): the error about `offending`, ready
   // to route out of `port` with the port's address as source, or nullptr

@@ -38,7 +38,7 @@ bool is_subnet_broadcast(const config::PortConfig& pc, be32 a) {
 }
 }  // namespace
 
-bool Worker::frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype) {
+bool Worker::other_frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype) {
   const PortView& pv = ports[port];
   if (std::memcmp(frame, pv.mac.bytes.data(), 6) == 0) return true;
   const bool group = (frame[0] & 1u) != 0;  // broadcast or multicast
@@ -48,7 +48,7 @@ bool Worker::frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint
   return false;
 }
 
-bool Worker::ip_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2) {
+bool Worker::unusual_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2) {
   const PortView& pv = ports[port];
   stats::PortCounters& c = counters[port];
   const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l2);

@@ -268,6 +268,10 @@ class Engine {
   // Public addresses this engine answers for: every pool and static address
   // of the policy, and removed ones while they still carry state.
   [[nodiscard]] bool is_public_address(be32 a) const;
+  // False for addresses that are certainly not public (outside the bounds of
+  // every address ever served): the per-packet pre-check before
+  // is_public_address().
+  [[nodiscard]] bool may_be_public_address(be32 a) const { return public_set_->may_contain(a); }
   // Every session of one subscriber (at most `limit`), for the CLI.
   [[nodiscard]] std::vector<Session> subscriber_sessions(be32 subscriber, std::size_t limit) const;
   // The sessions of one mapping (at most `limit`).

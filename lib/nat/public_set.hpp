@@ -8,6 +8,7 @@
 // the set never needs changing between reloads.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -30,13 +31,20 @@ class PublicSet {
       if (entries_[i].static_slot != no_index && entries_[i].static_slot >= static_slots_)
         static_slots_ = entries_[i].static_slot + 1;
       table_.insert(hash(entries_[i].addr), i);
+      lowest_ = std::min(lowest_, entries_[i].addr.host());
+      highest_ = std::max(highest_, entries_[i].addr.host());
     }
   }
 
   [[nodiscard]] const Entry* find(be32 a) const {
+    // Most addresses asked about (every inbound packet's source, for
+    // spoofing) are nowhere near the pools: two compares instead of a hash.
+    if (!may_contain(a)) return nullptr;
     const std::uint32_t i = table_.find(hash(a), [&](std::uint32_t k) { return entries_[k].addr == a; });
     return i == no_index ? nullptr : &entries_[i];
   }
+  // False only for addresses certainly not in the set (outside its bounds).
+  [[nodiscard]] bool may_contain(be32 a) const { return a.host() >= lowest_ && a.host() <= highest_; }
   [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }
   [[nodiscard]] std::uint32_t static_slots() const { return static_slots_; }
   [[nodiscard]] std::size_t memory_bytes() const { return table_.memory_bytes() + entries_.capacity() * sizeof(Entry); }
@@ -48,6 +56,7 @@ class PublicSet {
   FlowTable table_;
   std::vector<Entry> entries_;
   std::uint32_t static_slots_ = 0;
+  std::uint32_t lowest_ = 0xffffffffu, highest_ = 0;  // host order; empty: lowest_ > highest_
 };
 
 }  // namespace passgate::nat
