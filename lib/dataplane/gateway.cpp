@@ -251,7 +251,7 @@ bool Gateway::setup_ports(std::string* error) {
       }
     }
     // Frames for other MACs are dropped in software either way (Worker::
-    // frame_is_for_us); the device filters them first where it can, and a
+    // packet::classify_frame); the device filters them first where it can, and a
     // device that cannot leave promiscuous mode is no error. One asked to
     // enter it must.
     if (pc.promiscuous) {
@@ -396,7 +396,8 @@ std::unique_ptr<Policy> Gateway::make_policy(const config::GatewayConfig& cfg, s
   p->generation = generation;
   p->nat = cfg.nat;
   for (const auto& pool : cfg.nat.pools)
-    p->subscriber_prefixes.insert(p->subscriber_prefixes.end(), pool.subscribers.begin(), pool.subscribers.end());
+    for (const auto& prefix : pool.subscribers) p->subscribers.add(prefix.address, prefix.length);
+  p->subscribers.build();
   for (const auto& sm : cfg.nat.static_mappings)
     p->static_endpoints.add(sm.protocol, sm.inside_address, sm.inside_port.host(), sm.public_address,
                             sm.public_port.host());

@@ -10,14 +10,16 @@
 #include <cstring>
 #include <thread>
 
-#include "dataplane/frame.hpp"
 #include "packet/checksum.hpp"
+#include "packet/frame.hpp"
 #include "packet/headers.hpp"
 #include "packet/router.hpp"
 
 namespace passgate::dataplane {
 
 using packet::ChecksumDelta;
+using packet::eth_len;
+using packet::vlan_len;
 using packet::Ipv4Header;
 using stats::PortDrop;
 
@@ -27,6 +29,12 @@ Worker::Worker(const config::GatewayConfig& c, std::vector<PortView> p, rte_memp
   counters.resize(ports.size());
   tx.resize(ports.size());
   for (const PortView& port : ports) {
+    packet::FramePort fp{{}, port.cfg->vlan, port.cfg->promiscuous};
+    std::memcpy(fp.mac, port.mac.bytes.data(), 6);
+    frame_ports_.push_back(fp);
+    packet::RouteTable routes(port.cfg->address, port.cfg->prefix_length, port.cfg->gateway);
+    for (const config::Route& r : port.cfg->routes) routes.add_route(r.prefix.address, r.prefix.length, r.via);
+    routes_.push_back(std::move(routes));
     auto table = std::make_unique<NeighbourTable>(cfg.dataplane.neighbour);
     for (const auto& n : port.cfg->neighbours) table->add_static(n.address, n.mac);
     neighbours.push_back(std::move(table));
@@ -263,47 +271,19 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
     }
     const std::uint8_t* frame = rte_pktmbuf_mtod(m, const std::uint8_t*);
     const unsigned len = rte_pktmbuf_data_len(m);
-    if (len < eth_len) {
-      c.add(PortDrop::runt);
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    std::uint16_t type = static_cast<std::uint16_t>((frame[12] << 8) | frame[13]);
-    unsigned l2 = eth_len;
     // A PMD may strip the tag into the mbuf (af_packet does, as the kernel
     // hands it over in auxiliary data); otherwise it is inline.
-    std::uint16_t vlan = (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) ? (m->vlan_tci & 0x0fff) : 0;
-    if (type == ethertype_vlan) {
-      if (len < eth_len + vlan_len) {
-        c.add(PortDrop::runt);
-        rte_pktmbuf_free(m);
-        continue;
-      }
-      vlan = static_cast<std::uint16_t>(((frame[14] << 8) | frame[15]) & 0x0fff);
-      type = static_cast<std::uint16_t>((frame[16] << 8) | frame[17]);
-      l2 += vlan_len;
-    }
-    if (vlan != pv.cfg->vlan) {
-      c.add(PortDrop::vlan_mismatch);
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    if (!frame_is_for_us(port, frame, type)) {
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    if (type == ethertype_arp) {
+    const std::uint16_t stripped = (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) ? (m->vlan_tci & 0x0fff) : 0;
+    const packet::FrameInfo info =
+        packet::classify_frame(std::span<const std::uint8_t>(frame, len), stripped, frame_ports_[port]);
+    const unsigned l2 = info.l2_len;
+    if (info.kind == packet::FrameKind::arp) {
       if (rules) copy_arp_to_others(port, m, l2);
       handle_arp(port, m, l2);
       continue;
     }
-    if (type != ethertype_ipv4) {
-      c.add(PortDrop::not_ipv4_or_arp);
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    if (len < l2 + sizeof(Ipv4Header)) {
-      c.add(PortDrop::runt);
+    if (info.kind != packet::FrameKind::ipv4) [[unlikely]] {
+      c.add(frame_drop(info.kind));
       rte_pktmbuf_free(m);
       continue;
     }
@@ -315,7 +295,7 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
     }
     // Subscriber addresses only ever come from the inside (anti-spoofing),
     // and the inside subnet is never routed back through the NAT.
-    if (pv.inside ? pv.cfg->subnet().contains(ip->dst) : policy->is_subscriber(ip->src)) {
+    if (pv.inside ? pv.cfg->subnet().contains(ip->dst) : policy->subscribers.contains(ip->src)) {
       c.add(PortDrop::wrong_side);
       rte_pktmbuf_free(m);
       continue;
@@ -382,28 +362,6 @@ void Worker::receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed) {
   if (engine->has_released()) release_fragments();
 }
 
-bool Worker::next_hop(unsigned egress, be32 dst, be32& hop) const {
-  const config::PortConfig& pc = *ports[egress].cfg;
-  if (pc.subnet().contains(dst)) {
-    hop = dst;
-    return true;
-  }
-  std::uint8_t best = 0;
-  bool found = false;
-  for (const config::Route& r : pc.routes)
-    if (r.prefix.contains(dst) && (!found || r.prefix.length > best)) {
-      hop = r.via;
-      best = r.prefix.length;
-      found = true;
-    }
-  if (found) return true;
-  if (pc.gateway) {
-    hop = *pc.gateway;
-    return true;
-  }
-  return false;
-}
-
 // Routes a translated packet out of `egress`: TTL (RFC 1812 5.3.1), MTU
 // (fragmenting when allowed, RFC 1812 5.2.6), then route(). Packets that
 // fail here without an ICMP error were checked before translation when an
@@ -434,12 +392,13 @@ void Worker::forward(unsigned egress, rte_mbuf* m, unsigned l2_in) {
 void Worker::route(unsigned egress, rte_mbuf* m, unsigned l2_in, unsigned total) {
   stats::PortCounters& c = counters[egress];
   const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l2_in);
-  be32 hop;
-  if (!next_hop(egress, ip->dst, hop)) {
+  const std::optional<be32> next = routes_[egress].next_hop(ip->dst);
+  if (!next) {
     c.add(PortDrop::no_route);
     rte_pktmbuf_free(m);
     return;
   }
+  const be32 hop = *next;
   // Frame it for the egress port: drop Ethernet padding, fit the header.
   const unsigned l2_out = eth_len + (ports[egress].cfg->vlan ? vlan_len : 0);
   if (rte_pktmbuf_data_len(m) > l2_in + total) rte_pktmbuf_trim(m, rte_pktmbuf_data_len(m) - l2_in - total);

@@ -16,9 +16,12 @@
 #include "dataplane/neighbour_table.hpp"
 #include "nat/engine.hpp"
 #include "nat/reload_plan.hpp"
+#include "packet/frame.hpp"
 #include "packet/headers.hpp"
+#include "packet/route_table.hpp"
 #include "stats/port_counters.hpp"
 #include "steering/dispatch.hpp"
+#include "table/prefix_set.hpp"
 
 struct rte_ring;
 
@@ -32,17 +35,12 @@ namespace passgate::dataplane {
 struct Policy {
   std::uint64_t generation = 0;
   nat::NatConfig nat;                                // with the gateway's base seed
-  std::vector<nat::Ipv4Prefix> subscriber_prefixes;  // of every pool: anti-spoofing on the outside
+  table::PrefixSet subscribers;                      // of every pool: anti-spoofing on the outside
   steering::StaticEndpoints static_endpoints;        // several workers: where port forwards are owned
   // A reload's work for each engine, computed on the control core
   // (nat/reload_plan.hpp): the worker whose engine it names applies it (its
   // own, never shared). Released by the control core once every worker has.
   std::vector<std::unique_ptr<nat::ReloadPlan>> plans;
-  [[nodiscard]] bool is_subscriber(be32 a) const {
-    for (const auto& p : subscriber_prefixes)
-      if (p.contains(a)) return true;
-    return false;
-  }
 };
 
 // A port as the worker sees it: its configuration (fixed for the run), DPDK
@@ -131,12 +129,6 @@ struct Worker {
   void handle_arp(unsigned port, rte_mbuf* m, unsigned l2_len, bool learn_only = false);
   void answer_echo(unsigned port, rte_mbuf* m, unsigned l2_len);
   // Per packet: the common case inline, the rest out of line (worker_router.cpp).
-  [[nodiscard]] bool frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype) {
-    if (std::memcmp(frame, ports[port].mac.bytes.data(), 6) == 0) [[likely]]
-      return true;
-    return other_frame_is_for_us(port, frame, ethertype);
-  }
-  [[nodiscard]] bool other_frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype);
   [[nodiscard]] bool ip_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2) {
     const auto* ip = rte_pktmbuf_mtod_offset(m, const packet::Ipv4Header*, l2);
     const std::uint32_t src = ip->src.host(), dst = ip->dst.host();
@@ -172,9 +164,12 @@ struct Worker {
   void flush(unsigned port);
   void timers();
   void release_fragments();
-  [[nodiscard]] bool next_hop(unsigned egress, be32 dst, be32& hop) const;
+  [[nodiscard]] static stats::PortDrop frame_drop(packet::FrameKind kind);
 
   std::atomic<ControlCall*> call_{nullptr};
+  // Per port, fixed for the run: what its frames must match, and its routes.
+  std::vector<packet::FramePort> frame_ports_;
+  std::vector<packet::RouteTable> routes_;
   // The ICMP error token bucket (RFC 1812 4.3.2.8), in thousandths of an
   // error, refilled from now_ms.
   std::uint64_t icmp_tokens_milli_ = 0;

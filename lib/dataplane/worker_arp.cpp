@@ -7,9 +7,9 @@
 
 #include <cstring>
 
-#include "dataplane/frame.hpp"
 #include "dataplane/worker.hpp"
 #include "packet/checksum.hpp"
+#include "packet/frame.hpp"
 #include "packet/headers.hpp"
 #include "packet/parse.hpp"
 
@@ -17,6 +17,8 @@ namespace passgate::dataplane {
 
 using packet::ChecksumDelta;
 using packet::Ipv4Header;
+using packet::eth_len;
+using packet::vlan_len;
 using stats::PortDrop;
 
 namespace {

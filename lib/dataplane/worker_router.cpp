@@ -1,6 +1,7 @@
 // A worker's duties as a router around the NAT (RFC 1812), on the rare
 // paths of receive() and forward():
-//   frame_is_for_us         L2: our MAC, or broadcast ARP; foreign frames dropped
+//   frame_drop              L2: the drop reason of a frame the port does not take
+//                           (packet::classify_frame decides)
 //   ip_addresses_acceptable martian sources and broadcast destinations dropped
 //                           (5.3.7), our own addresses answered, never routed
 //   fits_next_hop_or_answer TTL and Don't Fragment size toward the internet,
@@ -15,7 +16,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "dataplane/frame.hpp"
+#include "packet/frame.hpp"
 #include "dataplane/worker.hpp"
 #include "packet/headers.hpp"
 #include "packet/parse.hpp"
@@ -24,11 +25,12 @@
 namespace passgate::dataplane {
 
 using packet::Ipv4Header;
+using packet::eth_len;
+using packet::vlan_len;
 using stats::PortDrop;
 
 namespace {
 constexpr std::uint16_t dont_fragment = 0x4000;
-constexpr std::uint8_t broadcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 // The subnet's directed broadcast address, when the prefix has one.
 bool is_subnet_broadcast(const config::PortConfig& pc, be32 a) {
@@ -38,14 +40,16 @@ bool is_subnet_broadcast(const config::PortConfig& pc, be32 a) {
 }
 }  // namespace
 
-bool Worker::other_frame_is_for_us(unsigned port, const std::uint8_t* frame, std::uint16_t ethertype) {
-  const PortView& pv = ports[port];
-  if (std::memcmp(frame, pv.mac.bytes.data(), 6) == 0) return true;
-  const bool group = (frame[0] & 1u) != 0;  // broadcast or multicast
-  if (group ? ethertype == ethertype_arp && std::memcmp(frame, broadcast_mac, 6) == 0 : pv.cfg->promiscuous)
-    return true;
-  counters[port].add(PortDrop::foreign_mac);
-  return false;
+stats::PortDrop Worker::frame_drop(packet::FrameKind kind) {
+  switch (kind) {
+    case packet::FrameKind::runt: return PortDrop::runt;
+    case packet::FrameKind::vlan_mismatch: return PortDrop::vlan_mismatch;
+    case packet::FrameKind::foreign_mac: return PortDrop::foreign_mac;
+    case packet::FrameKind::not_ipv4_or_arp:
+    case packet::FrameKind::ipv4:
+    case packet::FrameKind::arp: break;
+  }
+  return PortDrop::not_ipv4_or_arp;
 }
 
 bool Worker::unusual_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2) {
