@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -75,6 +76,15 @@ struct HandoffBuffer {
   unsigned count = 0;
 };
 
+// The two ports by what they face. The worker keeps its per-port vectors
+// (ports, counters, tx, neighbours) in this order: inside first.
+enum class Side : std::uint8_t { inside = 0, outside = 1 };
+inline constexpr unsigned index_of(Side s) { return static_cast<unsigned>(s); }
+inline constexpr Side other_side(Side s) { return s == Side::inside ? Side::outside : Side::inside; }
+inline constexpr Side sides[] = {Side::inside, Side::outside};
+
+struct Burst;
+
 struct Worker {
   Worker(const config::GatewayConfig& cfg, std::vector<PortView> ports, rte_mempool* pool, std::uint16_t queue,
          std::unique_ptr<nat::Engine> engine);
@@ -88,13 +98,13 @@ struct Worker {
   void release_buffers();
 
   const config::GatewayConfig& cfg;
-  std::vector<PortView> ports;  // index 0 inside, 1 outside
+  std::vector<PortView> ports;  // by Side: inside, outside
   rte_mempool* pool;
   std::uint16_t queue;
   std::unique_ptr<nat::Engine> engine;
-  std::vector<std::unique_ptr<NeighbourTable>> neighbours;  // per port
-  std::vector<stats::PortCounters> counters;                // per port
-  std::vector<TxBuffer> tx;                                 // per port
+  std::vector<std::unique_ptr<NeighbourTable>> neighbours;  // by Side
+  std::vector<stats::PortCounters> counters;                // by Side
+  std::vector<TxBuffer> tx;                                 // by Side
   unsigned lcore = 0;
   std::uint64_t now_ms = 0;
   std::uint64_t start_unix_ms = 0;  // wall clock when now_ms was 1000 (event timestamps)
@@ -115,61 +125,107 @@ struct Worker {
   unsigned index = 0;
   std::vector<rte_ring*> rings;
   std::vector<HandoffBuffer> handoff;  // per destination worker
-  std::vector<std::uint16_t> rx_queues;  // per port: queues it has (this worker polls `queue` if below)
+  std::vector<std::uint16_t> rx_queues;  // by Side: queues it has (this worker polls `queue` if below)
 
  private:
+  PortView& port(Side s) { return ports[index_of(s)]; }
+  [[nodiscard]] const PortView& port(Side s) const { return ports[index_of(s)]; }
+  stats::PortCounters& counters_of(Side s) { return counters[index_of(s)]; }
+
   void adopt(const Policy* next);
   void serve_control_call();
-  [[nodiscard]] bool answers_arp_for(unsigned port, be32 a) const;
-  void receive(unsigned port, rte_mbuf** mbufs, unsigned n, bool handed = false);
+
+  // The receive path in stages (worker_receive.cpp). What a burst takes is
+  // fixed for the run (forward mode, several workers) and picked once, in
+  // choose_receive(); the port's side is a template argument.
+  using Receive = void (Worker::*)(rte_mbuf**, unsigned);
+  void choose_receive();
+  template <Side S, bool Steered> void receive_wire(rte_mbuf** mbufs, unsigned n);
+  template <Side S> void receive_forward(rte_mbuf** mbufs, unsigned n);
+  template <Side S> void receive_handed(rte_mbuf** mbufs, unsigned n);
+  template <Side S> void l2_stage(Burst& b, rte_mbuf** mbufs, unsigned n);
+  template <Side S> void arp_stage(Burst& b);
+  template <Side S, bool Steered> void l3_stage(Burst& b);
+  template <Side S> void push_nat(Burst& b, rte_mbuf* m, unsigned l2);
+  template <Side S> void nat_stage(Burst& b);
+  Receive wire_[2] = {};
+
+  // Handing packets to the worker that owns them (worker_handoff.cpp).
   void receive_handoffs();
-  void hand_to(unsigned worker, unsigned port, rte_mbuf* m, unsigned l2);
+  void hand_to(unsigned worker, Side s, rte_mbuf* m, unsigned l2);
   void flush_handoffs();
-  void copy_arp_to_others(unsigned port, rte_mbuf* m, unsigned l2);
-  void handle_arp(unsigned port, rte_mbuf* m, unsigned l2_len, bool learn_only = false);
-  void answer_echo(unsigned port, rte_mbuf* m, unsigned l2_len);
-  // Per packet: the common case inline, the rest out of line (worker_router.cpp).
-  [[nodiscard]] bool ip_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2) {
+  void copy_arp_to_others(Side s, rte_mbuf* m, unsigned l2);
+
+  // Layer 2 and our own addresses (worker_l2.cpp).
+  [[nodiscard]] bool answers_arp_for(Side s, be32 a) const;
+  void handle_arp(Side s, rte_mbuf* m, unsigned l2_len, bool learn_only = false);
+  void answer_echo(Side s, rte_mbuf* m, unsigned l2_len);
+  void send_arp_request(Side s, be32 target);
+  void send_l2(Side egress, rte_mbuf* m, const MacAddress& dst);
+  void transmit(Side s, rte_mbuf* m);
+  void flush(Side s);
+
+  // Router duties (worker_router.cpp). Per packet: the common case inline,
+  // the rest out of line.
+  template <Side S> [[nodiscard]] bool ip_addresses_acceptable(rte_mbuf* m, unsigned l2) {
     const auto* ip = rte_pktmbuf_mtod_offset(m, const packet::Ipv4Header*, l2);
     const std::uint32_t src = ip->src.host(), dst = ip->dst.host();
-    const PortView& pv = ports[port];
+    const PortView& pv = port(S);
     // Nothing unusual: a unicast source outside 0/8 and 127/8, a unicast
     // destination that is not one of ours, nor a source that could be ours.
     const bool plain_source = (src >> 24) != 0 && (src >> 24) != 127 && (src >> 28) < 0xe;
-    const bool plain_destination = (dst >> 28) < 0xe && ip->dst != pv.cfg->address &&
-                                   (pv.inside ? ip->dst != ports[1].cfg->address
-                                              : !engine->may_be_public_address(ip->src) &&
-                                                    ip->src != ports[0].cfg->address && ip->src != ports[1].cfg->address);
+    bool plain_destination = (dst >> 28) < 0xe && ip->dst != pv.cfg->address;
+    if constexpr (S == Side::inside) plain_destination = plain_destination && ip->dst != port(Side::outside).cfg->address;
+    else
+      plain_destination = plain_destination && !engine->may_be_public_address(ip->src) &&
+                          ip->src != port(Side::inside).cfg->address && ip->src != pv.cfg->address;
     const bool not_broadcast = pv.host_mask == 0 || (dst & pv.host_mask) != pv.host_mask;
     if (plain_source && plain_destination && not_broadcast) [[likely]]
       return true;
-    return unusual_addresses_acceptable(port, m, l2);
+    return unusual_addresses_acceptable(S, m, l2);
   }
-  [[nodiscard]] bool unusual_addresses_acceptable(unsigned port, rte_mbuf* m, unsigned l2);
-  [[nodiscard]] bool fits_next_hop_or_answer(unsigned port, rte_mbuf* m, unsigned l2);
-  // Router ICMP errors (router_icmp.cpp): the error about `offending`, ready
-  // to route out of `port` with the port's address as source, or nullptr
-  // when RFC 1812 forbids it or the rate limit holds it back.
-  [[nodiscard]] rte_mbuf* make_icmp_error(unsigned port, std::span<const std::uint8_t> offending, std::uint8_t type,
+  [[nodiscard]] bool unusual_addresses_acceptable(Side s, rte_mbuf* m, unsigned l2);
+  [[nodiscard]] bool fits_outside_or_answer(rte_mbuf* m, unsigned l2);
+  // Router ICMP errors: the error about `offending`, ready to route out of
+  // `s` with the port's address as source, or nullptr when RFC 1812 forbids
+  // it or the rate limit holds it back.
+  [[nodiscard]] rte_mbuf* make_icmp_error(Side s, std::span<const std::uint8_t> offending, std::uint8_t type,
                                           std::uint8_t code, std::uint16_t mtu);
-  void send_icmp_error(unsigned port, rte_mbuf* error, std::uint8_t type);
+  void send_icmp_error(Side s, rte_mbuf* error, std::uint8_t type);
   void unmake_icmp_error(rte_mbuf* error);
-  [[nodiscard]] bool take_icmp_token(unsigned port);
-  void forward(unsigned egress, rte_mbuf* m, unsigned l2_len);
-  void fragment_and_route(unsigned egress, rte_mbuf* m, unsigned l2_len);
-  void route(unsigned egress, rte_mbuf* m, unsigned l2_len, unsigned total);
-  void send_l2(unsigned egress, rte_mbuf* m, const MacAddress& dst);
-  void send_arp_request(unsigned port, be32 target);
-  void transmit(unsigned port, rte_mbuf* m);
-  void flush(unsigned port);
+  [[nodiscard]] bool take_icmp_token(Side s);
+  void forward(Side egress, rte_mbuf* m, unsigned l2_len);
+  void fragment_and_route(Side egress, rte_mbuf* m, unsigned l2_len);
+  void route(Side egress, rte_mbuf* m, unsigned l2_len, unsigned total);
+  [[nodiscard]] static stats::PortDrop frame_drop(packet::FrameKind kind);
+
   void timers();
   void release_fragments();
-  [[nodiscard]] static stats::PortDrop frame_drop(packet::FrameKind kind);
+
+  // Buffers to free, gathered and freed in bulk at the end of each burst
+  // (and of each loop turn): one rte_pktmbuf_free_bulk instead of one call
+  // per dropped packet. Dropping counts at once; only the free waits.
+  void drop(Side s, rte_mbuf* m, stats::PortDrop reason) {
+    counters_of(s).add(reason);
+    discard(m);
+  }
+  void discard(rte_mbuf* m) {
+    if (discarded_count_ == max_discarded) free_discarded();
+    discarded_[discarded_count_++] = m;
+  }
+  void free_discarded() {
+    if (discarded_count_ == 0) return;
+    rte_pktmbuf_free_bulk(discarded_, discarded_count_);
+    discarded_count_ = 0;
+  }
+  static constexpr unsigned max_discarded = 64;
+  rte_mbuf* discarded_[max_discarded];
+  unsigned discarded_count_ = 0;
 
   std::atomic<ControlCall*> call_{nullptr};
   // Per port, fixed for the run: what its frames must match, and its routes.
-  std::vector<packet::FramePort> frame_ports_;
-  std::vector<packet::RouteTable> routes_;
+  packet::FramePort frame_ports_[2];
+  packet::RouteTable routes_[2];
   // The ICMP error token bucket (RFC 1812 4.3.2.8), in thousandths of an
   // error, refilled from now_ms.
   std::uint64_t icmp_tokens_milli_ = 0;

@@ -1,8 +1,10 @@
-// What a worker answers itself at layer 2 and for its own addresses: ARP
-// (RFC 826) requests and replies, its own ARP requests for next hops, and
-// ICMP echo to the gateway's addresses. Called from receive() and route()
-// (worker.cpp); the neighbour cache is neighbour_table.hpp.
+// A worker at layer 2 and for its own addresses: ARP (RFC 826) requests and
+// replies, its own ARP requests for next hops, ICMP echo to the gateway's
+// addresses, and framing and transmitting what leaves. Called from the
+// receive stages (worker_receive.cpp) and route() (worker_router.cpp); the
+// neighbour cache is neighbour_table.hpp.
 #include <rte_arp.h>
+#include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
 #include <cstring>
@@ -41,45 +43,46 @@ be32 load_be32(const void* p) {
 
 }  // namespace
 
+bool Worker::answers_arp_for(Side s, be32 a) const {
+  return a == port(s).cfg->address || (s == Side::outside && engine->is_public_address(a));
+}
+
 // RFC 826. Answers requests for our addresses (the port's own and, on the
 // outside, every public NAT address), learns the sender when we are the
 // target, and merges replies into waiting entries.
-void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2, bool learn_only) {
-  stats::PortCounters& c = counters[port];
-  const PortView& pv = ports[port];
+void Worker::handle_arp(Side s, rte_mbuf* m, unsigned l2, bool learn_only) {
+  stats::PortCounters& c = counters_of(s);
+  const PortView& pv = port(s);
   if (rte_pktmbuf_data_len(m) < l2 + sizeof(rte_arp_hdr)) {
-    c.add(PortDrop::runt);
-    rte_pktmbuf_free(m);
+    drop(s, m, PortDrop::runt);
     return;
   }
   auto* arp = rte_pktmbuf_mtod_offset(m, rte_arp_hdr*, l2);
   if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
       arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) || arp->arp_hlen != 6 || arp->arp_plen != 4) {
-    c.add(PortDrop::arp_ignored);
-    rte_pktmbuf_free(m);
+    drop(s, m, PortDrop::arp_ignored);
     return;
   }
   const be32 sender = load_be32(&arp->arp_data.arp_sip);
   const be32 target = load_be32(&arp->arp_data.arp_tip);
   const MacAddress sender_mac = mac_of(arp->arp_data.arp_sha);
-  const bool for_us = answers_arp_for(port, target);
+  const bool for_us = answers_arp_for(s, target);
   const bool on_link = pv.cfg->subnet().contains(sender);
   if (on_link) {
     const auto learned =
-        neighbours[port]->learn(sender, sender_mac, now_ms, for_us, [&](rte_mbuf* queued, const MacAddress& mac) {
-          send_l2(port, queued, mac);
+        neighbours[index_of(s)]->learn(sender, sender_mac, now_ms, for_us, [&](rte_mbuf* queued, const MacAddress& mac) {
+          send_l2(s, queued, mac);
         });
     if (!learn_only && learned == NeighbourTable::Learned::unsolicited_full) c.arp_unsolicited_not_learned++;
     if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) && !learn_only) c.arp_replies_learned++;
   } else if (!learn_only && for_us && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST)) {
     // Nobody on this link has that address: answering would teach a host
     // elsewhere to send here (RFC 1812 5.3.7's spirit for ARP).
-    c.add(PortDrop::arp_off_subnet);
-    rte_pktmbuf_free(m);
+    drop(s, m, PortDrop::arp_off_subnet);
     return;
   }
   if (learn_only) {  // another worker's copy: it answers and counts
-    rte_pktmbuf_free(m);
+    discard(m);
     return;
   }
   if (arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) && for_us) {
@@ -93,25 +96,24 @@ void Worker::handle_arp(unsigned port, rte_mbuf* m, unsigned l2, bool learn_only
     eth->dst_addr = eth->src_addr;
     eth->src_addr = ether_of(pv.mac);
     c.arp_requests_answered++;
-    transmit(port, m);
+    transmit(s, m);
     return;
   }
   if (!on_link || arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REPLY)) c.add(PortDrop::arp_ignored);
-  rte_pktmbuf_free(m);
+  discard(m);
 }
 
 // ICMP echo to the gateway's own address on this port: answered in place
 // (RFC 1122 3.2.2.6). Anything else addressed to us is dropped and counted.
-void Worker::answer_echo(unsigned port, rte_mbuf* m, unsigned l2) {
-  stats::PortCounters& c = counters[port];
+void Worker::answer_echo(Side s, rte_mbuf* m, unsigned l2) {
+  stats::PortCounters& c = counters_of(s);
   std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
   const unsigned len = rte_pktmbuf_data_len(m);
   packet::ParsedIpv4 p;
   const auto err = packet::parse_ipv4(std::span<const std::uint8_t>(frame + l2, len - l2), p);
   if (err != packet::ParseError::ok || p.kind != packet::L4Kind::icmp_query ||
       p.icmp_type != packet::icmp_type::echo_request || p.fragmented) {
-    c.add(PortDrop::not_for_us);
-    rte_pktmbuf_free(m);
+    drop(s, m, PortDrop::not_for_us);
     return;
   }
   auto* ip = reinterpret_cast<Ipv4Header*>(frame + l2);
@@ -129,27 +131,27 @@ void Worker::answer_echo(unsigned port, rte_mbuf* m, unsigned l2) {
   if (rte_pktmbuf_data_len(m) > l2 + p.total_length) rte_pktmbuf_trim(m, rte_pktmbuf_data_len(m) - l2 - p.total_length);
   auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
   eth->dst_addr = eth->src_addr;
-  eth->src_addr = ether_of(ports[port].mac);
+  eth->src_addr = ether_of(port(s).mac);
   c.icmp_echo_answered++;
-  transmit(port, m);
+  transmit(s, m);
 }
 
-void Worker::send_arp_request(unsigned port, be32 target) {
+void Worker::send_arp_request(Side s, be32 target) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (!m) {
-    counters[port].add(PortDrop::no_mbuf);
+    counters_of(s).add(PortDrop::no_mbuf);
     return;
   }
-  const std::uint16_t vlan = ports[port].cfg->vlan;
+  const PortView& pv = port(s);
+  const std::uint16_t vlan = pv.cfg->vlan;
   const unsigned l2 = eth_len + (vlan ? vlan_len : 0);
   auto* frame = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(l2 + sizeof(rte_arp_hdr))));
   if (!frame) {
-    counters[port].add(PortDrop::no_mbuf);
-    rte_pktmbuf_free(m);
+    drop(s, m, PortDrop::no_mbuf);
     return;
   }
   std::memset(frame, 0xff, 6);
-  std::memcpy(frame + 6, ports[port].mac.bytes.data(), 6);
+  std::memcpy(frame + 6, pv.mac.bytes.data(), 6);
   if (vlan) {
     frame[12] = 0x81, frame[13] = 0x00;
     frame[14] = static_cast<std::uint8_t>(vlan >> 8), frame[15] = static_cast<std::uint8_t>(vlan);
@@ -161,12 +163,52 @@ void Worker::send_arp_request(unsigned port, be32 target) {
   arp->arp_hlen = 6;
   arp->arp_plen = 4;
   arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
-  arp->arp_data.arp_sha = ether_of(ports[port].mac);
-  std::memcpy(&arp->arp_data.arp_sip, &ports[port].cfg->address.raw, 4);
+  arp->arp_data.arp_sha = ether_of(pv.mac);
+  std::memcpy(&arp->arp_data.arp_sip, &pv.cfg->address.raw, 4);
   std::memset(&arp->arp_data.arp_tha, 0, 6);
   std::memcpy(&arp->arp_data.arp_tip, &target.raw, 4);
-  counters[port].arp_requests_sent++;
-  transmit(port, m);
+  counters_of(s).arp_requests_sent++;
+  transmit(s, m);
+}
+
+// Writes the Ethernet (and 802.1Q) header of a frame whose L2 room is
+// already the egress size, and queues it for transmission.
+void Worker::send_l2(Side egress, rte_mbuf* m, const MacAddress& dst) {
+  auto* eth = rte_pktmbuf_mtod(m, std::uint8_t*);
+  std::memcpy(eth, dst.bytes.data(), 6);
+  std::memcpy(eth + 6, port(egress).mac.bytes.data(), 6);
+  const std::uint16_t vlan = port(egress).cfg->vlan;
+  if (vlan) {
+    eth[12] = 0x81, eth[13] = 0x00;
+    eth[14] = static_cast<std::uint8_t>(vlan >> 8), eth[15] = static_cast<std::uint8_t>(vlan);
+    eth[16] = 0x08, eth[17] = 0x00;
+  } else {
+    eth[12] = 0x08, eth[13] = 0x00;
+  }
+  transmit(egress, m);
+}
+
+void Worker::transmit(Side s, rte_mbuf* m) {
+  TxBuffer& b = tx[index_of(s)];
+  if (b.count == TxBuffer::capacity) flush(s);
+  b.mbufs[b.count++] = m;
+}
+
+void Worker::flush(Side s) {
+  TxBuffer& b = tx[index_of(s)];
+  if (b.count == 0) return;
+  std::uint64_t bytes = 0;
+  for (unsigned i = 0; i < b.count; ++i) bytes += rte_pktmbuf_pkt_len(b.mbufs[i]);
+  const std::uint16_t sent = rte_eth_tx_burst(port(s).id, queue, b.mbufs, static_cast<std::uint16_t>(b.count));
+  for (unsigned i = sent; i < b.count; ++i) {
+    bytes -= rte_pktmbuf_pkt_len(b.mbufs[i]);
+    discard(b.mbufs[i]);
+  }
+  stats::PortCounters& c = counters_of(s);
+  c.tx_packets += sent;
+  c.tx_bytes += bytes;
+  if (sent < b.count) c.add(PortDrop::tx_full, b.count - sent);
+  b.count = 0;
 }
 
 }  // namespace passgate::dataplane
