@@ -50,43 +50,10 @@ std::string render_prometheus(const stats::GatewaySnapshot& s) {
   Writer w;
   auto port_label = [&](std::size_t p) { return fmt::format("port=\"{}\"", escape_label(s.port_names[p])); };
 
-  struct PortMetric {
-    const char* name;
-    const char* help;
-    std::uint64_t stats::PortCounters::*field;
-  };
-  static constexpr PortMetric port_metrics[] = {
-      {"passgate_port_receive_packets_total", "Frames received on the port.", &stats::PortCounters::rx_packets},
-      {"passgate_port_receive_bytes_total", "Bytes received on the port.", &stats::PortCounters::rx_bytes},
-      {"passgate_port_transmit_packets_total", "Frames sent on the port.", &stats::PortCounters::tx_packets},
-      {"passgate_port_transmit_bytes_total", "Bytes sent on the port.", &stats::PortCounters::tx_bytes},
-      {"passgate_port_arp_requests_answered_total", "ARP requests for our addresses answered.",
-       &stats::PortCounters::arp_requests_answered},
-      {"passgate_port_arp_requests_sent_total", "ARP requests sent to resolve next hops.",
-       &stats::PortCounters::arp_requests_sent},
-      {"passgate_port_arp_replies_learned_total", "ARP replies learned into the neighbour cache.",
-       &stats::PortCounters::arp_replies_learned},
-      {"passgate_port_icmp_echo_answered_total", "ICMP echo requests to the gateway's own address answered.",
-       &stats::PortCounters::icmp_echo_answered},
-      {"passgate_port_icmp_time_exceeded_sent_total", "ICMP Time Exceeded sent from the port (RFC 1812 5.3.1).",
-       &stats::PortCounters::icmp_time_exceeded_sent},
-      {"passgate_port_icmp_frag_needed_sent_total",
-       "ICMP Fragmentation Needed sent from the port (RFC 1191), for Don't Fragment packets too large.",
-       &stats::PortCounters::icmp_frag_needed_sent},
-      {"passgate_port_icmp_errors_rate_limited_total",
-       "ICMP errors not sent: the per-worker rate limit (dataplane.icmp_errors) held them back.",
-       &stats::PortCounters::icmp_errors_rate_limited},
-      {"passgate_port_packets_fragmented_total", "Packets fragmented to fit the port's MTU (RFC 1812 5.2.6).",
-       &stats::PortCounters::packets_fragmented},
-      {"passgate_port_fragments_sent_total", "Fragments sent on the port after fragmenting.",
-       &stats::PortCounters::fragments_sent},
-      {"passgate_port_arp_unsolicited_not_learned_total",
-       "ARP requests for us whose sender was not cached: the unsolicited share of the neighbour table was full.",
-       &stats::PortCounters::arp_unsolicited_not_learned},
-  };
-  for (const PortMetric& m : port_metrics) {
-    w.family(m.name, "counter", m.help);
-    for (std::size_t p = 0; p < s.ports.size(); ++p) w.sample(m.name, s.ports[p].*m.field, port_label(p));
+  for (const stats::PortCounterInfo& m : stats::port_counters_info) {
+    const std::string name = fmt::format("passgate_port_{}_total", m.metric);
+    w.family(name, "counter", m.help);
+    for (std::size_t p = 0; p < s.ports.size(); ++p) w.sample(name, s.ports[p].*m.field, port_label(p));
   }
   w.family("passgate_port_drops_total", "counter", "Frames dropped on the port outside the NAT engine, by reason.");
   for (std::size_t p = 0; p < s.ports.size(); ++p)

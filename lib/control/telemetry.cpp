@@ -57,20 +57,7 @@ int ports(const char*, const char*, rte_tel_data* d) {
     if (!port) return -1;
     const stats::PortCounters& c = s.ports[p];
     rte_tel_data_start_dict(port);
-    rte_tel_data_add_dict_u64(port, "rx_packets", c.rx_packets);
-    rte_tel_data_add_dict_u64(port, "rx_bytes", c.rx_bytes);
-    rte_tel_data_add_dict_u64(port, "tx_packets", c.tx_packets);
-    rte_tel_data_add_dict_u64(port, "tx_bytes", c.tx_bytes);
-    rte_tel_data_add_dict_u64(port, "arp_requests_answered", c.arp_requests_answered);
-    rte_tel_data_add_dict_u64(port, "arp_requests_sent", c.arp_requests_sent);
-    rte_tel_data_add_dict_u64(port, "arp_replies_learned", c.arp_replies_learned);
-    rte_tel_data_add_dict_u64(port, "icmp_echo_answered", c.icmp_echo_answered);
-    rte_tel_data_add_dict_u64(port, "icmp_time_exceeded_sent", c.icmp_time_exceeded_sent);
-    rte_tel_data_add_dict_u64(port, "icmp_frag_needed_sent", c.icmp_frag_needed_sent);
-    rte_tel_data_add_dict_u64(port, "icmp_errors_rate_limited", c.icmp_errors_rate_limited);
-    rte_tel_data_add_dict_u64(port, "packets_fragmented", c.packets_fragmented);
-    rte_tel_data_add_dict_u64(port, "fragments_sent", c.fragments_sent);
-    rte_tel_data_add_dict_u64(port, "arp_unsolicited_not_learned", c.arp_unsolicited_not_learned);
+    for (const stats::PortCounterInfo& m : stats::port_counters_info) rte_tel_data_add_dict_u64(port, m.name, c.*m.field);
     for (unsigned k = 0; k < stats::port_drop_count; ++k) {
       char name[64];
       snprintf(name, sizeof name, "drop_%s", stats::port_drop_name(static_cast<stats::PortDrop>(k)));

@@ -40,45 +40,69 @@ inline constexpr unsigned port_drop_count = static_cast<unsigned>(PortDrop::coun
 const char* port_drop_name(PortDrop d);
 const char* port_drop_help(PortDrop d);
 
+// Every per-port counter but the drops and handoffs, in export order:
+// X(field, metric, help). The field is also the telemetry key; Prometheus
+// exports passgate_port_<metric>_total. The stop report (Gateway::print)
+// keeps its own sentence per port, which the end-to-end scripts parse.
+#define PASSGATE_PORT_COUNTERS(X)                                                                               \
+  X(rx_packets, receive_packets, "Frames received on the port.")                                               \
+  X(rx_bytes, receive_bytes, "Bytes received on the port.")                                                    \
+  X(tx_packets, transmit_packets, "Frames sent on the port.")                                                  \
+  X(tx_bytes, transmit_bytes, "Bytes sent on the port.")                                                       \
+  X(arp_requests_answered, arp_requests_answered, "ARP requests for our addresses answered.")                  \
+  X(arp_requests_sent, arp_requests_sent, "ARP requests sent to resolve next hops.")                           \
+  X(arp_replies_learned, arp_replies_learned, "ARP replies learned into the neighbour cache.")                 \
+  X(icmp_echo_answered, icmp_echo_answered, "ICMP echo requests to the gateway's own address answered.")       \
+  X(icmp_time_exceeded_sent, icmp_time_exceeded_sent, "ICMP Time Exceeded sent from the port (RFC 1812 5.3.1).") \
+  X(icmp_frag_needed_sent, icmp_frag_needed_sent,                                                              \
+    "ICMP Fragmentation Needed sent from the port (RFC 1191), for Don't Fragment packets too large.")          \
+  X(icmp_errors_rate_limited, icmp_errors_rate_limited,                                                        \
+    "ICMP errors not sent: the per-worker rate limit (dataplane.icmp_errors) held them back.")                 \
+  X(packets_fragmented, packets_fragmented, "Packets fragmented to fit the port's MTU (RFC 1812 5.2.6).")      \
+  X(fragments_sent, fragments_sent, "Fragments sent on the port after fragmenting.")                           \
+  X(arp_unsolicited_not_learned, arp_unsolicited_not_learned,                                                  \
+    "ARP requests for us whose sender was not cached: the unsolicited share of the neighbour table was full.")
+
 struct alignas(64) PortCounters {
-  std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
-  std::uint64_t arp_requests_answered = 0, arp_requests_sent = 0, arp_replies_learned = 0;
-  std::uint64_t icmp_echo_answered = 0;
-  // ICMP errors the gateway sent from this port (RFC 1812 4.3.2), and those
-  // the rate limit (dataplane.icmp_errors) held back.
-  std::uint64_t icmp_time_exceeded_sent = 0, icmp_frag_needed_sent = 0, icmp_errors_rate_limited = 0;
-  // Packets fragmented to fit this port's MTU, and the fragments sent.
-  std::uint64_t packets_fragmented = 0, fragments_sent = 0;
-  // ARP requests for us whose sender was not cached: the unsolicited share
-  // of the neighbour table was full (dataplane.neighbour.unsolicited_percent).
-  std::uint64_t arp_unsolicited_not_learned = 0;
+#define PASSGATE_PORT_FIELD(field, metric, help) std::uint64_t field = 0;
+  PASSGATE_PORT_COUNTERS(PASSGATE_PORT_FIELD)
+#undef PASSGATE_PORT_FIELD
   // Packets received here that another worker owns, and packets this worker
   // got from others (lib/steering/dispatch.hpp): zero when RSS steers all.
+  // Exported per direction, not as two counters of their own.
   std::uint64_t handoff_out = 0, handoff_in = 0;
   std::array<std::uint64_t, port_drop_count> drop{};
 
   void add(PortDrop d, std::uint64_t n = 1) { drop[static_cast<unsigned>(d)] += n; }
   [[nodiscard]] std::uint64_t get(PortDrop d) const { return drop[static_cast<unsigned>(d)]; }
   PortCounters& operator+=(const PortCounters& o) {
-    rx_packets += o.rx_packets;
-    rx_bytes += o.rx_bytes;
-    tx_packets += o.tx_packets;
-    tx_bytes += o.tx_bytes;
-    arp_requests_answered += o.arp_requests_answered;
-    arp_requests_sent += o.arp_requests_sent;
-    arp_replies_learned += o.arp_replies_learned;
-    icmp_echo_answered += o.icmp_echo_answered;
-    icmp_time_exceeded_sent += o.icmp_time_exceeded_sent;
-    icmp_frag_needed_sent += o.icmp_frag_needed_sent;
-    icmp_errors_rate_limited += o.icmp_errors_rate_limited;
-    packets_fragmented += o.packets_fragmented;
-    fragments_sent += o.fragments_sent;
-    arp_unsolicited_not_learned += o.arp_unsolicited_not_learned;
-    handoff_out += o.handoff_out;
-    handoff_in += o.handoff_in;
-    for (unsigned i = 0; i < drop.size(); ++i) drop[i] += o.drop[i];
+    return accumulate(o, [](const std::uint64_t& v) { return v; });
+  }
+
+ private:
+  template <class Load>
+  PortCounters& accumulate(const PortCounters& o, Load load) {
+#define PASSGATE_PORT_SUM(field, metric, help) field += load(o.field);
+    PASSGATE_PORT_COUNTERS(PASSGATE_PORT_SUM)
+#undef PASSGATE_PORT_SUM
+    handoff_out += load(o.handoff_out);
+    handoff_in += load(o.handoff_in);
+    for (unsigned i = 0; i < drop.size(); ++i) drop[i] += load(o.drop[i]);
     return *this;
   }
+};
+
+// The counters of PASSGATE_PORT_COUNTERS as a table, for exporters.
+struct PortCounterInfo {
+  const char* name;    // the field
+  const char* metric;  // Prometheus: passgate_port_<metric>_total
+  const char* help;
+  std::uint64_t PortCounters::*field;
+};
+inline constexpr PortCounterInfo port_counters_info[] = {
+#define PASSGATE_PORT_INFO(field, metric, help) {#field, #metric, help, &PortCounters::field},
+    PASSGATE_PORT_COUNTERS(PASSGATE_PORT_INFO)
+#undef PASSGATE_PORT_INFO
 };
 
 }  // namespace passgate::stats
