@@ -352,11 +352,10 @@ bool Gateway::start(std::string* error) {
     workers_.push_back(std::move(worker));
   }
   stop_ = false;
-  static std::vector<std::pair<Worker*, const std::atomic<bool>*>> args;
-  args.clear();
-  for (auto& w : workers_) args.emplace_back(w.get(), &stop_);
+  launch_args_.clear();
+  for (auto& w : workers_) launch_args_.emplace_back(w.get(), &stop_);
   for (std::size_t i = 0; i < workers_.size(); ++i)
-    if (int rc = rte_eal_remote_launch(worker_main, &args[i], workers_[i]->lcore); rc != 0) {
+    if (int rc = rte_eal_remote_launch(worker_main, &launch_args_[i], workers_[i]->lcore); rc != 0) {
       *error = fmt::format("cannot launch worker on lcore {}: {}", workers_[i]->lcore, rte_strerror(-rc));
       stop_ = true;
       rte_eal_mp_wait_lcore();
@@ -426,8 +425,8 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> Gateway::handoffs_per_worke
   for (const auto& w : workers_) {
     std::uint64_t sent = 0, received = 0;
     for (const auto& c : w->counters) {
-      sent += c.handoff_out;
-      received += c.handoff_in;
+      sent += stats::load_relaxed(c.handoff_out);
+      received += stats::load_relaxed(c.handoff_in);
     }
     out.emplace_back(sent, received);
   }
@@ -528,9 +527,9 @@ Gateway::Snapshot Gateway::snapshot(bool with_pools) const {
     for (std::size_t p = 0; p < w->ports.size(); ++p) {
       // Worker port order is inside, outside; map back to configuration order.
       const std::size_t cfg_index = static_cast<std::size_t>(w->ports[p].cfg - cfg_.ports.data());
-      s.ports[cfg_index] += w->counters[p];
+      s.ports[cfg_index].add_live(w->counters[p]);
     }
-    s.nat += w->engine->counters();
+    s.nat.add_live(w->engine->counters());
     s.sessions += w->engine->active_sessions();
     s.mappings += w->engine->active_mappings();
     s.subscribers += w->engine->active_subscribers();

@@ -103,8 +103,8 @@ class Gateway {
   void stop();
 
   using Snapshot = stats::GatewaySnapshot;
-  // Counters are read while workers write them: each value is a plain
-  // aligned 64-bit load, so it is never torn, only possibly a moment old.
+  // Counters are read while workers write them: each value is a relaxed
+  // atomic load (stats/load_relaxed.hpp), never torn, possibly a moment old.
   // with_pools: also the per-pool gauges, which need a round trip to every
   // worker (a few microseconds each; never call it per packet).
   [[nodiscard]] Snapshot snapshot(bool with_pools = false) const;
@@ -168,6 +168,9 @@ class Gateway {
   std::vector<std::uint16_t> port_ids_;
   std::vector<bool> port_started_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // What each worker lcore's entry point gets: it must outlive the workers'
+  // run, hence a member and not a local of start().
+  std::vector<std::pair<Worker*, const std::atomic<bool>*>> launch_args_;
   std::atomic<bool> stop_{false};
   bool running_ = false;
 };

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "packet/parse.hpp"
+#include "stats/load_relaxed.hpp"
 
 namespace passgate::stats {
 
@@ -163,15 +164,23 @@ struct alignas(64) NatCounters {
     return sum;
   }
   NatCounters& operator+=(const NatCounters& o) {
-    for (unsigned i = 0; i < counter.size(); ++i) counter[i] += o.counter[i];
-    for (unsigned i = 0; i < drop.size(); ++i) drop[i] += o.drop[i];
-    for (unsigned i = 0; i < parse_error.size(); ++i) parse_error[i] += o.parse_error[i];
+    return accumulate(o, [](const std::uint64_t& v) { return v; });
+  }
+  // The same, from the counters of a running worker's engine.
+  NatCounters& add_live(const NatCounters& o) { return accumulate(o, load_relaxed); }
+
+ private:
+  template <class Load>
+  NatCounters& accumulate(const NatCounters& o, Load load) {
+    for (unsigned i = 0; i < counter.size(); ++i) counter[i] += load(o.counter[i]);
+    for (unsigned i = 0; i < drop.size(); ++i) drop[i] += load(o.drop[i]);
+    for (unsigned i = 0; i < parse_error.size(); ++i) parse_error[i] += load(o.parse_error[i]);
     for (unsigned p = 0; p < proto_index_count; ++p) {
-      proto[p].sessions_created += o.proto[p].sessions_created;
-      proto[p].sessions_expired += o.proto[p].sessions_expired;
-      proto[p].translated_outbound += o.proto[p].translated_outbound;
-      proto[p].translated_inbound += o.proto[p].translated_inbound;
-      for (unsigned k = 0; k < drop_reason_count; ++k) proto[p].drop[k] += o.proto[p].drop[k];
+      proto[p].sessions_created += load(o.proto[p].sessions_created);
+      proto[p].sessions_expired += load(o.proto[p].sessions_expired);
+      proto[p].translated_outbound += load(o.proto[p].translated_outbound);
+      proto[p].translated_inbound += load(o.proto[p].translated_inbound);
+      for (unsigned k = 0; k < drop_reason_count; ++k) proto[p].drop[k] += load(o.proto[p].drop[k]);
     }
     return *this;
   }

@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdint>
 
+#include "stats/load_relaxed.hpp"
+
 namespace passgate::stats {
 
 #define PASSGATE_PORT_DROPS(X)                                                         \
@@ -78,6 +80,8 @@ struct alignas(64) PortCounters {
   PortCounters& operator+=(const PortCounters& o) {
     return accumulate(o, [](const std::uint64_t& v) { return v; });
   }
+  // The same, from the counters of a running worker.
+  PortCounters& add_live(const PortCounters& o) { return accumulate(o, load_relaxed); }
 
  private:
   template <class Load>
