@@ -351,9 +351,5 @@ TEST(MbufBudget, PoolBelowTheBudgetOfTheRealWorkersIsRefusedAtStartUp) {
 
 int main(int argc, char** argv) {
   // Three lcores: the main one (the test, the NIC) and two workers.
-  std::vector<std::string> args = {"mbuf-budget", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
-                                   "--lcores", "0@0,1@0,2@0", "--log-level", "lib.eal:error",
-                                   "--file-prefix", "pgmb"};
-  if (std::thread::hardware_concurrency() >= 2) args[7] = "0@0,1@1,2@0";
-  return passgate::testing::run_tests_in_eal(argc, argv, std::move(args));
+  return passgate::testing::run_ring_port_tests(argc, argv, "mbuf-budget", 3, "pgmb");
 }

@@ -502,12 +502,6 @@ TEST(MultiWorker, WorkerStalledAtPublishIsReportedLateAndCatchesUp) {
 }  // namespace passgate
 
 int main(int argc, char** argv) {
-  // Five lcores on however many CPUs there are: the workers share them
-  // (correctness, not speed, is tested here).
-  std::vector<std::string> args = {"multiworker", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
-                                   "--lcores", "0@0,1@0,2@0,3@0,4@0", "--log-level", "lib.eal:error",
-                                   "--file-prefix", "pgmw"};
-  const unsigned cpus = std::thread::hardware_concurrency();
-  if (cpus >= 2) args[7] = "0@0,1@1,2@0,3@1,4@0";
-  return passgate::testing::run_tests_in_eal(argc, argv, std::move(args));
+  // The test and up to four workers.
+  return passgate::testing::run_ring_port_tests(argc, argv, "multiworker", 5, "pgmw");
 }

@@ -1,9 +1,9 @@
-// What the dataplane tests on DPDK ring ports share (multiworker_test.cpp,
-// mbuf_budget_test.cpp): the test is the NIC and the peers of a real Gateway
-// whose ports are rte_eth_from_rings devices. Provided: RingPort (the rings
-// behind one port), the frame a peer sends (Ethernet + IPv4), emptying a ring
-// of what the gateway sent, the ports and NAT pool of the test YAML, and a
-// main that runs the tests inside EAL.
+// What the dataplane tests on DPDK ring ports share (worker_test.cpp,
+// multiworker_test.cpp, mbuf_budget_test.cpp): the test is the NIC and the
+// peers of a real Gateway whose ports are rte_eth_from_rings devices.
+// Provided: RingPort (the rings behind one port), the frame a peer sends
+// (Ethernet + IPv4), emptying a ring of what the gateway sent, the ports and
+// NAT pool of the test YAML, and a main that runs the tests inside EAL.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "nat/nat_config.hpp"
@@ -144,6 +145,19 @@ inline int run_tests_in_eal(int argc, char** argv, std::vector<std::string> eal_
   const int rc = RUN_ALL_TESTS();
   rte_eal_cleanup();
   return rc;
+}
+
+// The same for a test of the gateway on ring ports: EAL without hugepages or
+// PCI, `lcores` lcores (0 runs the tests and plays the NIC, the others are
+// the gateway's workers) spread over two CPUs where there are two: the
+// workers share them, correctness and not speed is tested.
+inline int run_ring_port_tests(int argc, char** argv, const char* name, unsigned lcores, const char* file_prefix) {
+  const bool two_cpus = std::thread::hardware_concurrency() >= 2;
+  std::string map;
+  for (unsigned l = 0; l < lcores; ++l) map += fmt::format("{}{}@{}", l ? "," : "", l, two_cpus ? l % 2 : 0);
+  return run_tests_in_eal(argc, argv,
+                          {name, "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--lcores", map, "--log-level",
+                           "lib.eal:error", "--file-prefix", file_prefix});
 }
 
 }  // namespace passgate::testing

@@ -734,9 +734,6 @@ TEST(Worker, HandedOverPacketsArpCopiesAndHairpinAcrossWorkers) {
 }  // namespace passgate
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args = {"worker", "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
-                                   "--lcores", "0@0,1@0,2@0", "--log-level", "lib.eal:error",
-                                   "--file-prefix", "pgworker"};
-  if (std::thread::hardware_concurrency() >= 2) args[7] = "0@0,1@1,2@1";
-  return passgate::testing::run_tests_in_eal(argc, argv, std::move(args));
+  // The test and up to two workers.
+  return passgate::testing::run_ring_port_tests(argc, argv, "worker", 3, "pgworker");
 }
