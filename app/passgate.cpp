@@ -122,8 +122,10 @@ int main(int argc, char** argv) {
       control::log(control::Level::error, "{}", error);
       rc = cli::exit_failure;
     } else {
+      // Every /passgate/ telemetry command; outlives the core its commands read.
+      control::TelemetryRegistry telemetry;
       control::ControlCore core(config_path, cfg, *gateway);
-      core.start();
+      core.start(telemetry);
       std::unique_ptr<control::MetricsServer> metrics;
       if (!prometheus_listen.empty()) {
         metrics = control::MetricsServer::start(
@@ -137,7 +139,7 @@ int main(int argc, char** argv) {
           control::log(control::Level::info, "Prometheus metrics at http://{}/metrics", prometheus_listen);
         }
       }
-      if (!control::register_telemetry([&] { return core.snapshot(false); }))
+      if (!control::add_snapshot_commands(telemetry, [&] { return core.snapshot(false); }))
         control::log(control::Level::warning, "some /passgate telemetry commands could not be registered");
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
@@ -159,7 +161,8 @@ int main(int argc, char** argv) {
       }
       control::log(control::Level::notice, "stopping");
       metrics.reset();
-      control::unregister_telemetry_source();
+      // No command answers once stopping has begun.
+      telemetry.withdraw();
       gateway->stop();
       core.pump_events();  // events of the last moments still reach the collectors
       gateway->print(stdout);
