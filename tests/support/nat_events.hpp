@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "nat/engine.hpp"  // NatEvent
+#include "nat/event_ring.hpp"
 #include "packet/headers.hpp"
 
 namespace passgate::testing::nat_events {
