@@ -46,6 +46,12 @@ inline bool same_static(const StaticMapping& a, const StaticMapping& b) {
 
 inline Result drop(DropReason r) { return Result{Verdict::drop, r}; }
 
+inline FragmentConfig fragment_config_of(const NatConfig& c) {
+  return FragmentConfig{c.fragment_flows,        c.fragment_hold_slots,
+                        c.fragment_hold_bytes,   c.timeouts.fragment_ms,
+                        c.limits.fragment_flows_per_host, c.limits.fragments_held_per_host};
+}
+
 inline bool proto_of(L4Kind kind, Proto& out) {
   switch (kind) {
     case L4Kind::tcp: out = Proto::tcp; return true;
@@ -252,19 +258,6 @@ struct Engine::Impl {
 
   static bool is_ike_port(be16 p) { return p.host() == 500 || p.host() == 4500; }
 
-  // RFC 4787 REQ-14 / RFC 5508: the first fragment carries the ports and is
-  // translated with a session; its rewrite of the IPv4 header is remembered
-  // by (direction, src, dst, protocol, id) for the later fragments. Those
-  // arriving first are copied into a fixed set of hold slots until then.
-  //
-  // Issue 11.6: an attacker cannot pin this state. Flows and held fragments
-  // are bounded per host (limits.fragment_flows_per_host,
-  // limits.fragments_held_per_host: the inside source outbound, the public
-  // destination inbound); fragments are held only for a destination that can
-  // be translated (a public address inbound, a known subscriber outbound);
-  // a flow refreshed by a repeated first fragment moves to its new place in
-  // the expiry order instead of stalling the flows behind it.
-  static be32 fragment_host(Direction d, const ParsedIpv4& p) { return d == Direction::outbound ? p.src : p.dst; }
 
   // fast_path.cpp. The three stages of a burst are always inlined into
   // process_burst, as the compiler did when the engine was one file (checked
@@ -280,6 +273,7 @@ struct Engine::Impl {
   [[gnu::noinline]] static Result hairpin(Engine& e, std::uint8_t* ip, const ParsedIpv4& p, const Session& s);
   template <Direction D>
   [[gnu::noinline]] static Result translate_other(Engine& e, std::uint8_t* ip, const ParsedIpv4& p);
+  static Result later_fragment(Engine& e, Direction d, std::uint8_t* ip, const ParsedIpv4& p);
 
   // slow_path.cpp
   [[gnu::cold]] static DropReason create_outbound(Engine& e, const ParsedIpv4& p, Lookup& l);
@@ -348,15 +342,6 @@ struct Engine::Impl {
                                  unsigned inner_port_off, be16 new_port, ChecksumDelta inner_ip_delta,
                                  ChecksumDelta inner_l4_delta, Proto proto, bool outer_src);
 
-  // fragments.cpp
-  static std::uint64_t hash_fragment(const Engine& e, Direction d, be32 src, be32 dst, be16 id, std::uint8_t proto);
-  static std::uint32_t fragment_bucket(const Engine& e, be32 host);
-  static DropReason fragment_admit(Engine& e, Direction d, const ParsedIpv4& p);
-  static std::uint32_t find_fragment(const Engine& e, Direction d, const ParsedIpv4& p, std::uint64_t h);
-  static void remember_fragment(Engine& e, Direction d, std::uint8_t* ip, const ParsedIpv4& p, Verdict verdict);
-  static void apply_fragment(std::uint8_t* ip, const FragmentFlow& f);
-  static Result later_fragment(Engine& e, Direction d, std::uint8_t* ip, const ParsedIpv4& p);
-  static void expire_fragments(Engine& e, std::uint64_t now_ms);
 
   // policy.cpp
   static bool is_public(const Engine& e, be32 addr);
@@ -366,9 +351,6 @@ struct Engine::Impl {
   static void rebuild_public_ranges(Engine& e);
 
   // invariants.cpp
-  template <typename Vec>
-  static bool mark_free(const Vec& free_list, std::size_t capacity, std::vector<std::uint8_t>& is_free, const char* what,
-                        std::string* why);
   static std::string check_invariants(const Engine& e);
 };
 

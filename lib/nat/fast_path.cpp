@@ -14,7 +14,7 @@ Result Engine::Impl::translate(Engine& e, std::uint8_t* ip, const ParsedIpv4& p,
   if (!l.fast) [[unlikely]]
     return translate_other<D>(e, ip, p);
   if (p.fragmented) [[unlikely]]
-    if (const DropReason r = fragment_admit(e, D, p); r != DropReason::none) return drop(r);
+    if (const DropReason r = e.fragments_.admit(D, p, e.now_ms_); r != DropReason::none) return drop(r);
   if (l.session == no_index) [[unlikely]] {
     const DropReason r = D == Direction::outbound ? create_outbound(e, p, l) : create_inbound(e, p, l);
     if (r != DropReason::none) return drop(r);
@@ -42,7 +42,7 @@ Result Engine::Impl::translate(Engine& e, std::uint8_t* ip, const ParsedIpv4& p,
       r = pptp_control<D>(e, ip, p, s, l.session, r.verdict);
   }
   if (p.fragmented && r.verdict != Verdict::drop) [[unlikely]]
-    remember_fragment(e, D, ip, p, r.verdict);
+    e.fragments_.remember(D, ip, p, r.verdict, e.now_ms_);
   return r;
 }
 
@@ -74,6 +74,16 @@ Result Engine::Impl::hairpin(Engine& e, std::uint8_t* ip, const ParsedIpv4& p, c
   rewrite_inbound(ip, q.ihl_bytes, target);
   e.counters_.add(NatCounter::hairpinned);
   return {Verdict::to_inside, DropReason::none};
+}
+
+// A fragment without ports: translated like its first fragment, or held
+// for it when the host is one this engine serves (a public address inbound,
+// a known subscriber outbound), so nobody can fill the hold slots with
+// fragments for addresses that will never be translated.
+Result Engine::Impl::later_fragment(Engine& e, Direction d, std::uint8_t* ip, const ParsedIpv4& p) {
+  return e.fragments_.later(d, ip, p, e.now_ms_, [&] {
+    return d == Direction::inbound ? is_public(e, p.dst) : find_subscriber(e, p.src) != no_index;
+  });
 }
 
 template <Direction D>

@@ -122,8 +122,7 @@ MemoryUse Engine::memory_use() const {
   m.subscribers = subscribers_.size() * sizeof(Subscriber) + subscriber_blocks_.size() * 4 +
                   free_subscribers_.size() * 4 + subscriber_table_.memory_bytes();
   m.blocks = blocks_.size() * sizeof(Block) + addresses_.size() * sizeof(PublicAddress);
-  m.fragments = fragment_flows_.size() * sizeof(FragmentFlow) + fragment_table_.memory_bytes() +
-                held_buffer_.size() + held_fragments_.size() * sizeof(HeldFragment);
+  m.fragments = fragments_.memory_bytes();
   m.total = m.sessions + m.mappings + m.session_tables + m.mapping_tables + m.timer_wheel + m.subscribers + m.blocks +
             m.fragments;
   return m;

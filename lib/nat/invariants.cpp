@@ -2,6 +2,7 @@
 // the engine agrees with the others. Run by the tests after every operation
 // and by the fuzzers after every input; never on the packet path.
 #include "nat/engine_internal.hpp"
+#include "nat/mark_free.hpp"
 
 #include <fmt/format.h>
 #include <array>
@@ -10,24 +11,6 @@ namespace passgate::nat {
 
 // Marks the slots of a free list; false (with the reason in *why) when an
 // index repeats or is out of range: a double free.
-template <typename Vec>
-bool Engine::Impl::mark_free(const Vec& free_list, std::size_t capacity, std::vector<std::uint8_t>& is_free, const char* what,
-  std::string* why) {
-  is_free.assign(capacity, false);
-  for (const std::uint32_t i : free_list) {
-    if (i >= capacity) {
-      *why = fmt::format("{} free list holds index {} beyond capacity {}", what, i, capacity);
-      return false;
-    }
-    if (is_free[i]) {
-      *why = fmt::format("{} free list holds index {} twice", what, i);
-      return false;
-    }
-    is_free[i] = true;
-  }
-  return true;
-}
-
 std::string Engine::Impl::check_invariants(const Engine& e) {
   std::string why;
   std::vector<std::uint8_t> free_session, free_mapping, free_subscriber;
@@ -237,24 +220,7 @@ std::string Engine::Impl::check_invariants(const Engine& e) {
     if (s.blocks == 0 && s.sessions == 0 && s.preserved == 0 && s.esp_held == 0)
       return fmt::format("subscriber {} holds nothing but was not released", to_string(s.addr));
   }
-  std::vector<std::uint32_t> flows_per_host(e.fragment_flows_per_host_.size(), 0);
-  std::vector<std::uint32_t> held_per_host(e.fragments_held_per_host_.size(), 0);
-  std::vector<std::uint8_t> free_flow;
-  if (!mark_free(e.free_fragment_flows_, e.fragment_flows_.size(), free_flow, "fragment flow", &why)) return why;
-  for (std::uint32_t i = 0; i < e.fragment_flows_.size(); ++i)
-    if (!free_flow[i]) ++flows_per_host[e.fragment_flows_[i].host_bucket];
-  std::uint32_t held_total = 0;
-  for (const HeldFragment& h : e.held_fragments_) {
-    if (h.state == HeldFragment::State::held) ++held_per_host[h.host_bucket];
-    if (h.state != HeldFragment::State::free) ++held_total;
-  }
-  if (held_total != e.held_fragment_count_)
-    return fmt::format("held fragments counted {} != {} held or ready", e.held_fragment_count_, held_total);
-  for (std::size_t b = 0; b < flows_per_host.size(); ++b)
-    if (flows_per_host[b] != e.fragment_flows_per_host_[b] || held_per_host[b] != e.fragments_held_per_host_[b])
-      return fmt::format("fragment host slot {} counts {} flows / {} held, {} / {} exist", b,
-                         e.fragment_flows_per_host_[b], e.fragments_held_per_host_[b], flows_per_host[b],
-                         held_per_host[b]);
+  if (std::string fragments = e.fragments_.check_invariants(); !fragments.empty()) return fragments;
   for (std::uint32_t p = 0; p < e.pools_.size(); ++p)
     if (e.pools_[p].subscribers != pool_subscribers[p])
       return fmt::format("pool {} counts {} subscribers, {} exist", e.pools_[p].config.name, e.pools_[p].subscribers,

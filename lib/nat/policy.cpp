@@ -113,8 +113,8 @@ Engine::Engine(const NatConfig& config)
       mapping_out_(config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size())),
       remote_table_(config.max_sessions),
       subscriber_table_(config.max_subscribers),
-      fragment_table_(config.fragment_flows),
       events_(config.event_ring_size),
+      fragments_(fragment_config_of(config), hasher_, counters_),
       esp_(config.passthrough.esp, hasher_, counters_),
       pptp_(config.passthrough.pptp, hasher_, counters_),
       gre_(config.passthrough.gre, hasher_, counters_) {}
@@ -166,18 +166,6 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
   e->subscriber_tokens_ = std::uint64_t{config.limits.new_subscribers_per_second} * 1000;
   Impl::rebuild_public_ranges(*e);
 
-  e->fragment_flows_.assign(config.fragment_flows, FragmentFlow{});
-  e->free_fragment_flows_.resize(config.fragment_flows);
-  for (std::uint32_t i = 0; i < config.fragment_flows; ++i) e->free_fragment_flows_[i] = i;
-  e->fragment_fifo_.assign(config.fragment_flows, 0);
-  e->fragment_flows_per_host_.assign(std::bit_ceil(std::max<std::uint32_t>(config.fragment_flows, 64)), 0);
-  e->fragments_held_per_host_.assign(e->fragment_flows_per_host_.size(), 0);
-  e->held_fragments_.assign(config.fragment_hold_slots, HeldFragment{});
-  e->held_buffer_.assign(std::size_t{config.fragment_hold_slots} * config.fragment_hold_bytes, 0);
-  for (std::uint32_t i = 0; i < config.fragment_hold_slots; ++i) {
-    e->held_fragments_[i].state = HeldFragment::State::free;
-    e->held_fragments_[i].buffer_offset = i * config.fragment_hold_bytes;
-  }
   return e;
 }
 

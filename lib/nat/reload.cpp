@@ -168,6 +168,7 @@ ReconfigureResult Engine::apply(ReloadPlan& p) {
   esp_.update_config(config_.passthrough.esp);
   pptp_.update_config(config_.passthrough.pptp);
   gre_.update_config(config_.passthrough.gre);
+  fragments_.update_config(fragment_config_of(config_));
 
   if (!p.new_pools_.empty()) {
     if (pools_.size() + p.new_pools_.size() > pools_.capacity()) {  // the plan made room

@@ -199,7 +199,7 @@ void Engine::Impl::expire(Engine& e, std::uint64_t now_ms, unsigned budget) {
     if (map.sessions == 0 && map.hold_until == h.until && map.hold_gen == h.gen && !map.is_static)
       free_mapping(e, h.mapping);
   }
-  expire_fragments(e, now_ms);
+  e.fragments_.expire(now_ms);
   expire_esp(e, now_ms, budget);
   e.pptp_.expire(now_ms, budget, [&](std::uint32_t sub) {
     --e.subscribers_[sub].sessions;
