@@ -45,11 +45,12 @@ using nat::AddressRange;
 using nat::Filtering;
 using nat::PoolConfig;
 using nat::StaticMapping;
-
-std::string to_string(const MacAddress& mac) {
-  const auto& b = mac.bytes;
-  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5]);
-}
+using packet::text::is_hex_digit;
+using packet::text::parse_ipv4;
+using packet::text::parse_mac;
+using packet::text::parse_port;
+using packet::text::parse_prefix;
+using packet::text::parse_uint;
 
 std::string to_string(const ConfigError& e) {
   if (e.line <= 0) return fmt::format("{}: error: {}", e.file, e.message);
@@ -58,84 +59,8 @@ std::string to_string(const ConfigError& e) {
 
 namespace {
 
-// ------------------------------------------------------------ text parsing
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-}
-
-bool is_hex(char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'); }
-
-int hex_value(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  return ch - 'A' + 10;
-}
-
-// Decimal digits only: no sign, no 0x, no exponent, no separators.
-std::optional<std::uint64_t> parse_uint(std::string_view s) {
-  if (!all_digits(s)) return std::nullopt;
-  std::uint64_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-// Strict dotted quad; a leading zero is refused (inet_aton would read it as octal).
-std::optional<be32> parse_ipv4(std::string_view s) {
-  std::uint32_t value = 0;
-  for (int i = 0; i < 4; ++i) {
-    const std::size_t end = i < 3 ? s.find('.') : s.size();
-    if (end == std::string_view::npos) return std::nullopt;
-    const std::string_view part = s.substr(0, end);
-    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return std::nullopt;
-    const auto octet = parse_uint(part);
-    if (!octet || *octet > 255) return std::nullopt;
-    value = (value << 8) | static_cast<std::uint32_t>(*octet);
-    s = i < 3 ? s.substr(end + 1) : std::string_view{};
-  }
-  return be32::from_host(value);
-}
-
-// "a.b.c.d/len"; host bits are not checked here.
-std::optional<Ipv4Prefix> parse_prefix(std::string_view s) {
-  const std::size_t slash = s.find('/');
-  if (slash == std::string_view::npos) return std::nullopt;
-  const auto address = parse_ipv4(s.substr(0, slash));
-  const std::string_view len_text = s.substr(slash + 1);
-  if (!address || len_text.empty() || len_text.size() > 2) return std::nullopt;
-  const auto length = parse_uint(len_text);
-  if (!length || *length > 32) return std::nullopt;
-  return Ipv4Prefix{*address, static_cast<std::uint8_t>(*length)};
-}
-
-std::optional<MacAddress> parse_mac(std::string_view s) {
-  if (s.size() != 17) return std::nullopt;
-  MacAddress mac;
-  for (std::size_t i = 0; i < 6; ++i) {
-    const char hi = s[i * 3], lo = s[i * 3 + 1];
-    if (!is_hex(hi) || !is_hex(lo) || (i < 5 && s[i * 3 + 2] != ':')) return std::nullopt;
-    mac.bytes[i] = static_cast<std::uint8_t>(hex_value(hi) << 4 | hex_value(lo));
-  }
-  return mac;
-}
-
-std::optional<std::uint16_t> parse_port(std::string_view s) {
-  if (s.size() > 5) return std::nullopt;
-  const auto v = parse_uint(s);
-  if (!v || *v == 0 || *v > 65535) return std::nullopt;
-  return static_cast<std::uint16_t>(*v);
-}
-
-std::uint32_t network_of(const Ipv4Prefix& p) { return p.address.host() & p.mask(); }
-std::uint32_t broadcast_of(const Ipv4Prefix& p) { return network_of(p) | ~p.mask(); }
-
-std::string str(be32 a) { return nat::to_string(a); }
-std::string str(std::uint32_t host) { return nat::to_string(be32::from_host(host)); }
-std::string str(const Ipv4Prefix& p) { return fmt::format("{}/{}", str(network_of(p)), p.length); }
-std::string str(const AddressRange& r) {
-  return r.first == r.last ? str(r.first) : fmt::format("{}-{}", str(r.first), str(r.last));
-}
+std::uint32_t network_of(const Ipv4Prefix& p) { return p.network(); }
+std::uint32_t broadcast_of(const Ipv4Prefix& p) { return p.broadcast(); }
 
 bool overlap(std::uint32_t a_first, std::uint32_t a_last, std::uint32_t b_first, std::uint32_t b_last) {
   return a_first <= b_last && b_first <= a_last;
@@ -147,28 +72,16 @@ bool overlap(const Ipv4Prefix& a, const Ipv4Prefix& b) {
   return overlap(network_of(a), broadcast_of(a), network_of(b), broadcast_of(b));
 }
 
-// Blocks that never hold a unicast host address.
-struct Reserved {
-  std::uint32_t first, last;
-  const char* what;
-};
-constexpr Reserved reserved_blocks[] = {
-    {0x00000000u, 0x00ffffffu, "0.0.0.0/8 ('this network', RFC 1122)"},
-    {0x7f000000u, 0x7fffffffu, "127.0.0.0/8 (loopback, RFC 1122)"},
-    {0xe0000000u, 0xefffffffu, "224.0.0.0/4 (multicast, RFC 5771)"},
-    {0xf0000000u, 0xffffffffu, "240.0.0.0/4 (reserved, RFC 1112, and the broadcast address)"},
-};
-
+// How an error names the reserved block [first, last] touches; nullptr: none.
 const char* reserved_in(std::uint32_t first, std::uint32_t last) {
-  for (const Reserved& r : reserved_blocks)
-    if (overlap(first, last, r.first, r.last)) return r.what;
-  return nullptr;
+  const packet::ReservedBlock* r = packet::reserved_in(first, last);
+  return r ? r->what : nullptr;
 }
 
 bool is_pci_address(std::string_view s) {  // dddd:bb:dd.f
   if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') return false;
   for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
-    if (!is_hex(s[i])) return false;
+    if (!is_hex_digit(s[i])) return false;
   return s[11] >= '0' && s[11] <= '7';
 }
 
@@ -339,7 +252,7 @@ class Checker {
       return std::nullopt;
     }
     if (p->address.host() != network_of(*p)) {
-      error(f, fmt::format("{} has host bits set; expected the network address {}", *s, str(*p)));
+      error(f, fmt::format("{} has host bits set; expected the network address {}", *s, to_string(*p)));
       return std::nullopt;
     }
     return p;
@@ -349,17 +262,17 @@ class Checker {
   bool on_link(const Field& f, be32 a, const PortConfig& port, std::string_view what) {
     const Ipv4Prefix subnet = port.subnet();
     if (!subnet.contains(a)) {
-      error(f, fmt::format("{} {} is outside the port's subnet {}; expected an on-link address", what, str(a),
-                           str(subnet)));
+      error(f, fmt::format("{} {} is outside the port's subnet {}; expected an on-link address", what, to_string(a),
+                           to_string(subnet)));
       return false;
     }
     if (a == port.address) {
-      error(f, fmt::format("{} {} is the port's own address; expected another host on {}", what, str(a), str(subnet)));
+      error(f, fmt::format("{} {} is the port's own address; expected another host on {}", what, to_string(a), to_string(subnet)));
       return false;
     }
     if (subnet.length <= 30 && (a.host() == network_of(subnet) || a.host() == broadcast_of(subnet))) {
-      error(f, fmt::format("{} {} is the {} address of {}; expected a host address", what, str(a),
-                           a.host() == network_of(subnet) ? "network" : "broadcast", str(subnet)));
+      error(f, fmt::format("{} {} is the {} address of {}; expected a host address", what, to_string(a),
+                           a.host() == network_of(subnet) ? "network" : "broadcast", to_string(subnet)));
       return false;
     }
     return true;
@@ -541,13 +454,13 @@ void read_port(Checker& c, PortSeen& p) {
         c.error(*f, fmt::format("{} has prefix length /{}; expected /1 to /31 so that neighbours are on-link", *s,
                                 pre->length));
       } else if (const char* r = reserved_in(pre->address.host(), pre->address.host())) {
-        c.error(*f, fmt::format("{} is in {}; expected a unicast address", str(pre->address), r));
+        c.error(*f, fmt::format("{} is in {}; expected a unicast address", to_string(pre->address), r));
       } else if (pre->length <= 30 && pre->address.host() == network_of(*pre)) {
         c.error(*f, fmt::format("{} is the network address of {}; expected a host address in the subnet",
-                                str(pre->address), str(*pre)));
+                                to_string(pre->address), to_string(*pre)));
       } else if (pre->length <= 30 && pre->address.host() == broadcast_of(*pre)) {
         c.error(*f, fmt::format("{} is the broadcast address of {}; expected a host address in the subnet",
-                                str(pre->address), str(*pre)));
+                                to_string(pre->address), to_string(*pre)));
       } else {
         cfg.address = pre->address;
         cfg.prefix_length = pre->length;
@@ -572,7 +485,7 @@ void read_port(Checker& c, PortSeen& p) {
             r.prefix = *pre;
             for (const Route& earlier : cfg.routes)
               if (earlier.prefix.address == pre->address && earlier.prefix.length == pre->length) {
-                c.error(*pf, fmt::format("a second route to {}; expected each prefix once", str(*pre)));
+                c.error(*pf, fmt::format("a second route to {}; expected each prefix once", to_string(*pre)));
                 ok = false;
               }
           } else {
@@ -610,7 +523,7 @@ void read_port(Checker& c, PortSeen& p) {
             if (p.address_ok && !c.on_link(*af, *a, cfg, "neighbour")) ok = false;
             for (const StaticNeighbour& earlier : cfg.neighbours)
               if (ok && earlier.address == *a) {
-                c.error(*af, fmt::format("neighbour {} is given twice; expected one entry per address", str(*a)));
+                c.error(*af, fmt::format("neighbour {} is given twice; expected one entry per address", to_string(*a)));
                 ok = false;
               }
           } else {
@@ -662,7 +575,7 @@ void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
         c.error(*p.address_f,
                 fmt::format("subnet {} overlaps subnet {} of port '{}' (line {}); expected disjoint "
                             "subnets on different ports",
-                            str(p.cfg.subnet()), str(q.cfg.subnet()), q.cfg.name, line_of(q.item.key_mark)));
+                            to_string(p.cfg.subnet()), to_string(q.cfg.subnet()), q.cfg.name, line_of(q.item.key_mark)));
     }
     // The dataplane handles exactly one inside and one outside port for now.
     if (p.role_ok)
@@ -688,11 +601,7 @@ void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
 
 // "ADDRESS:PORT" with a strict dotted IPv4 address (no leading zeros, no
 // spaces) and a port from 1 to 65535.
-bool valid_endpoint(std::string_view s) {
-  const auto colon = s.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  return parse_ipv4(s.substr(0, colon)).has_value() && parse_port(s.substr(colon + 1)).has_value();
-}
+bool valid_endpoint(std::string_view s) { return packet::text::parse_endpoint(s).has_value(); }
 
 void read_endpoint(Checker& c, const Mapping& m, std::string_view key, std::string& out, std::string_view what,
                    std::string_view example) {
@@ -977,8 +886,8 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
           bool ok = true;
           for (const auto& [earlier, where] : p.subscribers)
             if (overlap(*pre, earlier)) {
-              c.error(item, fmt::format("subscriber prefix {} overlaps {} (line {}) of the same pool", str(*pre),
-                                        str(earlier), line_of(where.node.Mark())));
+              c.error(item, fmt::format("subscriber prefix {} overlaps {} (line {}) of the same pool", to_string(*pre),
+                                        to_string(earlier), line_of(where.node.Mark())));
               ok = false;
               break;
             }
@@ -1001,8 +910,8 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
         bool ok = true;
         for (const auto& [earlier, where] : p.publics)
           if (overlap(*r, earlier)) {
-            c.error(item, fmt::format("public addresses {} overlap {} (line {}) of the same pool", str(*r),
-                                      str(earlier), line_of(where.node.Mark())));
+            c.error(item, fmt::format("public addresses {} overlap {} (line {}) of the same pool", to_string(*r),
+                                      to_string(earlier), line_of(where.node.Mark())));
             ok = false;
             break;
           }
@@ -1011,8 +920,8 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
         for (const PortSeen& port : ports)
           if (port.address_ok && r->first.host() <= port.cfg.address.host() &&
               port.cfg.address.host() <= r->last.host()) {
-            c.error(item, fmt::format("public addresses {} include {}, the own address of port '{}' (line {})", str(*r),
-                                      str(port.cfg.address), port.cfg.name, line_of(port.item.key_mark)));
+            c.error(item, fmt::format("public addresses {} include {}, the own address of port '{}' (line {})", to_string(*r),
+                                      to_string(port.cfg.address), port.cfg.name, line_of(port.item.key_mark)));
             ok = false;
           }
         if (ok) {
@@ -1110,14 +1019,14 @@ void check_pool_against_earlier(Checker& c, const PoolSeen& p, std::span<const P
       for (const auto& [theirs, there] : q.subscribers)
         if (overlap(mine, theirs)) {
           c.error(where, fmt::format("subscriber prefix {} overlaps {} of {}; each subscriber belongs to one pool",
-                                     str(mine), str(theirs), pool_label(q)));
+                                     to_string(mine), to_string(theirs), pool_label(q)));
           break;
         }
     for (const auto& [mine, where] : p.publics)
       for (const auto& [theirs, there] : q.publics)
         if (overlap(mine, theirs)) {
           c.error(where, fmt::format("public addresses {} overlap {} of {}; each public address belongs to one pool",
-                                     str(mine), str(theirs), pool_label(q)));
+                                     to_string(mine), to_string(theirs), pool_label(q)));
           break;
         }
   }
@@ -1127,18 +1036,16 @@ std::optional<std::pair<be32, be16>> endpoint(Checker& c, const Field& f, std::s
   const std::string expected = fmt::format("an address and port like {}", example);
   const auto s = c.text(f, expected);
   if (!s) return std::nullopt;
-  const std::size_t colon = s->rfind(':');
-  const auto a = colon == std::string::npos ? std::nullopt : parse_ipv4(std::string_view(*s).substr(0, colon));
-  const auto port = colon == std::string::npos ? std::nullopt : parse_port(std::string_view(*s).substr(colon + 1));
-  if (!a || !port) {
+  const auto e = packet::text::parse_endpoint(*s);
+  if (!e) {
     c.error(f, fmt::format("expected {} (port from 1 to 65535), got '{}'", expected, *s));
     return std::nullopt;
   }
-  if (const char* why = reserved_in(a->host(), a->host())) {
-    c.error(f, fmt::format("{} is in {}; expected a unicast address", str(*a), why));
+  if (const char* why = reserved_in(e->address.host(), e->address.host())) {
+    c.error(f, fmt::format("{} is in {}; expected a unicast address", to_string(e->address), why));
     return std::nullopt;
   }
-  return std::make_pair(*a, be16::from_host(*port));
+  return std::make_pair(e->address, be16::from_host(e->port));
 }
 
 struct StaticSeen {
@@ -1189,7 +1096,7 @@ void read_static(Checker& c, StaticSeen& s, const std::vector<PoolSeen>& pools, 
           c.error(*public_f,
                   fmt::format("{}:{} lies inside the dynamic range of {}, which hands out ports {}-{} of {}; "
                               "expected a port outside {}-{} or an address outside the pool",
-                              str(s.map.public_address), port, pool_label(p), p.cfg.port_min, p.cfg.port_max, str(r),
+                              to_string(s.map.public_address), port, pool_label(p), p.cfg.port_min, p.cfg.port_max, to_string(r),
                               p.cfg.port_min, p.cfg.port_max));
     }
   }
@@ -1199,11 +1106,11 @@ void read_static(Checker& c, StaticSeen& s, const std::vector<PoolSeen>& pools, 
       if (public_ok && o.public_ok && o.map.public_address == s.map.public_address &&
           o.map.public_port == s.map.public_port)
         c.error(*public_f, fmt::format("public {}:{} is already mapped by the static mapping on line {}",
-                                       str(s.map.public_address), s.map.public_port.host(), line_of(o.item.key_mark)));
+                                       to_string(s.map.public_address), s.map.public_port.host(), line_of(o.item.key_mark)));
       if (inside_ok && o.inside_ok && o.map.inside_address == s.map.inside_address &&
           o.map.inside_port == s.map.inside_port)
         c.error(*inside_f, fmt::format("inside {}:{} is already mapped by the static mapping on line {}",
-                                       str(s.map.inside_address), s.map.inside_port.host(), line_of(o.item.key_mark)));
+                                       to_string(s.map.inside_address), s.map.inside_port.host(), line_of(o.item.key_mark)));
     }
   s.clean = c.count() == errors_before;
 }

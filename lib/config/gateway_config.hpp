@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "nat/nat_config.hpp"
+#include "packet/address.hpp"
+#include "packet/address_text.hpp"
 
 namespace passgate::config {
 
@@ -19,11 +21,8 @@ using nat::be16;
 using nat::be32;
 using nat::Ipv4Prefix;
 
-struct MacAddress {
-  std::array<std::uint8_t, 6> bytes{};
-  friend bool operator==(const MacAddress&, const MacAddress&) = default;
-};
-std::string to_string(const MacAddress& mac);
+using packet::MacAddress;
+using packet::to_string;
 
 enum class PortRole : std::uint8_t { inside, outside };
 

@@ -6,11 +6,6 @@
 
 namespace passgate::nat {
 
-std::string to_string(be32 address) {
-  const std::uint32_t a = address.host();
-  return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
-}
-
 const char* to_string(Filtering f) {
   switch (f) {
     case Filtering::endpoint_independent: return "endpoint-independent";

@@ -7,31 +7,23 @@
 #include <string>
 #include <vector>
 
+#include "packet/address.hpp"
+#include "packet/address_text.hpp"
 #include "packet/byte_order.hpp"
 
 namespace passgate::nat {
 
+using packet::AddressRange;
 using packet::be16;
 using packet::be32;
+using packet::Ipv4Prefix;
+using packet::to_string;
 
 // RFC 4787 REQ-8 / RFC 5382 REQ-3 / RFC 6888 REQ-7.
 enum class Filtering : std::uint8_t {
   endpoint_independent,      // any remote may use an existing mapping (default)
   address_dependent,         // only remotes the subscriber has sent to
   address_and_port_dependent // only the exact remote address and port
-};
-
-struct Ipv4Prefix {
-  be32 address;
-  std::uint8_t length = 32;
-  [[nodiscard]] std::uint32_t mask() const { return length == 0 ? 0 : ~std::uint32_t{0} << (32 - length); }
-  [[nodiscard]] bool contains(be32 a) const { return ((a.host() ^ address.host()) & mask()) == 0; }
-  friend bool operator==(const Ipv4Prefix&, const Ipv4Prefix&) = default;
-};
-
-struct AddressRange {  // inclusive
-  be32 first, last;
-  [[nodiscard]] std::uint32_t size() const { return last.host() - first.host() + 1; }
 };
 
 struct PoolConfig {
@@ -162,7 +154,6 @@ struct NatConfig {
   [[nodiscard]] std::vector<std::string> validate() const;
 };
 
-std::string to_string(be32 address);
 const char* to_string(Filtering f);
 
 }  // namespace passgate::nat
