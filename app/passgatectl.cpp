@@ -249,7 +249,7 @@ int main(int argc, char** argv) {
   const passgate::control::CtlRequest built = passgate::control::ctl_request(words, vm.count("destinations") != 0);
   if (built.path.empty()) {
     std::cerr << "passgatectl: " << built.error << "\n";
-    if (built.error.rfind("unknown command", 0) == 0) std::cerr << "\n" << commands_help;
+    if (built.problem == passgate::control::CtlRequest::Problem::unknown_command) std::cerr << "\n" << commands_help;
     return 2;
   }
   const std::string& request = built.path;

@@ -32,6 +32,16 @@
 
 namespace passgate::config {
 
+const char* to_string(ConfigErrorCode code) {
+  switch (code) {
+#define PASSGATE_X(name) \
+  case ConfigErrorCode::name: return #name;
+    PASSGATE_CONFIG_ERRORS(PASSGATE_X)
+#undef PASSGATE_X
+  }
+  return "?";
+}
+
 std::string to_string(const ConfigError& e) {
   if (e.line <= 0) return fmt::format("{}: error: {}", e.file, e.message);
   return fmt::format("{}:{}:{}: error: {}", e.file, e.line, e.column, e.message);
@@ -46,9 +56,9 @@ LoadResult parse_gateway_config(const std::string& yaml_text, const std::string&
     documents = document_starts(yaml_text, c);
     if (c.count() == 0 && !documents.empty()) root = YAML::Load(yaml_text);  // the first document
   } catch (const YAML::Exception& e) {
-    c.error_at(e.mark, "YAML syntax error: " + e.msg);
+    c.error_at(Code::yaml_syntax, e.mark, "YAML syntax error: " + e.msg);
   } catch (const std::exception& e) {
-    c.error_at(YAML::Mark::null_mark(), std::string("cannot parse YAML: ") + e.what());
+    c.error_at(Code::yaml_syntax, YAML::Mark::null_mark(), std::string("cannot parse YAML: ") + e.what());
   }
   if (c.count() > 0) {
     result.errors = c.take();
@@ -59,12 +69,13 @@ LoadResult parse_gateway_config(const std::string& yaml_text, const std::string&
   g.source = source_name;
   try {
     if (documents.empty()) {
-      c.error_at(YAML::Mark::null_mark(),
+      c.error_at(Code::document, YAML::Mark::null_mark(),
                  "the file holds no YAML document; expected a mapping with the keys "
                  "dataplane, ports and nat");
     } else {
       if (documents.size() > 1)
-        c.error_at(documents[1], "a second YAML document; expected the whole configuration in one document");
+        c.error_at(Code::document, documents[1],
+                   "a second YAML document; expected the whole configuration in one document");
       YAML::Mark root_mark = root.Mark();
       if (root_mark.line < 0) root_mark = YAML::Mark{};
       const Field top{root, root_mark, ""};
@@ -93,7 +104,8 @@ LoadResult parse_gateway_config(const std::string& yaml_text, const std::string&
       }
     }
   } catch (const std::exception& e) {  // yaml-cpp misuse would land here; never expected
-    c.error_at(YAML::Mark::null_mark(), std::string("internal error while reading the configuration: ") + e.what());
+    c.error_at(Code::internal, YAML::Mark::null_mark(),
+               std::string("internal error while reading the configuration: ") + e.what());
   }
 
   result.errors = c.take();
@@ -125,8 +137,9 @@ std::vector<std::string> restart_required_changes(const GatewayConfig& running, 
 LoadResult load_gateway_config(const std::string& path) {
   const auto fail = [&](int err) {
     LoadResult r;
-    r.errors.push_back(
-        ConfigError{path, 0, 0, fmt::format("cannot read the configuration file: {}", std::strerror(err))});
+    r.errors.push_back(ConfigError{path, 0, 0,
+                                   fmt::format("cannot read the configuration file: {}", std::strerror(err)),
+                                   ConfigErrorCode::unreadable_file});
     return r;
   };
   std::FILE* file = std::fopen(path.c_str(), "rb");

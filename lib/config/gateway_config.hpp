@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config_error.hpp"
 #include "nat/nat_config.hpp"
 #include "packet/address.hpp"
 #include "packet/address_text.hpp"
@@ -150,6 +151,7 @@ struct ConfigError {
   int line = 0;    // 1-based; 0 when the problem has no single place
   int column = 0;  // 1-based
   std::string message;
+  ConfigErrorCode code = ConfigErrorCode::internal;  // what kind, for programs and tests
 };
 std::string to_string(const ConfigError& e);  // "file:line:column: error: message"
 

@@ -33,7 +33,9 @@ void read_endpoint(Checker& c, const Mapping& m, std::string_view key, std::stri
   if (!f) return;
   if (auto s = c.text(*f, what)) {
     if (valid_endpoint(*s)) out = *s;
-    else c.error(*f, fmt::format("expected {} as IPv4ADDRESS:PORT (e.g. {}), got '{}'", what, example, *s));
+    else
+      c.error(Code::bad_endpoint, *f,
+              fmt::format("expected {} as IPv4ADDRESS:PORT (e.g. {}), got '{}'", what, example, *s));
   }
 }
 
@@ -73,7 +75,8 @@ void read_control(Checker& c, const Field& f, ControlConfig& out) {
     if (auto s = c.text(*pf, "the Prometheus listen address, PORT or IPv4:PORT")) {
       std::string problem;
       if (auto listen = listen_address(*s, &problem)) out.prometheus = *listen;
-      else c.error(*pf, problem);
+      else
+        c.error(Code::bad_endpoint, *pf, problem);
     }
   if (const Field* gf = m.get("telemetry_group"))
     if (auto s = c.text(*gf, "a group name like passgate")) {
@@ -86,15 +89,17 @@ void read_control(Checker& c, const Field& f, ControlConfig& out) {
         out.telemetry_group = *s;
         out.telemetry_gid = found->gr_gid;
       } else {
-        c.error(*gf, fmt::format("no group '{}' on this host{}; expected the group whose members may use "
-                                 "passgatectl (the telemetry socket becomes 0660, its directory 0750)",
-                                 *s, rc != 0 && rc != ENOENT ? fmt::format(" ({})", std::strerror(rc)) : ""));
+        c.error(Code::unknown_group, *gf,
+                fmt::format("no group '{}' on this host{}; expected the group whose members may use "
+                            "passgatectl (the telemetry socket becomes 0660, its directory 0750)",
+                            *s, rc != 0 && rc != ENOENT ? fmt::format(" ({})", std::strerror(rc)) : ""));
       }
     }
   if (const Field* lf = m.get("log_level"))
     if (auto s = c.text(*lf, "error, warning, notice, info or debug")) {
       if (*s == "error" || *s == "warning" || *s == "notice" || *s == "info" || *s == "debug") out.log_level = *s;
-      else c.error(*lf, fmt::format("expected error, warning, notice, info or debug, got '{}'", *s));
+      else
+        c.error(Code::bad_choice, *lf, fmt::format("expected error, warning, notice, info or debug, got '{}'", *s));
     }
   set_bool(c, m, "log_to_syslog", out.log_to_syslog);
   const Field* ef = m.get("nat_events");
@@ -131,7 +136,9 @@ void read_control(Checker& c, const Field& f, ControlConfig& out) {
               x.facility = code;
               found = true;
             }
-          if (!found) c.error(*ff, fmt::format("expected local0 to local7, daemon or user (RFC 5424 facility), got '{}'", *s));
+          if (!found)
+            c.error(Code::bad_choice, *ff,
+                    fmt::format("expected local0 to local7, daemon or user (RFC 5424 facility), got '{}'", *s));
         }
       out.syslog = x;
     }

@@ -29,7 +29,8 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
           if (const auto v = c.integer(item, 0, 127, "an lcore id below DPDK's RTE_MAX_LCORE of 128")) {
             const auto lcore = static_cast<unsigned>(*v);
             if (std::find(d.worker_lcores.begin(), d.worker_lcores.end(), lcore) != d.worker_lcores.end())
-              c.error(item, fmt::format("lcore {} is listed twice; expected each worker lcore once", lcore));
+              c.error(Code::repeated, item,
+                      fmt::format("lcore {} is listed twice; expected each worker lcore once", lcore));
             else
               d.worker_lcores.push_back(lcore);
           }
@@ -44,12 +45,16 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
     if (const Field* sf = m.get("steering"))
       if (auto s = c.text(*sf, "auto or handoff")) {
         if (*s == "auto" || *s == "handoff") d.steering_handoff_only = *s == "handoff";
-        else c.error(*sf, fmt::format("expected auto (program RSS where the device can) or handoff, got '{}'", *s));
+        else
+          c.error(Code::bad_choice, *sf,
+                  fmt::format("expected auto (program RSS where the device can) or handoff, got '{}'", *s));
       }
     if (const Field* mf = m.get("mode"))
       if (auto s = c.text(*mf, "nat or forward")) {
         if (*s == "nat" || *s == "forward") d.forward_only = *s == "forward";
-        else c.error(*mf, fmt::format("expected nat (translate) or forward (route without NAT, for benchmarks), got '{}'", *s));
+        else
+          c.error(Code::bad_choice, *mf,
+                  fmt::format("expected nat (translate) or forward (route without NAT, for benchmarks), got '{}'", *s));
       }
 
     if (const Field* nf = m.get("neighbour")) {
@@ -99,11 +104,11 @@ void check_buffers(Checker& c, const GatewayConfig& g, const DataplaneSeen& seen
                           d.mbufs, budget.explain(), need);
   if (message.empty()) return;
   if (seen.mbufs)
-    c.error(*seen.mbufs, message);
+    c.error(Code::capacity, *seen.mbufs, message);
   else if (seen.section)
-    c.error(*seen.section, message);
+    c.error(Code::capacity, *seen.section, message);
   else
-    c.error_at(root_mark, "dataplane: " + message);
+    c.error_at(Code::capacity, root_mark, "dataplane: " + message);
 }
 
 }  // namespace passgate::config

@@ -99,7 +99,7 @@ void read_nat(Checker& c, const Field& f, GatewayConfig& g, const std::vector<Po
           blocks += addresses * ((p.cfg.port_max - p.cfg.port_min + 1u) / p.cfg.block_size);
         }
       if (blocks > (1ull << 26)) {
-        c.error_at_key(*pf,
+        c.error_at_key(Code::capacity, *pf,
                        fmt::format("the pools hold {} port blocks (addresses x ports / block_size); at most 67108864 "
                                    "(2^26) fit: expected fewer public addresses or a larger block_size",
                                    blocks));
@@ -137,14 +137,14 @@ void cross_check_with_engine(Checker& c, const GatewayConfig& g, const std::vect
   for (const StaticSeen& s : statics)
     if (s.clean) clean.static_mappings.push_back(s.map);
   if (seen.passthrough_reported) clean.passthrough = {};  // already reported; the engine checks the defaults
-  for (const std::string& problem : clean.validate()) {
-    if (seen.pools_reported && clean.pools.empty() && problem == "at least one pool is required") continue;
-    if (seen.blocks_reported && problem.rfind("the pools hold ", 0) == 0) continue;
-    const std::string message = "nat: " + problem + " (the NAT engine's own check)";
+  for (const nat::NatProblem& problem : clean.problems()) {
+    if (seen.pools_reported && clean.pools.empty() && problem.code == nat::NatProblem::no_pool) continue;
+    if (seen.blocks_reported && problem.code == nat::NatProblem::too_many_blocks) continue;
+    const std::string message = "nat: " + problem.text + " (the NAT engine's own check)";
     if (seen.section)
-      c.error_at(seen.section->key_mark, message);
+      c.error_at(Code::engine_check, seen.section->key_mark, message);
     else
-      c.error_at(root_mark, message);
+      c.error_at(Code::engine_check, root_mark, message);
   }
 }
 

@@ -32,13 +32,15 @@ void read_esp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
   const auto hold = hold_f ? c.integer(*hold_f, 100, 60000, "milliseconds") : e.hold_window_ms;
   if (learn && hold && *hold > *learn) {
     if (hold_f)
-      c.error(*hold_f, fmt::format("{} ms exceeds learn_window_ms {} ms{}; expected at most {} (a held SPI must "
-                                   "not wait longer than the client already learning)",
-                                   *hold, *learn, learn_f ? "" : " (the default)", *learn));
+      c.error(Code::conflict, *hold_f,
+              fmt::format("{} ms exceeds learn_window_ms {} ms{}; expected at most {} (a held SPI must "
+                          "not wait longer than the client already learning)",
+                          *hold, *learn, learn_f ? "" : " (the default)", *learn));
     else
-      c.error(*learn_f, fmt::format("{} ms is below hold_window_ms {} ms (the default); expected at least {} or "
-                                    "a hold_window_ms of at most {}",
-                                    *learn, *hold, *hold, *learn));
+      c.error(Code::conflict, *learn_f,
+              fmt::format("{} ms is below hold_window_ms {} ms (the default); expected at least {} or "
+                          "a hold_window_ms of at most {}",
+                          *learn, *hold, *hold, *learn));
   } else {
     if (learn) e.learn_window_ms = static_cast<std::uint32_t>(*learn);
     if (hold) e.hold_window_ms = static_cast<std::uint32_t>(*hold);
@@ -48,9 +50,10 @@ void read_esp(Checker& c, const Field& f, nat::PassthroughConfig& out) {
   if (const Field* turn_f = m.get("learner_turn_ms")) {
     const auto turn = c.integer(*turn_f, 100, 600000, "milliseconds");
     if (turn && learn && *turn < *learn)
-      c.error(*turn_f, fmt::format("{} ms is below learn_window_ms {} ms{}; expected at least {} (a turn as learner "
-                                   "is at least one learn window)",
-                                   *turn, *learn, learn_f ? "" : " (the default)", *learn));
+      c.error(Code::conflict, *turn_f,
+              fmt::format("{} ms is below learn_window_ms {} ms{}; expected at least {} (a turn as learner "
+                          "is at least one learn window)",
+                          *turn, *learn, learn_f ? "" : " (the default)", *learn));
     else if (turn)
       e.learner_turn_ms = static_cast<std::uint32_t>(*turn);
   }

@@ -30,11 +30,12 @@ std::optional<AddressRange> public_range(Checker& c, const Field& f) {
     const auto first = parse_ipv4(std::string_view(*s).substr(0, dash));
     const auto last = parse_ipv4(std::string_view(*s).substr(dash + 1));
     if (!first || !last) {
-      c.error(f, fmt::format("expected {}, got '{}'", expected, *s));
+      c.error(Code::bad_range, f, fmt::format("expected {}, got '{}'", expected, *s));
       return std::nullopt;
     }
     if (first->host() > last->host()) {
-      c.error(f, fmt::format("range {} ends before it starts; expected first-last with first <= last", *s));
+      c.error(Code::bad_range, f,
+              fmt::format("range {} ends before it starts; expected first-last with first <= last", *s));
       return std::nullopt;
     }
     r = AddressRange{*first, *last};
@@ -45,13 +46,13 @@ std::optional<AddressRange> public_range(Checker& c, const Field& f) {
   } else {
     const auto a = parse_ipv4(*s);
     if (!a) {
-      c.error(f, fmt::format("expected {}, got '{}'", expected, *s));
+      c.error(Code::bad_address, f, fmt::format("expected {}, got '{}'", expected, *s));
       return std::nullopt;
     }
     r = AddressRange{*a, *a};
   }
   if (const char* why = reserved_in(r.first.host(), r.last.host())) {
-    c.error(f, fmt::format("{} includes {}; expected public unicast addresses", *s, why));
+    c.error(Code::reserved_address, f, fmt::format("{} includes {}; expected public unicast addresses", *s, why));
     return std::nullopt;
   }
   return r;
@@ -83,8 +84,9 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
           bool ok = true;
           for (const auto& [earlier, where] : p.subscribers)
             if (overlap(*pre, earlier)) {
-              c.error(item, fmt::format("subscriber prefix {} overlaps {} (line {}) of the same pool", to_string(*pre),
-                                        to_string(earlier), line_of(where.node.Mark())));
+              c.error(Code::overlap, item,
+                      fmt::format("subscriber prefix {} overlaps {} (line {}) of the same pool", to_string(*pre),
+                                  to_string(earlier), line_of(where.node.Mark())));
               ok = false;
               break;
             }
@@ -107,8 +109,9 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
         bool ok = true;
         for (const auto& [earlier, where] : p.publics)
           if (overlap(*r, earlier)) {
-            c.error(item, fmt::format("public addresses {} overlap {} (line {}) of the same pool", to_string(*r),
-                                      to_string(earlier), line_of(where.node.Mark())));
+            c.error(Code::overlap, item,
+                    fmt::format("public addresses {} overlap {} (line {}) of the same pool", to_string(*r),
+                                to_string(earlier), line_of(where.node.Mark())));
             ok = false;
             break;
           }
@@ -117,8 +120,9 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
         for (const PortSeen& port : ports)
           if (port.address_ok && r->first.host() <= port.cfg.address.host() &&
               port.cfg.address.host() <= r->last.host()) {
-            c.error(item, fmt::format("public addresses {} include {}, the own address of port '{}' (line {})", to_string(*r),
-                                      to_string(port.cfg.address), port.cfg.name, line_of(port.item.key_mark)));
+            c.error(Code::overlap, item,
+                    fmt::format("public addresses {} include {}, the own address of port '{}' (line {})", to_string(*r),
+                                to_string(port.cfg.address), port.cfg.name, line_of(port.item.key_mark)));
             ok = false;
           }
         if (ok) {
@@ -139,7 +143,7 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
       const auto first = dash == std::string::npos ? std::nullopt : parse_port(std::string_view(*s).substr(0, dash));
       const auto last = dash == std::string::npos ? std::nullopt : parse_port(std::string_view(*s).substr(dash + 1));
       if (!first || !last || *first > *last) {
-        c.error(*ports_f, fmt::format("expected {}, got '{}'", expected, *s));
+        c.error(Code::bad_range, *ports_f, fmt::format("expected {}, got '{}'", expected, *s));
       } else {
         cfg.port_min = *first;
         cfg.port_max = *last;
@@ -161,7 +165,7 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
   }
   const unsigned range = cfg.port_max - cfg.port_min + 1u;
   if (p.ports_ok && p.block_ok && cfg.block_size > range) {
-    c.error(block_f ? *block_f : *ports_f,
+    c.error(Code::conflict, block_f ? *block_f : *ports_f,
             fmt::format("block_size {} is larger than the {} ports of the range {}-{}; expected at most {}",
                         cfg.block_size, range, cfg.port_min, cfg.port_max, range));
     p.block_ok = false;
@@ -179,7 +183,8 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
   if (p.ports_ok && p.block_ok && blocks_ok) {
     const unsigned per_address = range / cfg.block_size;
     if (cfg.max_blocks_per_subscriber > per_address)
-      c.error(blocks_f  ? *blocks_f
+      c.error(Code::conflict,
+              blocks_f  ? *blocks_f
               : ports_f ? *ports_f
               : block_f ? *block_f
                         : p.item,
@@ -202,7 +207,7 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
           cfg.filtering = v;
           found = true;
         }
-      if (!found) c.error(*f, fmt::format("expected {} (RFC 4787 REQ-8), got '{}'", expected, *s));
+      if (!found) c.error(Code::bad_choice, *f, fmt::format("expected {} (RFC 4787 REQ-8), got '{}'", expected, *s));
     }
   }
 }
@@ -210,20 +215,22 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
 void check_pool_against_earlier(Checker& c, const PoolSeen& p, std::span<const PoolSeen> earlier) {
   for (const PoolSeen& q : earlier) {
     if (p.name_ok && q.name_ok && p.cfg.name == q.cfg.name)
-      c.error(*p.name_f,
+      c.error(Code::repeated, *p.name_f,
               fmt::format("duplicate pool name '{}'; first used on line {}", p.cfg.name, line_of(q.item.key_mark)));
     for (const auto& [mine, where] : p.subscribers)
       for (const auto& [theirs, there] : q.subscribers)
         if (overlap(mine, theirs)) {
-          c.error(where, fmt::format("subscriber prefix {} overlaps {} of {}; each subscriber belongs to one pool",
-                                     to_string(mine), to_string(theirs), pool_label(q)));
+          c.error(Code::overlap, where,
+                  fmt::format("subscriber prefix {} overlaps {} of {}; each subscriber belongs to one pool",
+                              to_string(mine), to_string(theirs), pool_label(q)));
           break;
         }
     for (const auto& [mine, where] : p.publics)
       for (const auto& [theirs, there] : q.publics)
         if (overlap(mine, theirs)) {
-          c.error(where, fmt::format("public addresses {} overlap {} of {}; each public address belongs to one pool",
-                                     to_string(mine), to_string(theirs), pool_label(q)));
+          c.error(Code::overlap, where,
+                  fmt::format("public addresses {} overlap {} of {}; each public address belongs to one pool",
+                              to_string(mine), to_string(theirs), pool_label(q)));
           break;
         }
   }

@@ -52,18 +52,21 @@ std::string device_key(std::string_view device) {
 bool on_link(Checker& c, const Field& f, be32 a, const PortConfig& port, std::string_view what) {
   const Ipv4Prefix subnet = port.subnet();
   if (!subnet.contains(a)) {
-    c.error(f, fmt::format("{} {} is outside the port's subnet {}; expected an on-link address", what, to_string(a),
-                         to_string(subnet)));
+    c.error(Code::not_on_link, f,
+            fmt::format("{} {} is outside the port's subnet {}; expected an on-link address", what, to_string(a),
+                        to_string(subnet)));
     return false;
   }
   if (a == port.address) {
-    c.error(f, fmt::format("{} {} is the port's own address; expected another host on {}", what, to_string(a),
-                           to_string(subnet)));
+    c.error(Code::not_a_host, f,
+            fmt::format("{} {} is the port's own address; expected another host on {}", what, to_string(a),
+                        to_string(subnet)));
     return false;
   }
   if (subnet.length <= 30 && (a.host() == network_of(subnet) || a.host() == broadcast_of(subnet))) {
-    c.error(f, fmt::format("{} {} is the {} address of {}; expected a host address", what, to_string(a),
-                         a.host() == network_of(subnet) ? "network" : "broadcast", to_string(subnet)));
+    c.error(Code::not_a_host, f,
+            fmt::format("{} {} is the {} address of {}; expected a host address", what, to_string(a),
+                        a.host() == network_of(subnet) ? "network" : "broadcast", to_string(subnet)));
     return false;
   }
   return true;
@@ -92,7 +95,7 @@ void read_port(Checker& c, PortSeen& p) {
         cfg.device = *s;
         p.device_ok = true;
       } else {
-        c.error(*f, fmt::format("expected {}, got '{}'", expected, *s));
+        c.error(Code::bad_device, *f, fmt::format("expected {}, got '{}'", expected, *s));
       }
     }
   }
@@ -103,7 +106,7 @@ void read_port(Checker& c, PortSeen& p) {
         cfg.role = *s == "inside" ? PortRole::inside : PortRole::outside;
         p.role_ok = true;
       } else {
-        c.error(*f, fmt::format("expected inside or outside, got '{}'", *s));
+        c.error(Code::bad_choice, *f, fmt::format("expected inside or outside, got '{}'", *s));
       }
     }
   }
@@ -113,18 +116,22 @@ void read_port(Checker& c, PortSeen& p) {
     if (auto s = c.text(*f, expected)) {
       const auto pre = parse_prefix(*s);
       if (!pre) {
-        c.error(*f, fmt::format("expected {}, got '{}'", expected, *s));
+        c.error(Code::bad_prefix, *f, fmt::format("expected {}, got '{}'", expected, *s));
       } else if (pre->length == 0 || pre->length == 32) {
-        c.error(*f, fmt::format("{} has prefix length /{}; expected /1 to /31 so that neighbours are on-link", *s,
-                                pre->length));
+        c.error(Code::bad_prefix, *f,
+                fmt::format("{} has prefix length /{}; expected /1 to /31 so that neighbours are on-link", *s,
+                            pre->length));
       } else if (const char* r = reserved_in(pre->address.host(), pre->address.host())) {
-        c.error(*f, fmt::format("{} is in {}; expected a unicast address", to_string(pre->address), r));
+        c.error(Code::reserved_address, *f,
+                fmt::format("{} is in {}; expected a unicast address", to_string(pre->address), r));
       } else if (pre->length <= 30 && pre->address.host() == network_of(*pre)) {
-        c.error(*f, fmt::format("{} is the network address of {}; expected a host address in the subnet",
-                                to_string(pre->address), to_string(*pre)));
+        c.error(Code::not_a_host, *f,
+                fmt::format("{} is the network address of {}; expected a host address in the subnet",
+                            to_string(pre->address), to_string(*pre)));
       } else if (pre->length <= 30 && pre->address.host() == broadcast_of(*pre)) {
-        c.error(*f, fmt::format("{} is the broadcast address of {}; expected a host address in the subnet",
-                                to_string(pre->address), to_string(*pre)));
+        c.error(Code::not_a_host, *f,
+                fmt::format("{} is the broadcast address of {}; expected a host address in the subnet",
+                            to_string(pre->address), to_string(*pre)));
       } else {
         cfg.address = pre->address;
         cfg.prefix_length = pre->length;
@@ -149,7 +156,8 @@ void read_port(Checker& c, PortSeen& p) {
             r.prefix = *pre;
             for (const Route& earlier : cfg.routes)
               if (earlier.prefix.address == pre->address && earlier.prefix.length == pre->length) {
-                c.error(*pf, fmt::format("a second route to {}; expected each prefix once", to_string(*pre)));
+                c.error(Code::repeated, *pf,
+                        fmt::format("a second route to {}; expected each prefix once", to_string(*pre)));
                 ok = false;
               }
           } else {
@@ -187,7 +195,8 @@ void read_port(Checker& c, PortSeen& p) {
             if (p.address_ok && !on_link(c, *af, *a, cfg, "neighbour")) ok = false;
             for (const StaticNeighbour& earlier : cfg.neighbours)
               if (ok && earlier.address == *a) {
-                c.error(*af, fmt::format("neighbour {} is given twice; expected one entry per address", to_string(*a)));
+                c.error(Code::repeated, *af,
+                        fmt::format("neighbour {} is given twice; expected one entry per address", to_string(*a)));
                 ok = false;
               }
           } else {
@@ -232,32 +241,35 @@ void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
     for (std::size_t j = 0; j < i; ++j) {
       const PortSeen& q = seen[j];
       if (p.name_ok && q.name_ok && p.cfg.name == q.cfg.name)
-        c.error(*p.name_f,
+        c.error(Code::repeated, *p.name_f,
                 fmt::format("duplicate port name '{}'; first used on line {}", p.cfg.name, line_of(q.item.key_mark)));
       if (p.device_ok && q.device_ok && device_key(p.cfg.device) == device_key(q.cfg.device))
-        c.error(*p.device_f, fmt::format("device {} is already used by port '{}' (line {})", device_key(p.cfg.device),
-                                         q.cfg.name, line_of(q.item.key_mark)));
+        c.error(Code::repeated, *p.device_f,
+                fmt::format("device {} is already used by port '{}' (line {})", device_key(p.cfg.device), q.cfg.name,
+                            line_of(q.item.key_mark)));
       if (p.address_ok && q.address_ok && overlap(p.cfg.subnet(), q.cfg.subnet()))
-        c.error(*p.address_f,
-                fmt::format("subnet {} overlaps subnet {} of port '{}' (line {}); expected disjoint "
-                            "subnets on different ports",
-                            to_string(p.cfg.subnet()), to_string(q.cfg.subnet()), q.cfg.name, line_of(q.item.key_mark)));
+        c.error(
+            Code::overlap, *p.address_f,
+            fmt::format("subnet {} overlaps subnet {} of port '{}' (line {}); expected disjoint "
+                        "subnets on different ports",
+                        to_string(p.cfg.subnet()), to_string(q.cfg.subnet()), q.cfg.name, line_of(q.item.key_mark)));
     }
     // The dataplane handles exactly one inside and one outside port for now.
     if (p.role_ok)
       for (std::size_t j = 0; j < i; ++j)
         if (seen[j].role_ok && seen[j].cfg.role == p.cfg.role) {
           const char* role = p.cfg.role == PortRole::inside ? "inside" : "outside";
-          c.error(*p.role_f, fmt::format("a second {} port; passgate supports exactly one inside and one outside port "
-                                         "for now, and port '{}' (line {}) is already the {} port",
-                                         role, seen[j].cfg.name, line_of(seen[j].item.key_mark), role));
+          c.error(Code::port_roles, *p.role_f,
+                  fmt::format("a second {} port; passgate supports exactly one inside and one outside port "
+                              "for now, and port '{}' (line {}) is already the {} port",
+                              role, seen[j].cfg.name, line_of(seen[j].item.key_mark), role));
           break;
         }
   }
   if (all_roles && !seen.empty()) {
     for (PortRole role : {PortRole::inside, PortRole::outside})
       if (std::none_of(seen.begin(), seen.end(), [&](const PortSeen& p) { return p.cfg.role == role; }))
-        c.error_at_key(f,
+        c.error_at_key(Code::port_roles, f,
                        fmt::format("no {} port; expected exactly one port with role inside and one with role outside",
                                    role == PortRole::inside ? "inside" : "outside"));
   }

@@ -22,11 +22,12 @@ std::optional<std::pair<be32, be16>> endpoint(Checker& c, const Field& f, std::s
   if (!s) return std::nullopt;
   const auto e = packet::text::parse_endpoint(*s);
   if (!e) {
-    c.error(f, fmt::format("expected {} (port from 1 to 65535), got '{}'", expected, *s));
+    c.error(Code::bad_endpoint, f, fmt::format("expected {} (port from 1 to 65535), got '{}'", expected, *s));
     return std::nullopt;
   }
   if (const char* why = reserved_in(e->address.host(), e->address.host())) {
-    c.error(f, fmt::format("{} is in {}; expected a unicast address", to_string(e->address), why));
+    c.error(Code::reserved_address, f,
+            fmt::format("{} is in {}; expected a unicast address", to_string(e->address), why));
     return std::nullopt;
   }
   return std::make_pair(e->address, be16::from_host(e->port));
@@ -48,7 +49,7 @@ void read_static(Checker& c, StaticSeen& s, const std::vector<PoolSeen>& pools, 
         s.map.protocol = *t == "tcp" ? packet::ip_proto::tcp : packet::ip_proto::udp;
         proto_ok = true;
       } else {
-        c.error(*f, fmt::format("expected tcp or udp, got '{}'", *t));
+        c.error(Code::bad_choice, *f, fmt::format("expected tcp or udp, got '{}'", *t));
       }
     }
   if (const Field* f = m.require("inside"))
@@ -72,11 +73,11 @@ void read_static(Checker& c, StaticSeen& s, const std::vector<PoolSeen>& pools, 
       if (!p.ports_ok || port < p.cfg.port_min || port > p.cfg.port_max) continue;
       for (const auto& [r, where] : p.publics)
         if (r.first.host() <= s.map.public_address.host() && s.map.public_address.host() <= r.last.host())
-          c.error(*public_f,
+          c.error(Code::overlap, *public_f,
                   fmt::format("{}:{} lies inside the dynamic range of {}, which hands out ports {}-{} of {}; "
                               "expected a port outside {}-{} or an address outside the pool",
-                              to_string(s.map.public_address), port, pool_label(p), p.cfg.port_min, p.cfg.port_max, to_string(r),
-                              p.cfg.port_min, p.cfg.port_max));
+                              to_string(s.map.public_address), port, pool_label(p), p.cfg.port_min, p.cfg.port_max,
+                              to_string(r), p.cfg.port_min, p.cfg.port_max));
     }
   }
   if (proto_ok)
@@ -84,12 +85,14 @@ void read_static(Checker& c, StaticSeen& s, const std::vector<PoolSeen>& pools, 
       if (!o.proto_ok || o.map.protocol != s.map.protocol) continue;
       if (public_ok && o.public_ok && o.map.public_address == s.map.public_address &&
           o.map.public_port == s.map.public_port)
-        c.error(*public_f, fmt::format("public {}:{} is already mapped by the static mapping on line {}",
-                                       to_string(s.map.public_address), s.map.public_port.host(), line_of(o.item.key_mark)));
+        c.error(Code::repeated, *public_f,
+                fmt::format("public {}:{} is already mapped by the static mapping on line {}",
+                            to_string(s.map.public_address), s.map.public_port.host(), line_of(o.item.key_mark)));
       if (inside_ok && o.inside_ok && o.map.inside_address == s.map.inside_address &&
           o.map.inside_port == s.map.inside_port)
-        c.error(*inside_f, fmt::format("inside {}:{} is already mapped by the static mapping on line {}",
-                                       to_string(s.map.inside_address), s.map.inside_port.host(), line_of(o.item.key_mark)));
+        c.error(Code::repeated, *inside_f,
+                fmt::format("inside {}:{} is already mapped by the static mapping on line {}",
+                            to_string(s.map.inside_address), s.map.inside_port.host(), line_of(o.item.key_mark)));
     }
   s.clean = c.count() == errors_before;
 }

@@ -68,7 +68,7 @@ void read_dataplane(Checker& c, const Field& f, DataplaneConfig& d, DataplaneSee
 // the ports and the dataplane section both read cleanly.
 void check_buffers(Checker& c, const GatewayConfig& g, const DataplaneSeen& seen, const YAML::Mark& root_mark);
 
-// ------------------------------------------------------------ nat (read_nat.cpp, read_pools.cpp, read_static.cpp, read_passthrough.cpp)
+// ------------------------------------------------------------ nat (read_nat, _pools, _static, _passthrough.cpp)
 
 struct PoolSeen {
   PoolConfig cfg;

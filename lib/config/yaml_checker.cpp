@@ -36,25 +36,25 @@ int line_of(const YAML::Mark& m) { return m.line >= 0 ? m.line + 1 : 0; }
 
 // ------------------------------------------------------------ Checker
 
-void Checker::error_at(const YAML::Mark& m, std::string message) {
-  ConfigError e{file_, line_of(m), 0, std::move(message)};
+void Checker::error_at(Code code, const YAML::Mark& m, std::string message) {
+  ConfigError e{file_, line_of(m), 0, std::move(message), code};
   if (e.line > 0) e.column = m.column >= 0 ? m.column + 1 : 1;
   errors_.push_back(std::move(e));
 }
 
-void Checker::error(const Field& f, std::string_view message) {
+void Checker::error(Code code, const Field& f, std::string_view message) {
   const bool empty = !f.node.IsDefined() || f.node.IsNull();
-  error_at(empty ? f.key_mark : f.node.Mark(),
+  error_at(code, empty ? f.key_mark : f.node.Mark(),
            f.path.empty() ? std::string(message) : f.path + ": " + std::string(message));
 }
 
-void Checker::error_at_key(const Field& f, std::string_view message) {
-  error_at(f.key_mark, f.path.empty() ? std::string(message) : f.path + ": " + std::string(message));
+void Checker::error_at_key(Code code, const Field& f, std::string_view message) {
+  error_at(code, f.key_mark, f.path.empty() ? std::string(message) : f.path + ": " + std::string(message));
 }
 
 std::optional<std::string> Checker::text(const Field& f, std::string_view expected) {
   if (!f.node.IsScalar()) {
-    error(f, fmt::format("expected {}, got {}", expected, got(f.node)));
+    error(Code::wrong_type, f, fmt::format("expected {}, got {}", expected, got(f.node)));
     return std::nullopt;
   }
   return f.node.Scalar();
@@ -68,15 +68,15 @@ std::optional<std::uint64_t> Checker::integer(const Field& f, std::uint64_t min,
   if (!s) return std::nullopt;
   const auto v = parse_uint(*s);
   if (!v) {
-    error(f, fmt::format("expected {}, got '{}'", range, *s));
+    error(Code::not_a_number, f, fmt::format("expected {}, got '{}'", range, *s));
     return std::nullopt;
   }
   if (*v < min && !minimum_note.empty()) {
-    error(f, fmt::format("{} is below {}; expected {}", *v, minimum_note, range));
+    error(Code::out_of_range, f, fmt::format("{} is below {}; expected {}", *v, minimum_note, range));
     return std::nullopt;
   }
   if (*v < min || *v > max) {
-    error(f, fmt::format("expected {}, got {}", range, *v));
+    error(Code::out_of_range, f, fmt::format("expected {}, got {}", range, *v));
     return std::nullopt;
   }
   return v;
@@ -90,13 +90,15 @@ std::optional<bool> Checker::boolean(const Field& f) {
   if (plain && (*s == "true" || *s == "True" || *s == "TRUE")) return true;
   if (plain && (*s == "false" || *s == "False" || *s == "FALSE")) return false;
   if (tag == "!") {
-    error(f, fmt::format("expected true or false, got the quoted string '{}'; write the boolean without quotes", *s));
+    error(Code::not_a_boolean, f,
+          fmt::format("expected true or false, got the quoted string '{}'; write the boolean without quotes", *s));
   } else if (plain && (*s == "yes" || *s == "no" || *s == "on" || *s == "off" || *s == "y" || *s == "n" ||
                        *s == "Yes" || *s == "No" || *s == "On" || *s == "Off" || *s == "YES" || *s == "NO" ||
                        *s == "ON" || *s == "OFF")) {
-    error(f, fmt::format("expected true or false, got '{}' (a YAML 1.1 spelling, not a boolean here)", *s));
+    error(Code::not_a_boolean, f,
+          fmt::format("expected true or false, got '{}' (a YAML 1.1 spelling, not a boolean here)", *s));
   } else {
-    error(f, fmt::format("expected true or false, got '{}'", *s));
+    error(Code::not_a_boolean, f, fmt::format("expected true or false, got '{}'", *s));
   }
   return std::nullopt;
 }
@@ -110,7 +112,7 @@ std::optional<std::string> Checker::name(const Field& f, std::string_view exampl
     return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
   });
   if (!ok) {
-    error(f, fmt::format("expected {}, got '{}'", expected, *s));
+    error(Code::bad_name, f, fmt::format("expected {}, got '{}'", expected, *s));
     return std::nullopt;
   }
   return s;
@@ -122,11 +124,11 @@ std::optional<be32> Checker::address(const Field& f, std::string_view example) {
   if (!s) return std::nullopt;
   const auto a = parse_ipv4(*s);
   if (!a) {
-    error(f, fmt::format("expected {}, got '{}'", expected, *s));
+    error(Code::bad_address, f, fmt::format("expected {}, got '{}'", expected, *s));
     return std::nullopt;
   }
   if (const packet::ReservedBlock* r = packet::reserved_in(a->host(), a->host())) {
-    error(f, fmt::format("{} is in {}; expected a unicast address", *s, r->what));
+    error(Code::reserved_address, f, fmt::format("{} is in {}; expected a unicast address", *s, r->what));
     return std::nullopt;
   }
   return a;
@@ -138,11 +140,11 @@ std::optional<Ipv4Prefix> Checker::network_prefix(const Field& f, std::string_vi
   if (!s) return std::nullopt;
   const auto p = parse_prefix(*s);
   if (!p) {
-    error(f, fmt::format("expected {}, got '{}'", expected, *s));
+    error(Code::bad_prefix, f, fmt::format("expected {}, got '{}'", expected, *s));
     return std::nullopt;
   }
   if (p->address.host() != p->network()) {
-    error(f, fmt::format("{} has host bits set; expected the network address {}", *s, to_string(*p)));
+    error(Code::host_bits, f, fmt::format("{} has host bits set; expected the network address {}", *s, to_string(*p)));
     return std::nullopt;
   }
   return p;
@@ -152,24 +154,25 @@ std::optional<Ipv4Prefix> Checker::network_prefix(const Field& f, std::string_vi
 
 Mapping::Mapping(Checker& c, const Field& f, std::span<const std::string_view> keys) : c_(c), f_(f) {
   if (!f.node.IsMap()) {
-    c.error(f, fmt::format("expected a mapping with the keys {}, got {}", join(keys), got(f.node)));
+    c.error(Code::wrong_type, f, fmt::format("expected a mapping with the keys {}, got {}", join(keys), got(f.node)));
     return;
   }
   ok_ = true;
   for (auto it = f.node.begin(); it != f.node.end(); ++it) {
     const YAML::Node key = it->first;
     if (!key.IsScalar()) {
-      c.error_at(key.Mark(), fmt::format("expected a key name in {}, got {}", where(), got(key)));
+      c.error_at(Code::wrong_type, key.Mark(), fmt::format("expected a key name in {}, got {}", where(), got(key)));
       continue;
     }
     const std::string& k = key.Scalar();
     if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
-      c.error_at(key.Mark(), fmt::format("unknown key '{}' in {}; expected one of: {}", k, where(), join(keys)));
+      c.error_at(Code::unknown_key, key.Mark(),
+                 fmt::format("unknown key '{}' in {}; expected one of: {}", k, where(), join(keys)));
       continue;
     }
     if (const Field* first = get(k)) {
-      c.error_at(key.Mark(), fmt::format("duplicate key '{}' in {}; first given on line {}", k, where(),
-                                         line_of(first->key_mark)));
+      c.error_at(Code::duplicate_key, key.Mark(),
+                 fmt::format("duplicate key '{}' in {}; first given on line {}", k, where(), line_of(first->key_mark)));
       continue;
     }
     entries_.emplace_back(k, Field{it->second, key.Mark(), f.path.empty() ? k : f.path + "." + k});
@@ -185,7 +188,7 @@ const Field* Mapping::get(std::string_view key) const {
 const Field* Mapping::require(std::string_view key) const {
   if (!ok_) return nullptr;
   const Field* f = get(key);
-  if (!f) c_.error_at(f_.key_mark, fmt::format("missing required key '{}' in {}", key, where()));
+  if (!f) c_.error_at(Code::missing_key, f_.key_mark, fmt::format("missing required key '{}' in {}", key, where()));
   return f;
 }
 
@@ -195,11 +198,11 @@ std::optional<std::vector<Field>> sequence(Checker& c, const Field& f, std::stri
   std::vector<Field> items;
   if (f.node.IsNull()) {
     if (may_be_empty) return items;
-    c.error(f, fmt::format("expected a list of {}, got nothing", of_what));
+    c.error(Code::wrong_type, f, fmt::format("expected a list of {}, got nothing", of_what));
     return std::nullopt;
   }
   if (!f.node.IsSequence()) {
-    c.error(f, fmt::format("expected a list of {}, got {}", of_what, got(f.node)));
+    c.error(Code::wrong_type, f, fmt::format("expected a list of {}, got {}", of_what, got(f.node)));
     return std::nullopt;
   }
   std::size_t i = 0;
@@ -208,7 +211,7 @@ std::optional<std::vector<Field>> sequence(Checker& c, const Field& f, std::stri
     ++i;
   }
   if (items.empty() && !may_be_empty) {
-    c.error(f, fmt::format("expected at least one of {}, got an empty list", of_what));
+    c.error(Code::empty_list, f, fmt::format("expected at least one of {}, got an empty list", of_what));
     return std::nullopt;
   }
   return items;
@@ -225,11 +228,12 @@ std::optional<MacAddress> unicast_mac(Checker& c, const Field& f) {
   if (!s) return std::nullopt;
   const auto mac = parse_mac(*s);
   if (!mac)
-    c.error(f, fmt::format("expected {}, got '{}'", expected, *s));
+    c.error(Code::bad_mac, f, fmt::format("expected {}, got '{}'", expected, *s));
   else if (mac->bytes[0] & 1)
-    c.error(f, fmt::format("{} is a multicast MAC address (first octet odd); expected {}", *s, expected));
+    c.error(Code::bad_mac, f,
+            fmt::format("{} is a multicast MAC address (first octet odd); expected {}", *s, expected));
   else if (*mac == MacAddress{})
-    c.error(f, fmt::format("{} is the zero MAC address; expected {}", *s, expected));
+    c.error(Code::bad_mac, f, fmt::format("{} is the zero MAC address; expected {}", *s, expected));
   else
     return mac;
   return std::nullopt;
@@ -261,7 +265,8 @@ std::vector<YAML::Mark> document_starts(const std::string& text, Checker& c) {
     if (n >= 2 && starts.marks[n - 1].pos == starts.marks[n - 2].pos) {
       const YAML::Mark& at = starts.marks[n - 1];
       const std::size_t pos = static_cast<std::size_t>(at.pos);
-      c.error_at(at, fmt::format("YAML syntax error: unexpected '{}'", pos < text.size() ? text.substr(pos, 1) : ""));
+      c.error_at(Code::yaml_syntax, at,
+                 fmt::format("YAML syntax error: unexpected '{}'", pos < text.size() ? text.substr(pos, 1) : ""));
       break;
     }
   }

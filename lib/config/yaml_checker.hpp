@@ -25,6 +25,8 @@
 
 namespace passgate::config {
 
+using Code = ConfigErrorCode;
+
 // "a, b, c".
 std::string join(std::span<const std::string_view> items);
 // What a node holds, for "expected X, got Y": 'text', a list, a mapping, nothing.
@@ -42,12 +44,12 @@ class Checker {
  public:
   explicit Checker(std::string file) : file_(std::move(file)) {}
 
-  void error_at(const YAML::Mark& m, std::string message);
+  void error_at(Code code, const YAML::Mark& m, std::string message);
   // At the value; an empty value is reported at its key (yaml-cpp places it
   // where the next token starts).
-  void error(const Field& f, std::string_view message);
+  void error(Code code, const Field& f, std::string_view message);
   // At the key: for a problem with a list or mapping as a whole.
-  void error_at_key(const Field& f, std::string_view message);
+  void error_at_key(Code code, const Field& f, std::string_view message);
 
   [[nodiscard]] std::size_t count() const { return errors_.size(); }
   std::vector<ConfigError> take() { return std::move(errors_); }

@@ -135,6 +135,20 @@ struct AbuseLimits {
   std::uint32_t fragments_held_per_host = 8;
 };
 
+struct NatProblem {
+  enum Code : std::uint8_t {
+    no_pool,          // the pool list is empty
+    size,             // a table size or abuse limit out of range
+    timeout,          // a timeout below its RFC minimum or out of range
+    passthrough,      // a nat.passthrough value out of range
+    pool,             // one pool's own values, or two pools that overlap
+    too_many_blocks,  // more port blocks than the engine numbers (2^26)
+    static_mapping,   // a static mapping's values, or two that collide
+  };
+  Code code;
+  std::string text;
+};
+
 struct NatConfig {
   std::vector<PoolConfig> pools;
   std::vector<StaticMapping> static_mappings;
@@ -152,6 +166,9 @@ struct NatConfig {
 
   // Every problem found, one line each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;
+  // The same, each with the group of rules it broke, so that a caller can
+  // tell problems apart without matching their text (lib/config does).
+  [[nodiscard]] std::vector<NatProblem> problems() const;
 };
 
 const char* to_string(Filtering f);

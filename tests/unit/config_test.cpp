@@ -25,6 +25,7 @@ namespace passgate::config {
 namespace {
 
 using packet::ipv4;
+using Code = ConfigErrorCode;
 namespace fs = std::filesystem;
 
 const fs::path source_dir{PASSGATE_SOURCE_DIR};
@@ -52,13 +53,14 @@ std::string with(std::string text, const std::string& from, const std::string& t
 
 LoadResult parse(const std::string& text) { return parse_gateway_config(text, "test.yaml"); }
 
-// Exactly one error, at line:column, whose message contains `text`.
-void expect_one_error(const std::string& yaml, int line, int column, const std::string& text) {
+// Exactly one error, at line:column, of that kind, whose message contains `text`.
+void expect_one_error(const std::string& yaml, int line, int column, ConfigErrorCode code, const std::string& text) {
   const LoadResult r = parse(yaml);
   EXPECT_FALSE(r.config.has_value());
   ASSERT_EQ(r.errors.size(), 1u) << describe(r.errors);
   EXPECT_EQ(r.errors[0].line, line) << describe(r.errors);
   EXPECT_EQ(r.errors[0].column, column) << describe(r.errors);
+  EXPECT_EQ(to_string(r.errors[0].code), std::string(to_string(code))) << describe(r.errors);
   EXPECT_NE(r.errors[0].message.find(text), std::string::npos) << describe(r.errors);
 }
 
@@ -333,19 +335,19 @@ TEST(GatewayConfig, UnreadableFileIsOneErrorWithoutPosition) {
 }
 
 TEST(GatewayConfig, DocumentShape) {
-  expect_one_error("just a string\n", 1, 1, "expected a mapping with the keys dataplane, ports, nat");
-  expect_one_error(minimal + "---\nports: []\n", 16, 1, "a second YAML document");
-  expect_one_error(minimal + "extra: 1\n", 16, 1, "unknown key 'extra' in the top level");
+  expect_one_error("just a string\n", 1, 1, Code::wrong_type, "expected a mapping with the keys dataplane, ports, nat");
+  expect_one_error(minimal + "---\nports: []\n", 16, 1, Code::document, "a second YAML document");
+  expect_one_error(minimal + "extra: 1\n", 16, 1, Code::unknown_key, "unknown key 'extra' in the top level");
   expect_one_error("# comment\n" + with(minimal,
                                         "nat:\n  pools:\n    - name: cgn\n      subscribers: [100.64.0.0/10]\n"
                                         "      public: [198.51.100.10-198.51.100.13]\n",
                                         ""),
-                   2, 1, "missing required key 'nat' in the top level");
-  expect_one_error(minimal.substr(0, minimal.find("nat:")) + "nat:\n  max_sessions: 10\n", 11, 1,
+                   2, 1, Code::missing_key, "missing required key 'nat' in the top level");
+  expect_one_error(minimal.substr(0, minimal.find("nat:")) + "nat:\n  max_sessions: 10\n", 11, 1, Code::missing_key,
                    "missing required key 'pools' in nat");
-  expect_one_error(with(minimal, "      subscribers: [100.64.0.0/10]\n", "      subscribers: []\n"), 14, 20,
+  expect_one_error(with(minimal, "      subscribers: [100.64.0.0/10]\n", "      subscribers: []\n"), 14, 20, Code::empty_list,
                    "expected at least one of subscriber prefixes");
-  expect_one_error("ports:\n" + minimal.substr(minimal.find("nat:")), 1, 1,
+  expect_one_error("ports:\n" + minimal.substr(minimal.find("nat:")), 1, 1, Code::wrong_type,
                    "expected a list of ports (one inside, one outside), got nothing");
 }
 
@@ -355,27 +357,27 @@ TEST(GatewayConfig, YamlSyntaxErrorHasItsPosition) {
   EXPECT_GT(r.errors[0].line, 0);
   EXPECT_NE(r.errors[0].message.find("YAML syntax error"), std::string::npos);
   // yaml-cpp 0.7's LoadAll never returns on these; they must be errors, fast.
-  expect_one_error(",\n" + minimal, 1, 1, "YAML syntax error: unexpected ','");
-  expect_one_error("- a\n,\n", 2, 1, "YAML syntax error: unexpected ','");
+  expect_one_error(",\n" + minimal, 1, 1, Code::yaml_syntax, "YAML syntax error: unexpected ','");
+  expect_one_error("- a\n,\n", 2, 1, Code::yaml_syntax, "YAML syntax error: unexpected ','");
 }
 
 TEST(GatewayConfig, EmptyValueIsReportedAtItsKey) {
   // yaml-cpp places an empty value where the next token starts; the key is
   // the useful place.
-  expect_one_error(with(minimal, "gateway: 198.51.100.254", "gateway:"), 10, 5,
+  expect_one_error(with(minimal, "gateway: 198.51.100.254", "gateway:"), 10, 5, Code::wrong_type,
                    "ports[1].gateway: expected an IPv4 address like 198.51.100.254, got nothing");
 }
 
 TEST(GatewayConfig, AddressesAndPrefixes) {
-  expect_one_error(with(minimal, "100.64.0.1/24", "100.64.0.1"), 5, 14, "address and prefix length");
-  expect_one_error(with(minimal, "100.64.0.1/24", "100.064.0.1/24"), 5, 14, "got '100.064.0.1/24'");
-  expect_one_error(with(minimal, "100.64.0.1/24", "100.64.0.1/32"), 5, 14, "expected /1 to /31");
-  expect_one_error(with(minimal, "100.64.0.1/24", "127.0.0.1/8"), 5, 14, "loopback");
-  expect_one_error(with(minimal, "[100.64.0.0/10]", "[100.64.0.0/9]"), 14, 21, "has host bits set");
-  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.13-198.51.100.10"), 15, 16,
+  expect_one_error(with(minimal, "100.64.0.1/24", "100.64.0.1"), 5, 14, Code::bad_prefix, "address and prefix length");
+  expect_one_error(with(minimal, "100.64.0.1/24", "100.064.0.1/24"), 5, 14, Code::bad_prefix, "got '100.064.0.1/24'");
+  expect_one_error(with(minimal, "100.64.0.1/24", "100.64.0.1/32"), 5, 14, Code::bad_prefix, "expected /1 to /31");
+  expect_one_error(with(minimal, "100.64.0.1/24", "127.0.0.1/8"), 5, 14, Code::reserved_address, "loopback");
+  expect_one_error(with(minimal, "[100.64.0.0/10]", "[100.64.0.0/9]"), 14, 21, Code::host_bits, "has host bits set");
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.13-198.51.100.10"), 15, 16, Code::bad_range,
                    "ends before it starts");
-  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "224.0.0.1"), 15, 16, "multicast");
-  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.10-198.51.100.13, 198.51.100.12"), 15, 45,
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "224.0.0.1"), 15, 16, Code::reserved_address, "multicast");
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.10-198.51.100.13, 198.51.100.12"), 15, 45, Code::overlap,
                    "overlap 198.51.100.10-198.51.100.13 (line 15) of the same pool");
   // A /31 has no network or broadcast address (RFC 3021).
   EXPECT_TRUE(
@@ -384,9 +386,9 @@ TEST(GatewayConfig, AddressesAndPrefixes) {
 }
 
 TEST(GatewayConfig, PortRules) {
-  expect_one_error(with(minimal, "net_af_packet1,iface=pg-out", "net_af_packet0,iface=other"), 7, 13,
+  expect_one_error(with(minimal, "net_af_packet1,iface=pg-out", "net_af_packet0,iface=other"), 7, 13, Code::repeated,
                    "device net_af_packet0 is already used by port 'inside'");
-  expect_one_error(with(minimal, "198.51.100.1/24\n    gateway: 198.51.100.254", "100.64.0.129/25"), 9, 14,
+  expect_one_error(with(minimal, "198.51.100.1/24\n    gateway: 198.51.100.254", "100.64.0.129/25"), 9, 14, Code::overlap,
                    "subnet 100.64.0.128/25 overlaps subnet 100.64.0.0/24 of port 'inside'");
   {
     const LoadResult r = parse(with(minimal, "    role: outside", "    role: inside"));
@@ -397,7 +399,7 @@ TEST(GatewayConfig, PortRules) {
     EXPECT_NE(r.errors[1].message.find("a second inside port; passgate supports exactly one inside and one outside"),
               std::string::npos);
   }
-  expect_one_error(with(minimal, "name: outside", "name: Outside"), 6, 11, "lowercase letters");
+  expect_one_error(with(minimal, "name: outside", "name: Outside"), 6, 11, Code::bad_name, "lowercase letters");
   {
     std::string two_outside = with(minimal, "    role: inside", "    role: outside");
     two_outside = with(two_outside, "    role: outside\n    address: 198", "    role: inside\n    address: 198");
@@ -415,40 +417,40 @@ TEST(GatewayConfig, PortRules) {
       "    role: inside\n"
       "    address: 100.64.0.1/24\n" +
       minimal.substr(minimal.find("nat:"));
-  expect_one_error(one_port, 1, 1,
+  expect_one_error(one_port, 1, 1, Code::port_roles,
                    "no outside port; expected exactly one port with role inside and one with role outside");
   expect_one_error(with(minimal, "    role: inside\n",
                         "    role: inside\n    routes:\n      - {prefix: 10.0.0.0/8, via: 100.64.0.2}\n"
                         "      - {prefix: 10.0.0.0/8, via: 100.64.0.3}\n"),
-                   7, 18, "a second route to 10.0.0.0/8");
+                   7, 18, Code::repeated, "a second route to 10.0.0.0/8");
   expect_one_error(with(minimal, "    role: inside\n", "    role: inside\n    routes:\n      - {prefix: 10.0.0.0/8}\n"),
-                   6, 9, "missing required key 'via' in ports[0].routes[0]");
-  expect_one_error(with(minimal, "gateway: 198.51.100.254", "gateway: 198.51.100.255"), 10, 14,
+                   6, 9, Code::missing_key, "missing required key 'via' in ports[0].routes[0]");
+  expect_one_error(with(minimal, "gateway: 198.51.100.254", "gateway: 198.51.100.255"), 10, 14, Code::not_a_host,
                    "is the broadcast address of 198.51.100.0/24");
   expect_one_error(with(minimal, "    role: inside\n",
                         "    role: inside\n    neighbours:\n"
                         "      - {address: 100.64.0.9, mac: \"02:00:00:00:00:09\"}\n"
                         "      - {address: 100.64.0.9, mac: \"02:00:00:00:00:0a\"}\n"),
-                   7, 19, "neighbour 100.64.0.9 is given twice");
+                   7, 19, Code::repeated, "neighbour 100.64.0.9 is given twice");
   expect_one_error(with(minimal, "    role: inside\n",
                         "    role: inside\n    neighbours:\n"
                         "      - {address: 100.64.0.9, mac: \"00:00:00:00:00:00\"}\n"),
-                   6, 36, "zero MAC address");
+                   6, 36, Code::bad_mac, "zero MAC address");
 }
 
 TEST(GatewayConfig, DataplaneRules) {
-  expect_one_error("dataplane:\n  workers: [1, 2, 1]\n" + minimal, 2, 19, "lcore 1 is listed twice");
-  expect_one_error("dataplane:\n  workers: [128]\n" + minimal, 2, 13, "RTE_MAX_LCORE");
-  expect_one_error("dataplane:\n  mbufs: 100\n" + minimal, 2, 10, "expected an integer from 1023 to");
+  expect_one_error("dataplane:\n  workers: [1, 2, 1]\n" + minimal, 2, 19, Code::repeated, "lcore 1 is listed twice");
+  expect_one_error("dataplane:\n  workers: [128]\n" + minimal, 2, 13, Code::out_of_range, "RTE_MAX_LCORE");
+  expect_one_error("dataplane:\n  mbufs: 100\n" + minimal, 2, 10, Code::out_of_range, "expected an integer from 1023 to");
   expect_one_error(
-      "dataplane:\n  mbufs: 4095\n" + minimal, 2, 10,
+      "dataplane:\n  mbufs: 4095\n" + minimal, 2, 10, Code::capacity,
       "4095 mbufs cannot cover what this configuration can hold at once: rx descriptors 2048 + tx descriptors 2048 "
       "+ neighbour queues 2048");  // every holder: tests/unit/mbuf_budget_test.cpp
   EXPECT_TRUE(
       parse("dataplane:\n  mbufs: 4095\n  neighbour: {table_size: 16, queue: 4}\n" +
             with(minimal, "    role: inside\n", "    role: inside\n    rx_descriptors: 256\n    tx_descriptors: 256\n"))
           .config.has_value());
-  expect_one_error("dataplane:\n  neighbour: {queue: 0}\n" + minimal, 2, 22,
+  expect_one_error("dataplane:\n  neighbour: {queue: 0}\n" + minimal, 2, 22, Code::out_of_range,
                    "neighbour.queue: expected an integer from 1");
   const LoadResult ok = parse("dataplane:\n  eal: []\n  workers:\n  neighbour: {retry_ms: 500}\n" + minimal);
   ASSERT_TRUE(ok.config.has_value()) << describe(ok.errors);
@@ -479,16 +481,16 @@ TEST(GatewayConfig, RouterDutiesKnobs) {
     EXPECT_EQ(r.config->dataplane.icmp_error_burst, 5u);
     EXPECT_EQ(r.config->dataplane.neighbour.unsolicited_percent, 10u);
   }
-  expect_one_error(with(minimal, "    role: inside\n", "    role: inside\n    mac: \"01:00:5e:00:00:01\"\n"), 5, 10,
+  expect_one_error(with(minimal, "    role: inside\n", "    role: inside\n    mac: \"01:00:5e:00:00:01\"\n"), 5, 10, Code::bad_mac,
                    "multicast MAC address");
-  expect_one_error(with(minimal, "    role: inside\n", "    role: inside\n    promiscuous: maybe\n"), 5, 18, "");
-  expect_one_error("dataplane:\n  icmp_errors: {burst: 0}\n" + minimal, 2, 24, "expected an integer from 1");
-  expect_one_error("dataplane:\n  icmp_errors: {every: 1}\n" + minimal, 2, 17, "every");
-  expect_one_error("dataplane:\n  neighbour: {unsolicited_percent: 101}\n" + minimal, 2, 36, "from 0 to 100");
+  expect_one_error(with(minimal, "    role: inside\n", "    role: inside\n    promiscuous: maybe\n"), 5, 18, Code::not_a_boolean, "");
+  expect_one_error("dataplane:\n  icmp_errors: {burst: 0}\n" + minimal, 2, 24, Code::out_of_range, "expected an integer from 1");
+  expect_one_error("dataplane:\n  icmp_errors: {every: 1}\n" + minimal, 2, 17, Code::unknown_key, "every");
+  expect_one_error("dataplane:\n  neighbour: {unsolicited_percent: 101}\n" + minimal, 2, 36, Code::out_of_range, "from 0 to 100");
 }
 
 TEST(GatewayConfig, NatRules) {
-  expect_one_error(with(minimal, "nat:\n", "nat:\n  random_seed: 18446744073709551616\n"), 12, 16,
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  random_seed: 18446744073709551616\n"), 12, 16, Code::not_a_number,
                    "got '18446744073709551616'");
   {
     const LoadResult r = parse(with(minimal, "nat:\n", "nat:\n  random_seed: 18446744073709551615\n"));
@@ -496,14 +498,14 @@ TEST(GatewayConfig, NatRules) {
     EXPECT_TRUE(r.config->random_seed_given);
     EXPECT_EQ(r.config->nat.random_seed, 18446744073709551615u);
   }
-  expect_one_error(with(minimal, "nat:\n", "nat:\n  timeouts: {tcp_transitory: 60}\n"), 12, 30, "RFC 5382 REQ-5");
-  expect_one_error(with(minimal, "nat:\n", "nat:\n  timeouts: {udp: 700000}\n"), 12, 19,
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  timeouts: {tcp_transitory: 60}\n"), 12, 30, Code::out_of_range, "RFC 5382 REQ-5");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  timeouts: {udp: 700000}\n"), 12, 19, Code::out_of_range,
                    "expected an integer from 120 to 604800");
-  expect_one_error(with(minimal, "nat:\n", "nat:\n  fragments: {hold_bytes: 60}\n"), 12, 27, "from 68 to 9216");
-  expect_one_error(with(minimal, "nat:\n", "nat:\n  max_sessions: 0\n"), 12, 17, "from 1 to 1073741824");
-  expect_one_error(with(minimal, "nat:\n", "nat:\n  limits: {new_subscribers_per_second: 0}\n"), 12, 40,
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  fragments: {hold_bytes: 60}\n"), 12, 27, Code::out_of_range, "from 68 to 9216");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  max_sessions: 0\n"), 12, 17, Code::out_of_range, "from 1 to 1073741824");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  limits: {new_subscribers_per_second: 0}\n"), 12, 40, Code::out_of_range,
                    "from 1 to 16777216");
-  expect_one_error(with(minimal, "nat:\n", "nat:\n  limits: {fragment_flows: 3}\n"), 12, 12, "unknown key 'fragment_flows'");
+  expect_one_error(with(minimal, "nat:\n", "nat:\n  limits: {fragment_flows: 3}\n"), 12, 12, Code::unknown_key, "unknown key 'fragment_flows'");
   {
     const LoadResult r = parse(with(minimal, "nat:\n",
                                     "nat:\n  limits: {new_subscribers_per_second: 500, static_mapping_sessions: 99,\n"
@@ -519,13 +521,13 @@ TEST(GatewayConfig, NatRules) {
   }
   expect_one_error(
       with(minimal, "[198.51.100.10-198.51.100.13]", "[198.51.100.10-198.51.100.13]\n      filtering: full-cone"), 16,
-      18, "expected endpoint-independent, address-dependent or address-and-port-dependent");
+      18, Code::bad_choice, "expected endpoint-independent, address-dependent or address-and-port-dependent");
   expect_one_error(
-      with(minimal, "[198.51.100.10-198.51.100.13]", "[198.51.100.10-198.51.100.13]\n      ports: 2000-1000"), 16, 14,
+      with(minimal, "[198.51.100.10-198.51.100.13]", "[198.51.100.10-198.51.100.13]\n      ports: 2000-1000"), 16, 14, Code::bad_range,
       "expected a port range like 1024-65535");
   expect_one_error(with(minimal, "[198.51.100.10-198.51.100.13]",
                         "[198.51.100.10-198.51.100.13]\n      max_blocks_per_subscriber: 65"),
-                   16, 34, "from 1 to 64");
+                   16, 34, Code::out_of_range, "from 1 to 64");
   {
     const LoadResult r =
         parse(with(minimal, "[198.51.100.10-198.51.100.13]",
@@ -538,19 +540,19 @@ TEST(GatewayConfig, NatRules) {
   }
   // 2^23 addresses x 126 blocks is far above the engine's 2^26 blocks; reported
   // once, at `pools`, not again by NatConfig::validate.
-  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "11.0.0.0/9"), 12, 3, "at most 67108864 (2^26)");
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "11.0.0.0/9"), 12, 3, Code::capacity, "at most 67108864 (2^26)");
 }
 
 TEST(GatewayConfig, PoolsMayNotOverlap) {
   const std::string second = "    - name: b\n      subscribers: [100.128.0.0/16]\n      public: [198.51.100.20/31]\n";
   EXPECT_TRUE(parse(minimal + second).config.has_value());
-  expect_one_error(minimal + with(second, "100.128.0.0/16", "100.100.0.0/16"), 17, 21,
+  expect_one_error(minimal + with(second, "100.128.0.0/16", "100.100.0.0/16"), 17, 21, Code::overlap,
                    "subscriber prefix 100.100.0.0/16 overlaps 100.64.0.0/10 of pool 'cgn' (line 13)");
-  expect_one_error(minimal + with(second, "198.51.100.20/31", "198.51.100.12/30"), 18, 16,
+  expect_one_error(minimal + with(second, "198.51.100.20/31", "198.51.100.12/30"), 18, 16, Code::overlap,
                    "public addresses 198.51.100.12-198.51.100.15 overlap 198.51.100.10-198.51.100.13 of pool 'cgn'");
-  expect_one_error(minimal + with(second, "name: b", "name: cgn"), 16, 13,
+  expect_one_error(minimal + with(second, "name: b", "name: cgn"), 16, 13, Code::repeated,
                    "duplicate pool name 'cgn'; first used on line 13");
-  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.1"), 15, 16,
+  expect_one_error(with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.1"), 15, 16, Code::overlap,
                    "the own address of port 'outside'");
 }
 
@@ -563,17 +565,17 @@ TEST(GatewayConfig, StaticMappings) {
     ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
     EXPECT_EQ(r.config->nat.static_mappings.size(), 1u);
   }
-  expect_one_error(minimal + with(statics, "198.51.100.30:80", "198.51.100.11:2000"), 17, 57,
+  expect_one_error(minimal + with(statics, "198.51.100.30:80", "198.51.100.11:2000"), 17, 57, Code::overlap,
                    "198.51.100.11:2000 lies inside the dynamic range of pool 'cgn' (line 13)");
   // A pool address, but below the pool's dynamic port range: fine.
   EXPECT_TRUE(parse(minimal + with(statics, "198.51.100.30:80", "198.51.100.11:80")).config.has_value());
-  expect_one_error(minimal + with(statics, "protocol: tcp", "protocol: icmp"), 17, 18,
+  expect_one_error(minimal + with(statics, "protocol: tcp", "protocol: icmp"), 17, 18, Code::bad_choice,
                    "expected tcp or udp, got 'icmp'");
-  expect_one_error(minimal + with(statics, "100.64.0.20:8080", "100.64.0.20:0"), 17, 31, "port from 1 to 65535");
+  expect_one_error(minimal + with(statics, "100.64.0.20:8080", "100.64.0.20:0"), 17, 31, Code::bad_endpoint, "port from 1 to 65535");
   expect_one_error(minimal + statics + "    - {protocol: udp, inside: 100.64.0.20:8080, public: 198.51.100.30:81}\n" +
                        "    - {protocol: tcp, inside: 100.64.0.20:8080, public: 198.51.100.30:82}\n",
-                   19, 31, "inside 100.64.0.20:8080 is already mapped by the static mapping on line 17");
-  expect_one_error(minimal + with(statics, "public: 198.51.100.30:80", "public: 198.51.100.30:80, via: x"), 17, 75,
+                   19, 31, Code::repeated, "inside 100.64.0.20:8080 is already mapped by the static mapping on line 17");
+  expect_one_error(minimal + with(statics, "public: 198.51.100.30:80", "public: 198.51.100.30:80, via: x"), 17, 75, Code::unknown_key,
                    "unknown key 'via' in nat.static[0]; expected one of: protocol, inside, public");
 }
 
@@ -679,69 +681,69 @@ TEST(GatewayConfig, PassthroughEspGoodValuesAreParsed) {
 
 TEST(GatewayConfig, PassthroughEspRangesHaveTheirPositions) {
   const auto bad = [](const std::string& from, const std::string& to) { return esp_block(with(esp_fields, from, to)); };
-  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 29"), 19, 21,
+  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 29"), 19, 21, Code::out_of_range,
                    "nat.passthrough.esp.idle_timeout: expected an integer from 30 to 86400 (seconds), got 29");
-  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 86401"), 19, 21,
+  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 86401"), 19, 21, Code::out_of_range,
                    "expected an integer from 30 to 86400 (seconds), got 86401");
-  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 99"), 20, 24,
+  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 99"), 20, 24, Code::out_of_range,
                    "nat.passthrough.esp.learn_window_ms: expected an integer from 100 to 60000 (milliseconds), got 99");
-  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 60001"), 20, 24,
+  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 60001"), 20, 24, Code::out_of_range,
                    "expected an integer from 100 to 60000 (milliseconds), got 60001");
-  expect_one_error(bad("hold_window_ms: 2000", "hold_window_ms: 99"), 21, 23,
+  expect_one_error(bad("hold_window_ms: 2000", "hold_window_ms: 99"), 21, 23, Code::out_of_range,
                    "nat.passthrough.esp.hold_window_ms: expected an integer from 100 to 60000 (milliseconds), got 99");
-  expect_one_error(bad("hold_window_ms: 2000", "hold_window_ms: 60001"), 21, 23,
+  expect_one_error(bad("hold_window_ms: 2000", "hold_window_ms: 60001"), 21, 23, Code::out_of_range,
                    "expected an integer from 100 to 60000 (milliseconds), got 60001");
-  expect_one_error(bad("hold_packets: 64", "hold_packets: 0"), 22, 21,
+  expect_one_error(bad("hold_packets: 64", "hold_packets: 0"), 22, 21, Code::out_of_range,
                    "nat.passthrough.esp.hold_packets: expected an integer from 1 to 65536");
-  expect_one_error(bad("hold_packets: 64", "hold_packets: 65537"), 22, 21, "got 65537");
-  expect_one_error(bad("max_sas: 65536", "max_sas: 0"), 23, 16,
+  expect_one_error(bad("hold_packets: 64", "hold_packets: 65537"), 22, 21, Code::out_of_range, "got 65537");
+  expect_one_error(bad("max_sas: 65536", "max_sas: 0"), 23, 16, Code::out_of_range,
                    "nat.passthrough.esp.max_sas: expected an integer from 1 to 16777216");
-  expect_one_error(bad("max_sas: 65536", "max_sas: 16777217"), 23, 16, "got 16777217");
-  expect_one_error(bad("max_sas: 65536", "max_sas: -1"), 23, 16, "got '-1'");
-  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 5m"), 19, 21, "got '5m'");
+  expect_one_error(bad("max_sas: 65536", "max_sas: 16777217"), 23, 16, Code::out_of_range, "got 16777217");
+  expect_one_error(bad("max_sas: 65536", "max_sas: -1"), 23, 16, Code::not_a_number, "got '-1'");
+  expect_one_error(bad("idle_timeout: 300", "idle_timeout: 5m"), 19, 21, Code::not_a_number, "got '5m'");
   // Out-of-range learn_window_ms is not compared with hold_window_ms as well.
-  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 50"), 20, 24, "got 50");
+  expect_one_error(bad("learn_window_ms: 5000", "learn_window_ms: 50"), 20, 24, Code::out_of_range, "got 50");
 }
 
 TEST(GatewayConfig, PassthroughEspEnabledIsARealBoolean) {
   const auto bad = [](const std::string& value) {
     return esp_block(with(esp_fields, "enabled: true", "enabled: " + value));
   };
-  expect_one_error(bad("yes"), 18, 16, "nat.passthrough.esp.enabled: expected true or false, got 'yes'");
-  expect_one_error(bad("off"), 18, 16, "expected true or false, got 'off'");
-  expect_one_error(bad("1"), 18, 16, "expected true or false, got '1'");
-  expect_one_error(bad("\"true\""), 18, 16, "expected true or false, got the quoted string 'true'");
-  expect_one_error(bad("'false'"), 18, 16, "expected true or false, got the quoted string 'false'");
-  expect_one_error(bad("!!str true"), 18, 16, "expected true or false");
-  expect_one_error(bad("[true]"), 18, 16, "expected true or false, got a list");
+  expect_one_error(bad("yes"), 18, 16, Code::not_a_boolean, "nat.passthrough.esp.enabled: expected true or false, got 'yes'");
+  expect_one_error(bad("off"), 18, 16, Code::not_a_boolean, "expected true or false, got 'off'");
+  expect_one_error(bad("1"), 18, 16, Code::not_a_boolean, "expected true or false, got '1'");
+  expect_one_error(bad("\"true\""), 18, 16, Code::not_a_boolean, "expected true or false, got the quoted string 'true'");
+  expect_one_error(bad("'false'"), 18, 16, Code::not_a_boolean, "expected true or false, got the quoted string 'false'");
+  expect_one_error(bad("!!str true"), 18, 16, Code::not_a_boolean, "expected true or false");
+  expect_one_error(bad("[true]"), 18, 16, Code::wrong_type, "expected true or false, got a list");
   // An empty value is reported at its key.
-  expect_one_error(esp_block(with(esp_fields, "enabled: true", "enabled:")), 18, 7,
+  expect_one_error(esp_block(with(esp_fields, "enabled: true", "enabled:")), 18, 7, Code::wrong_type,
                    "expected true or false, got nothing");
 }
 
 TEST(GatewayConfig, PassthroughHoldWindowMayNotExceedLearnWindow) {
-  expect_one_error(esp_block(with(esp_fields, "learn_window_ms: 5000", "learn_window_ms: 1000")), 21, 23,
+  expect_one_error(esp_block(with(esp_fields, "learn_window_ms: 5000", "learn_window_ms: 1000")), 21, 23, Code::conflict,
                    "nat.passthrough.esp.hold_window_ms: 2000 ms exceeds learn_window_ms 1000 ms; "
                    "expected at most 1000");
   // Against the default learn_window_ms (5000).
-  expect_one_error(esp_block("      hold_window_ms: 6000\n"), 18, 23,
+  expect_one_error(esp_block("      hold_window_ms: 6000\n"), 18, 23, Code::conflict,
                    "6000 ms exceeds learn_window_ms 5000 ms (the default); expected at most 5000");
   // hold_window_ms left at its default (2000): reported at learn_window_ms.
-  expect_one_error(esp_block("      learn_window_ms: 1500\n"), 18, 24,
+  expect_one_error(esp_block("      learn_window_ms: 1500\n"), 18, 24, Code::conflict,
                    "1500 ms is below hold_window_ms 2000 ms (the default); expected at least 2000");
 }
 
 TEST(GatewayConfig, PassthroughUnknownKeysListTheAllowedOnes) {
-  expect_one_error(minimal + "  passthrough:\n    sstp: {enabled: true}\n", 17, 5,
+  expect_one_error(minimal + "  passthrough:\n    sstp: {enabled: true}\n", 17, 5, Code::unknown_key,
                    "unknown key 'sstp' in nat.passthrough; expected one of: esp, pptp, ike, l2tp, gre");
-  expect_one_error(esp_block(with(esp_fields, "\n      max_sas: 65536\n", "\n      max_sa: 65536\n")), 23, 7,
+  expect_one_error(esp_block(with(esp_fields, "\n      max_sas: 65536\n", "\n      max_sa: 65536\n")), 23, 7, Code::unknown_key,
                    "unknown key 'max_sa' in nat.passthrough.esp; expected one of: enabled, idle_timeout, "
                    "learn_window_ms, hold_window_ms, hold_packets, max_sas");
-  expect_one_error(minimal + "  passthrough: esp\n", 16, 16,
+  expect_one_error(minimal + "  passthrough: esp\n", 16, 16, Code::wrong_type,
                    "nat.passthrough: expected a mapping with the keys esp, pptp, ike, l2tp, gre, got 'esp'");
-  expect_one_error(minimal + "  passthrough:\n    esp: true\n", 17, 10,
+  expect_one_error(minimal + "  passthrough:\n    esp: true\n", 17, 10, Code::wrong_type,
                    "nat.passthrough.esp: expected a mapping with the keys enabled, idle_timeout");
-  expect_one_error(minimal + "  passthrough:\n    esp: {}\n    esp: {}\n", 18, 5,
+  expect_one_error(minimal + "  passthrough:\n    esp: {}\n    esp: {}\n", 18, 5, Code::duplicate_key,
                    "duplicate key 'esp' in nat.passthrough; first given on line 17");
   // Every problem at once, each once (the engine's own check does not repeat them).
   const LoadResult r = parse(esp_block("      enabled: on\n      max_sas: 0\n      colour: red\n"));
@@ -818,42 +820,42 @@ TEST(GatewayConfig, PassthroughPptpRangesHaveTheirPositions) {
   const auto bad = [](const std::string& from, const std::string& to) {
     return pptp_block(with(pptp_fields, from, to));
   };
-  expect_one_error(bad("max_calls: 16384", "max_calls: 0"), 19, 18,
+  expect_one_error(bad("max_calls: 16384", "max_calls: 0"), 19, 18, Code::out_of_range,
                    "nat.passthrough.pptp.max_calls: expected an integer from 1 to 4194304 (calls tracked at once), "
                    "got 0");
-  expect_one_error(bad("max_calls: 16384", "max_calls: 4194305"), 19, 18, "got 4194305");
-  expect_one_error(bad("max_calls: 16384", "max_calls: -5"), 19, 18, "got '-5'");
-  expect_one_error(bad("max_calls: 16384", "max_calls: 16k"), 19, 18, "got '16k'");
-  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 59"), 20, 26,
+  expect_one_error(bad("max_calls: 16384", "max_calls: 4194305"), 19, 18, Code::out_of_range, "got 4194305");
+  expect_one_error(bad("max_calls: 16384", "max_calls: -5"), 19, 18, Code::not_a_number, "got '-5'");
+  expect_one_error(bad("max_calls: 16384", "max_calls: 16k"), 19, 18, Code::not_a_number, "got '16k'");
+  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 59"), 20, 26, Code::out_of_range,
                    "nat.passthrough.pptp.call_idle_timeout: expected an integer from 60 to 604800 (seconds), got 59");
-  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 604801"), 20, 26, "got 604801");
-  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 2h"), 20, 26, "got '2h'");
-  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: [7440]"), 20, 26, "got a list");
-  expect_one_error(pptp_block(pptp_fields + "      max_calls_per_subscriber: 0\n"), 21, 33,
+  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 604801"), 20, 26, Code::out_of_range, "got 604801");
+  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: 2h"), 20, 26, Code::not_a_number, "got '2h'");
+  expect_one_error(bad("call_idle_timeout: 7440", "call_idle_timeout: [7440]"), 20, 26, Code::wrong_type, "got a list");
+  expect_one_error(pptp_block(pptp_fields + "      max_calls_per_subscriber: 0\n"), 21, 33, Code::out_of_range,
                    "nat.passthrough.pptp.max_calls_per_subscriber: expected an integer from 1 to 65535 (calls of one "
                    "subscriber at once), got 0");
-  expect_one_error(pptp_block(pptp_fields + "      max_calls_per_subscriber: 65536\n"), 21, 33, "got 65536");
-  expect_one_error(bad("enabled: true", "enabled: yes"), 18, 16,
+  expect_one_error(pptp_block(pptp_fields + "      max_calls_per_subscriber: 65536\n"), 21, 33, Code::out_of_range, "got 65536");
+  expect_one_error(bad("enabled: true", "enabled: yes"), 18, 16, Code::not_a_boolean,
                    "nat.passthrough.pptp.enabled: expected true or false, got 'yes' (a YAML 1.1 spelling");
-  expect_one_error(bad("enabled: true", "enabled: \"false\""), 18, 16, "got the quoted string 'false'");
+  expect_one_error(bad("enabled: true", "enabled: \"false\""), 18, 16, Code::not_a_boolean, "got the quoted string 'false'");
   // An empty value is reported at its key.
-  expect_one_error(bad("max_calls: 16384", "max_calls:"), 19, 7, "max_calls: expected an integer from 1 to 4194304");
+  expect_one_error(bad("max_calls: 16384", "max_calls:"), 19, 7, Code::wrong_type, "max_calls: expected an integer from 1 to 4194304");
 }
 
 TEST(GatewayConfig, PassthroughPptpUnknownKeysAndShape) {
-  expect_one_error(pptp_block(with(pptp_fields, "max_calls:", "max_call:")), 19, 7,
+  expect_one_error(pptp_block(with(pptp_fields, "max_calls:", "max_call:")), 19, 7, Code::unknown_key,
                    "unknown key 'max_call' in nat.passthrough.pptp; expected one of: enabled, max_calls, "
                    "call_idle_timeout, max_calls_per_subscriber");
-  expect_one_error(pptp_block(pptp_fields + "      idle_timeout: 300\n"), 21, 7,
+  expect_one_error(pptp_block(pptp_fields + "      idle_timeout: 300\n"), 21, 7, Code::unknown_key,
                    "unknown key 'idle_timeout' in nat.passthrough.pptp; expected one of: enabled, max_calls, "
                    "call_idle_timeout, max_calls_per_subscriber");
-  expect_one_error(minimal + "  passthrough:\n    pptp: true\n", 17, 11,
+  expect_one_error(minimal + "  passthrough:\n    pptp: true\n", 17, 11, Code::wrong_type,
                    "nat.passthrough.pptp: expected a mapping with the keys enabled, max_calls, call_idle_timeout, "
                    "max_calls_per_subscriber, got 'true'");
-  expect_one_error(minimal + "  passthrough:\n    pptp: {}\n    pptp: {max_calls: 1}\n", 18, 5,
+  expect_one_error(minimal + "  passthrough:\n    pptp: {}\n    pptp: {max_calls: 1}\n", 18, 5, Code::duplicate_key,
                    "duplicate key 'pptp' in nat.passthrough; first given on line 17");
   // GRE has no key of its own: PPTP's GRE follows nat.passthrough.pptp.
-  expect_one_error(minimal + "  passthrough:\n    sstp: {}\n", 17, 5,
+  expect_one_error(minimal + "  passthrough:\n    sstp: {}\n", 17, 5, Code::unknown_key,
                    "unknown key 'sstp' in nat.passthrough; expected one of: esp, pptp, ike, l2tp, gre");
 }
 
@@ -960,21 +962,21 @@ TEST(GatewayConfig, PassthroughIkeAndL2tpTimeoutsHaveTheirPositions) {
       return udp_block(protocol, with(udp_fields, "timeout: 300", "timeout: " + value));
     };
     const std::string key = "nat.passthrough." + protocol + ".timeout: ";
-    expect_one_error(bad("119"), 19, 16,
+    expect_one_error(bad("119"), 19, 16, Code::out_of_range,
                      key + "119 is below the minimum of 120 s (RFC 4787 REQ-5); expected an integer from 120 to "
                            "86400 (seconds)");
-    expect_one_error(bad("0"), 19, 16, key + "0 is below the minimum of 120 s (RFC 4787 REQ-5)");
-    expect_one_error(bad("86401"), 19, 16, key + "expected an integer from 120 to 86400 (seconds), got 86401");
-    expect_one_error(bad("604800"), 19, 16, "got 604800");  // a week is fine for nat.timeouts.udp, not here
-    expect_one_error(bad("-300"), 19, 16, key + "expected an integer from 120 to 86400 (seconds), got '-300'");
-    expect_one_error(bad("5m"), 19, 16, "got '5m'");
-    expect_one_error(bad("300s"), 19, 16, "got '300s'");
-    expect_one_error(bad("0x12c"), 19, 16, "got '0x12c'");
-    expect_one_error(bad("3e2"), 19, 16, "got '3e2'");
-    expect_one_error(bad("[300]"), 19, 16, "got a list");
-    expect_one_error(bad("{s: 300}"), 19, 16, "got a mapping");
+    expect_one_error(bad("0"), 19, 16, Code::out_of_range, key + "0 is below the minimum of 120 s (RFC 4787 REQ-5)");
+    expect_one_error(bad("86401"), 19, 16, Code::out_of_range, key + "expected an integer from 120 to 86400 (seconds), got 86401");
+    expect_one_error(bad("604800"), 19, 16, Code::out_of_range, "got 604800");  // a week is fine for nat.timeouts.udp, not here
+    expect_one_error(bad("-300"), 19, 16, Code::not_a_number, key + "expected an integer from 120 to 86400 (seconds), got '-300'");
+    expect_one_error(bad("5m"), 19, 16, Code::not_a_number, "got '5m'");
+    expect_one_error(bad("300s"), 19, 16, Code::not_a_number, "got '300s'");
+    expect_one_error(bad("0x12c"), 19, 16, Code::not_a_number, "got '0x12c'");
+    expect_one_error(bad("3e2"), 19, 16, Code::not_a_number, "got '3e2'");
+    expect_one_error(bad("[300]"), 19, 16, Code::wrong_type, "got a list");
+    expect_one_error(bad("{s: 300}"), 19, 16, Code::wrong_type, "got a mapping");
     // An empty value is reported at its key.
-    expect_one_error(udp_block(protocol, with(udp_fields, "timeout: 300", "timeout:")), 19, 7,
+    expect_one_error(udp_block(protocol, with(udp_fields, "timeout: 300", "timeout:")), 19, 7, Code::wrong_type,
                      key + "expected an integer from 120 to 86400 (seconds), got nothing");
   }
 }
@@ -986,16 +988,16 @@ TEST(GatewayConfig, PassthroughIkeAndL2tpPreservePortIsARealBoolean) {
       return udp_block(protocol, with(udp_fields, "preserve_port: true", "preserve_port: " + value));
     };
     const std::string key = "nat.passthrough." + protocol + ".preserve_port: ";
-    expect_one_error(bad("yes"), 18, 22,
+    expect_one_error(bad("yes"), 18, 22, Code::not_a_boolean,
                      key + "expected true or false, got 'yes' (a YAML 1.1 spelling, not a boolean here)");
-    expect_one_error(bad("off"), 18, 22, "expected true or false, got 'off' (a YAML 1.1 spelling");
-    expect_one_error(bad("On"), 18, 22, "expected true or false, got 'On' (a YAML 1.1 spelling");
-    expect_one_error(bad("1"), 18, 22, key + "expected true or false, got '1'");
-    expect_one_error(bad("\"true\""), 18, 22, "expected true or false, got the quoted string 'true'");
-    expect_one_error(bad("'false'"), 18, 22, "expected true or false, got the quoted string 'false'");
-    expect_one_error(bad("!!str true"), 18, 22, "expected true or false");
-    expect_one_error(bad("[true]"), 18, 22, "expected true or false, got a list");
-    expect_one_error(udp_block(protocol, with(udp_fields, "preserve_port: true", "preserve_port:")), 18, 7,
+    expect_one_error(bad("off"), 18, 22, Code::not_a_boolean, "expected true or false, got 'off' (a YAML 1.1 spelling");
+    expect_one_error(bad("On"), 18, 22, Code::not_a_boolean, "expected true or false, got 'On' (a YAML 1.1 spelling");
+    expect_one_error(bad("1"), 18, 22, Code::not_a_boolean, key + "expected true or false, got '1'");
+    expect_one_error(bad("\"true\""), 18, 22, Code::not_a_boolean, "expected true or false, got the quoted string 'true'");
+    expect_one_error(bad("'false'"), 18, 22, Code::not_a_boolean, "expected true or false, got the quoted string 'false'");
+    expect_one_error(bad("!!str true"), 18, 22, Code::not_a_boolean, "expected true or false");
+    expect_one_error(bad("[true]"), 18, 22, Code::wrong_type, "expected true or false, got a list");
+    expect_one_error(udp_block(protocol, with(udp_fields, "preserve_port: true", "preserve_port:")), 18, 7, Code::wrong_type,
                      key + "expected true or false, got nothing");
   }
 }
@@ -1004,29 +1006,29 @@ TEST(GatewayConfig, PassthroughIkeAndL2tpUnknownKeysAndShape) {
   for (const std::string protocol : {"ike", "l2tp"}) {
     SCOPED_TRACE(protocol);
     const std::string where = "nat.passthrough." + protocol;
-    expect_one_error(udp_block(protocol, with(udp_fields, "preserve_port:", "preserve_ports:")), 18, 7,
+    expect_one_error(udp_block(protocol, with(udp_fields, "preserve_port:", "preserve_ports:")), 18, 7, Code::unknown_key,
                      "unknown key 'preserve_ports' in " + where + "; expected one of: preserve_port, timeout");
     // The ports are fixed (500 and 4500, 1701); there is no enabled switch.
-    expect_one_error(udp_block(protocol, udp_fields + "      port: 1701\n"), 20, 7,
+    expect_one_error(udp_block(protocol, udp_fields + "      port: 1701\n"), 20, 7, Code::unknown_key,
                      "unknown key 'port' in " + where + "; expected one of: preserve_port, timeout");
-    expect_one_error(udp_block(protocol, udp_fields + "      enabled: true\n"), 20, 7,
+    expect_one_error(udp_block(protocol, udp_fields + "      enabled: true\n"), 20, 7, Code::unknown_key,
                      "unknown key 'enabled' in " + where);
-    expect_one_error(udp_block(protocol, "      idle_timeout: 300\n"), 18, 7,
+    expect_one_error(udp_block(protocol, "      idle_timeout: 300\n"), 18, 7, Code::unknown_key,
                      "unknown key 'idle_timeout' in " + where);
-    expect_one_error(udp_block(protocol, udp_fields + "      timeout: 600\n"), 20, 7,
+    expect_one_error(udp_block(protocol, udp_fields + "      timeout: 600\n"), 20, 7, Code::duplicate_key,
                      "duplicate key 'timeout' in " + where + "; first given on line 19");
     const int value_column = 4 + static_cast<int>(protocol.size()) + 3;
-    expect_one_error(minimal + "  passthrough:\n    " + protocol + ": true\n", 17, value_column,
+    expect_one_error(minimal + "  passthrough:\n    " + protocol + ": true\n", 17, value_column, Code::wrong_type,
                      where + ": expected a mapping with the keys preserve_port, timeout, got 'true'");
-    expect_one_error(minimal + "  passthrough:\n    " + protocol + ": [500, 4500]\n", 17, value_column,
+    expect_one_error(minimal + "  passthrough:\n    " + protocol + ": [500, 4500]\n", 17, value_column, Code::wrong_type,
                      where + ": expected a mapping with the keys preserve_port, timeout, got a list");
     expect_one_error(minimal + "  passthrough:\n    " + protocol + ": {}\n    " + protocol + ": {timeout: 600}\n",
-                     18, 5, "duplicate key '" + protocol + "' in nat.passthrough; first given on line 17");
+                     18, 5, Code::duplicate_key, "duplicate key '" + protocol + "' in nat.passthrough; first given on line 17");
   }
   // NAT-T has no key of its own: UDP 4500 follows nat.passthrough.ike.
-  expect_one_error(minimal + "  passthrough:\n    nat_t: {timeout: 300}\n", 17, 5,
+  expect_one_error(minimal + "  passthrough:\n    nat_t: {timeout: 300}\n", 17, 5, Code::unknown_key,
                    "unknown key 'nat_t' in nat.passthrough; expected one of: esp, pptp, ike, l2tp, gre");
-  expect_one_error(minimal + "  passthrough:\n    ikev2: {}\n", 17, 5,
+  expect_one_error(minimal + "  passthrough:\n    ikev2: {}\n", 17, 5, Code::unknown_key,
                    "unknown key 'ikev2' in nat.passthrough; expected one of: esp, pptp, ike, l2tp, gre");
 }
 
@@ -1101,11 +1103,11 @@ TEST(ControlDefaults, PrometheusInTheFileGoesThroughTheSameReader) {
     ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
     EXPECT_EQ(r.config->control.prometheus, "127.0.0.1:9469");
   }
-  expect_one_error(minimal + "control:\n  prometheus: 127.0.0.01:9469\n", 17, 15, "control.prometheus");
-  expect_one_error(minimal + "control:\n  prometheus: 9469r\n", 17, 15, "PORT");
-  expect_one_error(minimal + "control:\n  prometheus: 224.0.0.1:9469\n", 17, 15, "multicast");
+  expect_one_error(minimal + "control:\n  prometheus: 127.0.0.01:9469\n", 17, 15, Code::bad_endpoint, "control.prometheus");
+  expect_one_error(minimal + "control:\n  prometheus: 9469r\n", 17, 15, Code::bad_endpoint, "PORT");
+  expect_one_error(minimal + "control:\n  prometheus: 224.0.0.1:9469\n", 17, 15, Code::bad_endpoint, "multicast");
   // The collectors are read as strictly (no port-only form: they are not listeners).
-  expect_one_error(minimal + "control:\n  nat_events:\n    syslog: {server: 192.0.2.011:514}\n", 18, 22,
+  expect_one_error(minimal + "control:\n  nat_events:\n    syslog: {server: 192.0.2.011:514}\n", 18, 22, Code::bad_endpoint,
                    "syslog server");
 }
 
@@ -1121,9 +1123,9 @@ TEST(ControlDefaults, TelemetryGroupIsResolvedWithItsPosition) {
     EXPECT_EQ(r.config->control.telemetry_group, "root");
     EXPECT_EQ(r.config->control.telemetry_gid, 0u);
   }
-  expect_one_error(minimal + "control:\n  telemetry_group: no-such-group-pg12\n", 17, 20,
+  expect_one_error(minimal + "control:\n  telemetry_group: no-such-group-pg12\n", 17, 20, Code::unknown_group,
                    "no group 'no-such-group-pg12'");
-  expect_one_error(minimal + "control:\n  telemetry_group: [a]\n", 17, 20, "a group name");
+  expect_one_error(minimal + "control:\n  telemetry_group: [a]\n", 17, 20, Code::wrong_type, "a group name");
   // The socket's group is set at start: a reload that changes it is refused.
   const GatewayConfig a = *parse(minimal).config;
   const GatewayConfig b = *parse(minimal + "control:\n  telemetry_group: root\n").config;
