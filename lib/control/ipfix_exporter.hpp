@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "nat/engine.hpp"
+#include "nat/event_ring.hpp"
 
 namespace passgate::control {
 

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "control/ipfix_exporter.hpp"  // ExportStats
-#include "nat/engine.hpp"
+#include "nat/event_ring.hpp"
 
 namespace passgate::control {
 

@@ -47,21 +47,6 @@ const char* to_string(TcpState s) {
   return "?";
 }
 
-const char* to_string(NatEvent::Type t) {
-  switch (t) {
-    case NatEvent::Type::block_allocated: return "block-allocated";
-    case NatEvent::Type::block_released: return "block-released";
-    case NatEvent::Type::ports_exhausted: return "ports-exhausted";
-    case NatEvent::Type::session_limit: return "session-limit";
-    case NatEvent::Type::pool_exhausted: return "pool-exhausted";
-    case NatEvent::Type::port_preserved: return "port-preserved";
-    case NatEvent::Type::port_released: return "port-released";
-    case NatEvent::Type::session_created: return "session-created";
-    case NatEvent::Type::session_deleted: return "session-deleted";
-  }
-  return "?";
-}
-
 namespace {
 
 constexpr std::uint32_t held_ring_size(std::uint32_t sessions) { return sessions < 1024 ? 1024 : sessions; }
@@ -932,9 +917,7 @@ struct Engine::Impl {
     if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
   }
 
-  // Issue 11.4: limit events are what an abuser produces at packet rate, so
-  // each subscriber (or pool) and type gets one per
-  // limits.limit_event_interval_ms; the next carries the suppressed count.
+  // Limit events pass the subscriber's (or pool's) gate (event_ring.hpp).
   static void log_event(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint16_t first, std::uint16_t last) {
     Subscriber& s = e.subscribers_[sub];
     log_event_raw(e, type, s.addr, e.addresses_[s.address].addr, first, last, s.pool, s.gate);
@@ -943,21 +926,18 @@ struct Engine::Impl {
                             std::uint16_t last, std::uint32_t pool, LimitEventGate& gate) {
     if ((type == NatEvent::Type::pool_exhausted || type == NatEvent::Type::ports_exhausted) && pool < e.pools_.size())
       ++e.pools_[pool].exhaustion_events;
-    const unsigned k = type == NatEvent::Type::session_limit ? 0 : type == NatEvent::Type::ports_exhausted ? 1 : 2;
-    const std::uint64_t interval = e.config_.limits.limit_event_interval_ms;
-    if (gate.last_ms[k] != 0 && e.now_ms_ < gate.last_ms[k] + interval) {
-      ++gate.suppressed[k];
+    const LimitEventGate::Kind k = LimitEventGate::kind_of(type);
+    if (!gate.admits(k, e.now_ms_, e.config_.limits.limit_event_interval_ms)) {
       e.counters_.add(NatCounter::limit_events_suppressed);
       return;
     }
     NatEvent ev{type, e.now_ms_, sub, pub, first, last, pool};
-    ev.suppressed = gate.suppressed[k];
+    ev.suppressed = gate.suppressed(k);
     if (!e.events_.push_low_priority(ev)) {
       e.counters_.add(NatCounter::low_priority_events_lost);
-      return;  // the gate stays open: the next one tries again
+      return;
     }
-    gate.last_ms[k] = e.now_ms_ == 0 ? 1 : e.now_ms_;
-    gate.suppressed[k] = 0;
+    gate.sent(k, e.now_ms_);
   }
 
   // ------------------------------------------------- policy and reloads

@@ -29,11 +29,12 @@
 #include <string>
 #include <vector>
 
-#include "nat/flow_table.hpp"
+#include "table/flow_table.hpp"
+#include "nat/event_ring.hpp"
 #include "nat/nat_config.hpp"
 #include "nat/public_set.hpp"
-#include "nat/segmented_array.hpp"
-#include "nat/timer_wheel.hpp"
+#include "table/segmented_array.hpp"
+#include "table/timer_wheel.hpp"
 #include "passthrough/esp.hpp"
 #include "passthrough/gre.hpp"
 #include "passthrough/pptp.hpp"
@@ -44,6 +45,9 @@
 namespace passgate::nat {
 
 using stats::DropReason;
+using table::HugeVector;
+using table::SegmentedArray;
+using table::TimerWheel;
 
 enum class Direction : std::uint8_t { outbound, inbound };  // inside->outside, outside->inside
 // to_outside_hairpin: the source is translated and the destination is a
@@ -105,74 +109,6 @@ struct Mapping {
   std::uint32_t hold_until;     // seconds; set while held after its last session
 };
 static_assert(sizeof(Mapping) == 32);
-
-// Port-block, limit and (optionally) session events for logging (RFC 6888
-// REQ-12..14, exported as RFC 8158 IPFIX and RFC 5424 syslog by the control
-// core). Block events carry only the subscriber, its public address and the
-// port range, never destinations.
-struct NatEvent {
-  enum class Type : std::uint8_t {
-    block_allocated,
-    block_released,
-    ports_exhausted,
-    session_limit,
-    pool_exhausted,
-    port_preserved,  // a single port outside the blocks (IKE/L2TP) given to the subscriber
-    port_released,   // and returned
-    session_created, // only with session logging on
-    session_deleted
-  };
-  Type type;
-  std::uint64_t time_ms;  // engine clock; the control core turns it into Unix time before export
-  be32 subscriber;
-  be32 public_address;
-  std::uint16_t port_first, port_last;  // session events: the public port in both
-  std::uint32_t pool;
-  std::uint16_t port_step = 1;          // ports of the range used: first, first+step, ... (RFC 8158 portRangeStepSize)
-  std::uint8_t protocol = 0;            // session events: IP protocol number
-  be16 inside_port{};                   // session events
-  be32 remote_address{};                // session events
-  be16 remote_port{};                   // session events
-  std::uint32_t suppressed = 0;         // limit events: how many of this type and subscriber were
-                                        // rate-limited since the previous one (limits.limit_event_interval_ms)
-};
-const char* to_string(NatEvent::Type t);
-
-// Single-producer (the worker) single-consumer (the control core) ring of
-// events; when full, the event is counted as lost, the worker never waits.
-// RFC 6888 REQ-12: the records that say who held a port (blocks, preserved
-// ports) always have room: limit and session events may fill the ring only
-// up to three quarters, so an abuser hitting its limits cannot push other
-// subscribers' block records out.
-class EventRing {
- public:
-  explicit EventRing(std::uint32_t capacity) : items_(capacity), low_priority_limit_(capacity - capacity / 4) {}
-  bool push(const NatEvent& e) { return push_up_to(e, items_.size()); }
-  bool push_low_priority(const NatEvent& e) { return push_up_to(e, low_priority_limit_); }
-  bool push_up_to(const NatEvent& e, std::size_t limit) {
-    const std::uint64_t head = head_.load(std::memory_order_relaxed);
-    if (head - tail_.load(std::memory_order_acquire) >= limit) return false;
-    items_[head % items_.size()] = e;
-    head_.store(head + 1, std::memory_order_release);
-    return true;
-  }
-  bool pop(NatEvent& e) {
-    const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
-    if (tail == head_.load(std::memory_order_acquire)) return false;
-    e = items_[tail % items_.size()];
-    tail_.store(tail + 1, std::memory_order_release);
-    return true;
-  }
-  [[nodiscard]] std::size_t size() const {
-    return head_.load(std::memory_order_acquire) - tail_.load(std::memory_order_acquire);
-  }
-
- private:
-  std::vector<NatEvent> items_;
-  std::size_t low_priority_limit_;
-  alignas(64) std::atomic<std::uint64_t> head_{0};
-  alignas(64) std::atomic<std::uint64_t> tail_{0};
-};
 
 // One packet of a burst: the bytes from its IPv4 header to the end of the
 // buffer (the engine rewrites them in place) and, after processing, its fate.
@@ -327,10 +263,6 @@ class Engine {
   // ---- types private to the engine ----
   // At most one limit event per type (session limit, ports, pool) and
   // interval; the next one carries how many were suppressed meanwhile.
-  struct LimitEventGate {
-    std::uint64_t last_ms[3] = {0, 0, 0};
-    std::uint32_t suppressed[3] = {0, 0, 0};
-  };
   struct Subscriber {
     be32 addr;
     std::uint32_t pool;
@@ -339,7 +271,7 @@ class Engine {
     std::uint16_t blocks;
     std::uint16_t esp_held;   // held ESP packets that keep this handle (EspTracker::take_unpinned)
     std::uint32_t preserved;  // mappings on single preserved ports outside the blocks
-    LimitEventGate gate;      // rate of its limit events (issue 11.4)
+    LimitEventGate gate{};    // rate of its limit events (issue 11.4)
   };
   struct Block {
     std::uint32_t subscriber;  // no_index = free
@@ -364,7 +296,7 @@ class Engine {
     bool retired = false;  // removed by a reload: its addresses drain; only reachable again by a reload
     std::uint32_t subscribers = 0;
     std::uint64_t exhaustion_events = 0;
-    LimitEventGate gate;  // pool_exhausted for hosts that got no subscriber record
+    LimitEventGate gate{};  // pool_exhausted for hosts that got no subscriber record
   };
   struct HeldMapping {
     std::uint32_t mapping;

@@ -12,10 +12,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "nat/flow_table.hpp"
+#include "table/flow_table.hpp"
 #include "nat/nat_config.hpp"
 
 namespace passgate::nat {
+
+using table::FlowHasher;
+using table::FlowTable;
+using table::no_index;
 
 class PublicSet {
  public:

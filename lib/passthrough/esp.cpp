@@ -8,7 +8,7 @@
 
 namespace passgate::passthrough {
 
-using nat::no_index;
+using table::no_index;
 using packet::ChecksumDelta;
 using packet::Ipv4Header;
 
@@ -17,7 +17,7 @@ constexpr std::uint64_t tag_out = 5ull << 40, tag_in = 6ull << 40, tag_learner =
 std::uint32_t learner_capacity(std::uint32_t sas) { return std::clamp<std::uint32_t>(sas / 4, 64, 65536); }
 }  // namespace
 
-EspTracker::EspTracker(const nat::EspConfig& cfg, const nat::FlowHasher& hasher)
+EspTracker::EspTracker(const nat::EspConfig& cfg, const table::FlowHasher& hasher)
     : cfg_(cfg),
       hasher_(hasher),
       by_out_(cfg.max_sas),

@@ -42,9 +42,9 @@
 #include <span>
 #include <vector>
 
-#include "nat/flow_table.hpp"
+#include "table/flow_table.hpp"
 #include "nat/nat_config.hpp"
-#include "nat/timer_wheel.hpp"
+#include "table/timer_wheel.hpp"
 #include "packet/parse.hpp"
 
 namespace passgate::passthrough {
@@ -63,7 +63,7 @@ class EspTracker {
  public:
   enum class Outcome : std::uint8_t { forward, held, drop_disabled, drop_unknown_spi, drop_hold_full, drop_table_full };
 
-  EspTracker(const nat::EspConfig& cfg, const nat::FlowHasher& hasher);
+  EspTracker(const nat::EspConfig& cfg, const table::FlowHasher& hasher);
   // A reload: new switches and timeouts; the table sizes stay those of the start.
   void update_config(const nat::EspConfig& cfg) {
     nat::EspConfig next = cfg;
@@ -94,7 +94,7 @@ class EspTracker {
   [[nodiscard]] bool has_released() const { return released_ != 0; }
 
   [[nodiscard]] bool has_sa(be32 in_addr, be32 server, be32 spi) const {
-    return find_out(in_addr, server, spi) != nat::no_index;
+    return find_out(in_addr, server, spi) != table::no_index;
   }
   // Subscribers of SAs created while releasing held packets (inside
   // inbound() or expire()): the engine takes them to count against limits.
@@ -134,20 +134,20 @@ class EspTracker {
   class IndexLinks {
    public:
     struct Ends {
-      std::uint32_t head = nat::no_index, tail = nat::no_index;
+      std::uint32_t head = table::no_index, tail = table::no_index;
     };
-    explicit IndexLinks(std::size_t n) : links_(n, Link{nat::no_index, nat::no_index}) {}
+    explicit IndexLinks(std::size_t n) : links_(n, Link{table::no_index, table::no_index}) {}
     void push_back(Ends& e, std::uint32_t i) {
-      links_[i] = Link{e.tail, nat::no_index};
-      if (e.tail != nat::no_index) links_[e.tail].next = i;
+      links_[i] = Link{e.tail, table::no_index};
+      if (e.tail != table::no_index) links_[e.tail].next = i;
       else e.head = i;
       e.tail = i;
     }
     void erase(Ends& e, std::uint32_t i) {
       const Link l = links_[i];
-      if (l.prev != nat::no_index) links_[l.prev].next = l.next;
+      if (l.prev != table::no_index) links_[l.prev].next = l.next;
       else e.head = l.next;
-      if (l.next != nat::no_index) links_[l.next].prev = l.prev;
+      if (l.next != table::no_index) links_[l.next].prev = l.prev;
       else e.tail = l.prev;
     }
     void move_to_back(Ends& e, std::uint32_t i) {
@@ -232,14 +232,14 @@ class EspTracker {
   static void rewrite_in(std::uint8_t* ip, const Sa& sa);
 
   nat::EspConfig cfg_;
-  nat::FlowHasher hasher_;
+  table::FlowHasher hasher_;
   std::vector<Sa> sas_;
   std::vector<std::uint32_t> free_sas_;
-  nat::FlowTable by_out_, by_in_;
-  nat::TimerWheel wheel_;
+  table::FlowTable by_out_, by_in_;
+  table::TimerWheel wheel_;
   std::vector<Learner> learners_;
   std::vector<std::uint32_t> free_learners_;
-  nat::FlowTable learner_table_;
+  table::FlowTable learner_table_;
   IndexLinks window_links_, turn_links_;  // over learners_
   IndexLinks::Ends by_window_, by_turn_;
   std::vector<Held> held_;
@@ -267,22 +267,22 @@ void EspTracker::expire(std::uint64_t now_ms, unsigned budget, OnFreed&& on_free
     const std::uint32_t learner = free_sa(i, now_ms);
     on_freed(subscriber);
     // Its learner went with it: the packets held meanwhile get their turn.
-    if (learner != nat::no_index) release_held(learner, now_ms);
+    if (learner != table::no_index) release_held(learner, now_ms);
     return 0;
   });
   // A learner never answered gives the next client its turn; a turn that
   // ran its length passes on. The heads of the two FIFOs are the next due.
-  for (unsigned n = 0; n < budget && by_window_.head != nat::no_index; ++n) {
+  for (unsigned n = 0; n < budget && by_window_.head != table::no_index; ++n) {
     const std::uint32_t l = by_window_.head;
     if (learners_[l].window_ms + cfg_.learn_window_ms > now_ms) break;
     settle(l, now_ms);
   }
-  for (unsigned n = 0; n < budget && by_turn_.head != nat::no_index; ++n) {
+  for (unsigned n = 0; n < budget && by_turn_.head != table::no_index; ++n) {
     const std::uint32_t l = by_turn_.head;
     if (learners_[l].turn_ms + cfg_.learner_turn() > now_ms) break;
     settle(l, now_ms);
   }
-  for (unsigned n = 0; n < budget && by_age_.head != nat::no_index; ++n) {
+  for (unsigned n = 0; n < budget && by_age_.head != table::no_index; ++n) {
     const std::uint32_t k = by_age_.head;
     if (held_[k].since_ms + cfg_.hold_window_ms > now_ms) break;
     ++counters_.drop_hold_timeout;
@@ -295,7 +295,7 @@ void EspTracker::expire(std::uint64_t now_ms, unsigned budget, OnFreed&& on_free
 
 template <typename Emit>
 void EspTracker::drain_released(Emit&& emit) {
-  while (ready_.head != nat::no_index) {
+  while (ready_.head != table::no_index) {
     const std::uint32_t k = ready_.head;
     wait_links_.erase(ready_, k);
     emit(std::span<std::uint8_t>(held_bytes_.data() + std::size_t{k} * slot_bytes, held_[k].length));

@@ -5,7 +5,7 @@
 
 namespace passgate::passthrough {
 
-using nat::no_index;
+using table::no_index;
 using packet::ChecksumDelta;
 using packet::Ipv4Header;
 
@@ -13,7 +13,7 @@ namespace {
 constexpr std::uint64_t tag_out = 11ull << 40, tag_in = 12ull << 40;
 }
 
-GreTracker::GreTracker(const nat::GreConfig& cfg, const nat::FlowHasher& hasher)
+GreTracker::GreTracker(const nat::GreConfig& cfg, const table::FlowHasher& hasher)
     : cfg_(cfg), hasher_(hasher), by_out_(cfg.max_tunnels), by_in_(cfg.max_tunnels), wheel_(cfg.max_tunnels, cfg.timeout) {
   tunnels_.resize(cfg.max_tunnels, Tunnel{});
   free_.resize(cfg.max_tunnels);

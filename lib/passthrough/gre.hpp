@@ -25,9 +25,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "nat/flow_table.hpp"
+#include "table/flow_table.hpp"
 #include "nat/nat_config.hpp"
-#include "nat/timer_wheel.hpp"
+#include "table/timer_wheel.hpp"
 #include "packet/parse.hpp"
 
 namespace passgate::passthrough {
@@ -44,7 +44,7 @@ class GreTracker {
  public:
   enum class Outcome : std::uint8_t { forward, drop_disabled, drop_conflict, drop_no_tunnel, drop_table_full };
 
-  GreTracker(const nat::GreConfig& cfg, const nat::FlowHasher& hasher);
+  GreTracker(const nat::GreConfig& cfg, const table::FlowHasher& hasher);
   // A reload: new switches and timeouts; the table sizes stay those of the start.
   void update_config(const nat::GreConfig& cfg) {
     nat::GreConfig next = cfg;
@@ -58,7 +58,7 @@ class GreTracker {
   Outcome outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 public_addr, std::uint32_t subscriber,
                    std::uint64_t now_ms, bool& created, std::uint32_t& displaced);
   Outcome inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t now_ms);
-  [[nodiscard]] bool has_tunnel(be32 in_addr, be32 server) const { return find_out(in_addr, server) != nat::no_index; }
+  [[nodiscard]] bool has_tunnel(be32 in_addr, be32 server) const { return find_out(in_addr, server) != table::no_index; }
 
   // Ends tunnels idle past the timeout, at most `budget` looked at per call;
   // on_freed(subscriber) for each.
@@ -104,11 +104,11 @@ class GreTracker {
   void free_tunnel(std::uint32_t i);
 
   nat::GreConfig cfg_;
-  nat::FlowHasher hasher_;
+  table::FlowHasher hasher_;
   std::vector<Tunnel> tunnels_;
   std::vector<std::uint32_t> free_;
-  nat::FlowTable by_out_, by_in_;
-  nat::TimerWheel wheel_;
+  table::FlowTable by_out_, by_in_;
+  table::TimerWheel wheel_;
   std::uint32_t count_ = 0;
   GreCounters counters_;
 };

@@ -6,7 +6,7 @@
 
 namespace passgate::passthrough {
 
-using nat::no_index;
+using table::no_index;
 using packet::ChecksumDelta;
 using packet::Ipv4Header;
 using packet::load;
@@ -49,7 +49,7 @@ void fill_free_list(std::vector<std::uint32_t>& list, std::uint32_t n) {
 
 }  // namespace
 
-PptpTracker::PptpTracker(const nat::PptpConfig& cfg, const nat::FlowHasher& hasher)
+PptpTracker::PptpTracker(const nat::PptpConfig& cfg, const table::FlowHasher& hasher)
     : cfg_(cfg),
       hasher_(hasher),
       by_client_id_(cfg.max_calls),

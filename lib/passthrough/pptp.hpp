@@ -53,9 +53,9 @@
 #include <string>
 #include <vector>
 
-#include "nat/flow_table.hpp"
+#include "table/flow_table.hpp"
 #include "nat/nat_config.hpp"
-#include "nat/timer_wheel.hpp"
+#include "table/timer_wheel.hpp"
 #include "packet/checksum.hpp"
 #include "packet/parse.hpp"
 
@@ -90,7 +90,7 @@ class PptpTracker {
     std::uint32_t calls_opened = 0, calls_closed = 0;
   };
 
-  PptpTracker(const nat::PptpConfig& cfg, const nat::FlowHasher& hasher);
+  PptpTracker(const nat::PptpConfig& cfg, const table::FlowHasher& hasher);
   // A reload: new switches, timeouts and per-subscriber limit; the table
   // sizes stay those of the start. A shorter call_idle_timeout applies to a
   // call when its current deadline comes.
@@ -103,7 +103,7 @@ class PptpTracker {
   // A segment of the control connection from the client, after the NAT
   // rewrote addresses and ports. `control` identifies the connection (the
   // engine's session index); `subscriber` is the engine's handle that its
-  // calls count against (nat::no_index for a static mapping: then only the
+  // calls count against (table::no_index for a static mapping: then only the
   // per-address and table limits apply), `session_room` how many more
   // sessions that subscriber may hold. Updates the TCP checksum for what it
   // changes. The segment must not be an IP fragment (the engine drops those).
@@ -132,7 +132,7 @@ class PptpTracker {
   template <typename Fn>
   void for_each_subscriber(Fn&& fn) const {
     for (const Call& c : calls_)
-      if (c.live && c.subscriber != nat::no_index) fn(c.subscriber);
+      if (c.live && c.subscriber != table::no_index) fn(c.subscriber);
   }
   // fn(session) for every tracked control connection: each must be a live
   // PPTP control session of the engine.
@@ -217,20 +217,20 @@ class PptpTracker {
   static void trim(std::uint8_t* ip, const packet::ParsedIpv4& p, unsigned l4_end);
 
   nat::PptpConfig cfg_;
-  nat::FlowHasher hasher_;
+  table::FlowHasher hasher_;
   std::vector<Call> calls_;
   std::vector<std::uint32_t> free_calls_;
-  nat::FlowTable by_client_id_, by_public_id_;
-  nat::TimerWheel wheel_;
+  table::FlowTable by_client_id_, by_public_id_;
+  table::TimerWheel wheel_;
   std::vector<Client> clients_;
   std::vector<std::uint32_t> free_clients_;
-  nat::FlowTable client_table_;
+  table::FlowTable client_table_;
   std::vector<Host> hosts_;
   std::vector<std::uint32_t> free_hosts_;
-  nat::FlowTable host_table_;
+  table::FlowTable host_table_;
   std::vector<Control> controls_;
   std::vector<std::uint32_t> free_controls_;
-  nat::FlowTable control_table_;
+  table::FlowTable control_table_;
   std::uint32_t call_count_ = 0, control_count_ = 0;
   std::uint32_t now_s_ = 0;
   std::uint64_t rng_ = 0x9e3779b97f4a7c15ull;
@@ -240,13 +240,13 @@ class PptpTracker {
 template <typename OnFreed>
 void PptpTracker::control_closed(std::uint32_t control, OnFreed&& on_freed) {
   const std::uint32_t c = find_control(control);
-  if (c == nat::no_index) return;
-  while (controls_[c].first_call != nat::no_index) {
+  if (c == table::no_index) return;
+  while (controls_[c].first_call != table::no_index) {
     const std::uint32_t call = controls_[c].first_call;
     const std::uint32_t subscriber = calls_[call].subscriber;
     free_call(call);
     ++counters_.calls_cleared;
-    if (subscriber != nat::no_index) on_freed(subscriber);
+    if (subscriber != table::no_index) on_freed(subscriber);
   }
   close_control(c);
 }
@@ -263,7 +263,7 @@ void PptpTracker::expire(std::uint64_t now_ms, unsigned budget, OnFreed&& on_fre
     const std::uint32_t subscriber = c.subscriber;
     free_call(i);
     ++counters_.calls_expired;
-    if (subscriber != nat::no_index) on_freed(subscriber);
+    if (subscriber != table::no_index) on_freed(subscriber);
     return 0;
   });
 }

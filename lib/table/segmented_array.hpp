@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-namespace passgate::nat {
+namespace passgate::table {
 
 template <typename T, unsigned Bits>
 class SegmentedArray {
@@ -161,4 +161,4 @@ class SegmentedArray {
   std::size_t size_ = 0;
 };
 
-}  // namespace passgate::nat
+}  // namespace passgate::table

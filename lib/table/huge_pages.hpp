@@ -14,7 +14,7 @@
 #include <new>
 #include <vector>
 
-namespace passgate::nat {
+namespace passgate::table {
 
 inline constexpr std::size_t huge_page_bytes = std::size_t{2} << 20;
 
@@ -55,4 +55,4 @@ struct HugePageAllocator {
 template <typename T>
 using HugeVector = std::vector<T, HugePageAllocator<T>>;
 
-}  // namespace passgate::nat
+}  // namespace passgate::table

@@ -15,10 +15,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "nat/flow_table.hpp"
-#include "nat/huge_pages.hpp"
+#include "table/flow_table.hpp"
+#include "table/huge_pages.hpp"
 
-namespace passgate::nat {
+namespace passgate::table {
 
 class TimerWheel {
  public:
@@ -100,4 +100,4 @@ class TimerWheel {
   std::uint32_t current_ = 0;
 };
 
-}  // namespace passgate::nat
+}  // namespace passgate::table

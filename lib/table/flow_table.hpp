@@ -18,9 +18,9 @@
 #include <memory>
 #include <vector>
 
-#include "nat/huge_pages.hpp"
+#include "table/huge_pages.hpp"
 
-namespace passgate::nat {
+namespace passgate::table {
 
 inline constexpr std::uint32_t no_index = 0xffffffffu;
 
@@ -127,4 +127,4 @@ struct FlowHasher {
   }
 };
 
-}  // namespace passgate::nat
+}  // namespace passgate::table
