@@ -4,7 +4,6 @@
 // problem with file, line and column; nothing here depends on DPDK.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>

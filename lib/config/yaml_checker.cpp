@@ -60,8 +60,8 @@ std::optional<std::string> Checker::text(const Field& f, std::string_view expect
   return f.node.Scalar();
 }
 
-std::optional<std::uint64_t> Checker::integer(const Field& f, std::uint64_t min, std::uint64_t max, std::string_view unit,
-                                              std::string_view minimum_note) {
+std::optional<std::uint64_t> Checker::integer(const Field& f, std::uint64_t min, std::uint64_t max,
+                                              std::string_view unit, std::string_view minimum_note) {
   const std::string range = unit.empty() ? fmt::format("an integer from {} to {}", min, max)
                                          : fmt::format("an integer from {} to {} ({})", min, max, unit);
   const auto s = text(f, range);

@@ -15,10 +15,11 @@ TEST(GatewayConfig, DataplaneRules) {
       {"dataplane:\n  workers: [1, 2, 1]\n" + minimal, 2, 19, Code::repeated, "lcore 1 is listed twice"},
       {"dataplane:\n  workers: [128]\n" + minimal, 2, 13, Code::out_of_range, "RTE_MAX_LCORE"},
       {"dataplane:\n  mbufs: 100\n" + minimal, 2, 10, Code::out_of_range, "expected an integer from 1023 to"},
+      // Every holder: tests/unit/mbuf_budget_test.cpp.
       {"dataplane:\n  mbufs: 4095\n" + minimal, 2, 10, Code::capacity,
        "4095 mbufs cannot cover what this configuration can hold at once: rx descriptors 2048 + tx descriptors 2048 "
        "+ neighbour queues 2048"},
-  });  // every holder: tests/unit/mbuf_budget_test.cpp
+  });
   EXPECT_TRUE(
       parse("dataplane:\n  mbufs: 4095\n  neighbour: {table_size: 16, queue: 4}\n" +
             with(minimal, "    role: inside\n", "    role: inside\n    rx_descriptors: 256\n    tx_descriptors: 256\n"))
