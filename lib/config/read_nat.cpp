@@ -138,8 +138,8 @@ void cross_check_with_engine(Checker& c, const GatewayConfig& g, const std::vect
     if (s.clean) clean.static_mappings.push_back(s.map);
   if (seen.passthrough_reported) clean.passthrough = {};  // already reported; the engine checks the defaults
   for (const nat::NatProblem& problem : clean.problems()) {
-    if (seen.pools_reported && clean.pools.empty() && problem.code == nat::NatProblem::no_pool) continue;
-    if (seen.blocks_reported && problem.code == nat::NatProblem::too_many_blocks) continue;
+    if (seen.pools_reported && clean.pools.empty() && problem.code == nat::NatProblem::Code::no_pool) continue;
+    if (seen.blocks_reported && problem.code == nat::NatProblem::Code::too_many_blocks) continue;
     const std::string message = "nat: " + problem.text + " (the NAT engine's own check)";
     if (seen.section)
       c.error_at(Code::engine_check, seen.section->key_mark, message);

@@ -37,11 +37,11 @@ std::vector<std::string> NatConfig::validate() const {
 
 std::vector<NatProblem> NatConfig::problems() const {
   std::vector<NatProblem> errors;
-  NatProblem::Code code = NatProblem::no_pool;  // set per group of rules below
+  NatProblem::Code code = NatProblem::Code::no_pool;  // set per group of rules below
   auto error = [&](std::string text) { errors.push_back(NatProblem{code, std::move(text)}); };
 
   if (pools.empty()) error("at least one pool is required");
-  code = NatProblem::size;
+  code = NatProblem::Code::size;
   if (max_sessions == 0 || max_sessions > (1u << 30)) error("max_sessions must be between 1 and 2^30");
   if (max_subscribers == 0 || max_subscribers > (1u << 26)) error("max_subscribers must be between 1 and 2^26");
   if (fragment_flows == 0) error("fragment_flows must be at least 1");
@@ -53,7 +53,7 @@ std::vector<NatProblem> NatConfig::problems() const {
   if (limits.limit_event_interval_ms > 3'600'000) error("limits.limit_event_interval_ms must be at most an hour");
   if (limits.fragment_flows_per_host == 0) error("limits.fragment_flows_per_host must be at least 1");
 
-  code = NatProblem::timeout;
+  code = NatProblem::Code::timeout;
   const Timeouts& t = timeouts;
   if (t.udp < 120) error(fmt::format("timeouts.udp {} s is below RFC 4787 REQ-5's 120 s minimum", t.udp));
   if (t.tcp_established < 7440)
@@ -65,7 +65,7 @@ std::vector<NatProblem> NatConfig::problems() const {
     if (v > 86400 * 7) error(fmt::format("timeout {} s is longer than a week", v));
   if (t.fragment_ms == 0 || t.fragment_ms > 60000) error("timeouts.fragment_ms must be between 1 and 60000");
 
-  code = NatProblem::passthrough;
+  code = NatProblem::Code::passthrough;
   const EspConfig& esp = passthrough.esp;
   if (esp.max_sas == 0 || esp.max_sas > (1u << 24)) error("passthrough.esp.max_sas must be between 1 and 2^24");
   if (esp.idle_timeout < 30 || esp.idle_timeout > 86400) error("passthrough.esp.idle_timeout must be between 30 and 86400 s");
@@ -95,7 +95,7 @@ std::vector<NatProblem> NatConfig::problems() const {
       error(fmt::format("passthrough.{}.timeout {} s must be between 120 (RFC 4787 REQ-5) and 86400",
                         svc == &passthrough.ike ? "ike" : "l2tp", svc->timeout));
 
-  code = NatProblem::pool;
+  code = NatProblem::Code::pool;
   std::uint64_t total_blocks = 0;
   for (std::size_t i = 0; i < pools.size(); ++i) {
     const PoolConfig& p = pools[i];
@@ -138,10 +138,10 @@ std::vector<NatProblem> NatConfig::problems() const {
         }
     }
   }
-  code = NatProblem::too_many_blocks;
+  code = NatProblem::Code::too_many_blocks;
   if (total_blocks > (1ull << 26)) error(fmt::format("the pools hold {} port blocks; at most 2^26 fit", total_blocks));
 
-  code = NatProblem::static_mapping;
+  code = NatProblem::Code::static_mapping;
   for (std::size_t i = 0; i < static_mappings.size(); ++i) {
     const StaticMapping& s = static_mappings[i];
     if (s.protocol != packet::ip_proto::tcp && s.protocol != packet::ip_proto::udp)

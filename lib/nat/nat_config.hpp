@@ -136,7 +136,7 @@ struct AbuseLimits {
 };
 
 struct NatProblem {
-  enum Code : std::uint8_t {
+  enum class Code : std::uint8_t {
     no_pool,          // the pool list is empty
     size,             // a table size or abuse limit out of range
     timeout,          // a timeout below its RFC minimum or out of range

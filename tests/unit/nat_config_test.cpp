@@ -120,19 +120,19 @@ TEST(NatConfig, ProblemsCarryTheirGroupInValidatesOrder) {
   ASSERT_EQ(problems.size(), texts.size());
   for (std::size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(problems[i].text, texts[i]);
   ASSERT_EQ(problems.size(), 4u);
-  EXPECT_EQ(problems[0].code, NatProblem::no_pool);
-  EXPECT_EQ(problems[1].code, NatProblem::timeout);
-  EXPECT_EQ(problems[2].code, NatProblem::passthrough);
-  EXPECT_EQ(problems[3].code, NatProblem::static_mapping);
+  EXPECT_EQ(problems[0].code, NatProblem::Code::no_pool);
+  EXPECT_EQ(problems[1].code, NatProblem::Code::timeout);
+  EXPECT_EQ(problems[2].code, NatProblem::Code::passthrough);
+  EXPECT_EQ(problems[3].code, NatProblem::Code::static_mapping);
 
   c = good();
   c.pools[0].block_size = 1;
   c.pools[0].public_addresses = {{ipv4(11, 0, 0, 0), ipv4(11, 15, 255, 255)}};  // 2^20 x 64512 blocks
   const std::vector<NatProblem> blocks = c.problems();
   ASSERT_EQ(blocks.size(), 1u);
-  EXPECT_EQ(blocks[0].code, NatProblem::too_many_blocks);
+  EXPECT_EQ(blocks[0].code, NatProblem::Code::too_many_blocks);
   c.pools[0].subscribers.clear();
-  EXPECT_EQ(c.problems()[0].code, NatProblem::pool);
+  EXPECT_EQ(c.problems()[0].code, NatProblem::Code::pool);
 }
 
 }  // namespace
