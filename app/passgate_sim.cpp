@@ -20,6 +20,7 @@
 #include "packet/headers.hpp"
 #include "support/packet_builder.hpp"
 #include "support/pcap_writer.hpp"
+#include "cli.hpp"
 
 namespace po = boost::program_options;
 using namespace passgate;
@@ -85,28 +86,18 @@ int main(int argc, char** argv) {
   unsigned subscribers = 8, flows = 4;
   std::string out_dir = ".";
   std::uint64_t seed = 2026;
-  po::options_description opts("passgate-sim: the NAT engine on generated subscriber traffic");
-  opts.add_options()("help,h", "this help")(
+  cli::CommandLine cli({"passgate-sim",
+                        "passgate-sim: the NAT engine on generated subscriber traffic\n\n"
+                        "Usage: passgate-sim [options]",
+                        "", ""});
+  cli.add_options()(
       "subscribers", po::value(&subscribers)->default_value(subscribers), "subscribers behind the NAT (2..200)")(
       "flows", po::value(&flows)->default_value(flows), "UDP and TCP flows per subscriber (1..1000)")(
       "out-dir", po::value(&out_dir)->default_value(out_dir), "where inside.pcap and outside.pcap are written")(
       "seed", po::value(&seed)->default_value(seed), "random seed (port choice, hashing)");
-  po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, opts), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "passgate-sim: " << e.what() << "\n" << opts;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << opts;
-    return 0;
-  }
-  if (subscribers < 2 || subscribers > 200 || flows < 1 || flows > 1000) {
-    fmt::print(stderr, "passgate-sim: --subscribers must be 2..200 and --flows 1..1000\n");
-    return 2;
-  }
+  if (const auto status = cli.parse(argc, argv)) return *status;
+  if (subscribers < 2 || subscribers > 200 || flows < 1 || flows > 1000)
+    return cli.usage_error("--subscribers must be 2..200 and --flows 1..1000");
   std::filesystem::create_directories(out_dir);
 
   NatConfig config;
@@ -124,13 +115,10 @@ int main(int argc, char** argv) {
   auto engine = Engine::create(config, &errors);
   if (!engine) {
     for (const auto& e : errors) fmt::print(stderr, "passgate-sim: {}\n", e);
-    return 1;
+    return cli::exit_failure;
   }
   Sim sim(std::move(engine), out_dir);
-  if (!sim.inside.ok() || !sim.outside.ok()) {
-    fmt::print(stderr, "passgate-sim: cannot write pcaps in {}\n", out_dir);
-    return 1;
-  }
+  if (!sim.inside.ok() || !sim.outside.ok()) return cli.failure(fmt::format("cannot write pcaps in {}", out_dir));
 
   auto subscriber = [](unsigned i) { return be32::from_host(ipv4(100, 64, 0, 10).host() + i); };
   auto server = [](unsigned f) { return be32::from_host(ipv4(203, 0, 113, 10).host() + f % 5); };
@@ -217,5 +205,5 @@ int main(int argc, char** argv) {
              out_dir, sim.outside.packets());
   const bool ok = sim.delivered == sim.expected && sim.misdelivered == 0 && sim.bad_checksums == 0;
   fmt::print("passgate-sim: {}\n", ok ? "OK" : "FAILED");
-  return ok ? 0 : 1;
+  return ok ? cli::exit_ok : cli::exit_failure;
 }

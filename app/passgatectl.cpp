@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
 #include "control/operator_commands.hpp"
 
 namespace po = boost::program_options;
@@ -218,63 +219,51 @@ int show(const std::string& command, const YAML::Node& v) {
 int main(int argc, char** argv) {
   std::string prefix = "rte", socket_path;
   std::vector<std::string> words;
-  po::options_description opts(
-      "passgatectl: operate a running passgate over DPDK's telemetry socket\n\n"
-      "Usage: passgatectl [options] COMMAND [ARGS]\n\nOptions");
-  opts.add_options()("help,h", "print this help and exit")(
-      "file-prefix", po::value(&prefix)->default_value("rte"), "passgate's DPDK --file-prefix")(
+  passgate::cli::CommandLine cli({"passgatectl",
+                                  "passgatectl: operate a running passgate over DPDK's telemetry socket\n\n"
+                                  "Usage: passgatectl [options] COMMAND [ARGS]",
+                                  commands_help, ""});
+  cli.add_options()("file-prefix", po::value(&prefix)->default_value("rte"), "passgate's DPDK --file-prefix")(
       "socket", po::value(&socket_path), "telemetry socket path (default /var/run/dpdk/PREFIX/dpdk_telemetry.v2)")(
       "json", "print the gateway's JSON answer unchanged")(
       "destinations", "subscriber and public: show each session's remote address and port (off by default: "
                       "subscribers' destinations are private, RFC 6888 REQ-12)");
-  po::options_description hidden;
-  hidden.add_options()("words", po::value(&words));
-  po::positional_options_description positional;
-  positional.add("words", -1);
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "passgatectl: " << e.what() << "\n\n" << opts << "\n" << commands_help;
-    return 2;
-  }
-  if (vm.count("help") || words.empty()) {
-    std::cout << opts << "\n" << commands_help;
-    return words.empty() && !vm.count("help") ? 2 : 0;
+  cli.positionals("words", &words);
+  if (const auto status = cli.parse(argc, argv)) return *status;
+  // No command: the help, as a usage error.
+  if (words.empty()) {
+    cli.print_help(std::cout);
+    return passgate::cli::exit_usage;
   }
   const std::string& command = words[0];
-  const passgate::control::CtlRequest built = passgate::control::ctl_request(words, vm.count("destinations") != 0);
+  const passgate::control::CtlRequest built = passgate::control::ctl_request(words, cli.has("destinations"));
   if (built.path.empty()) {
-    std::cerr << "passgatectl: " << built.error << "\n";
+    const int status = cli.usage_error(built.error);
     if (built.problem == passgate::control::CtlRequest::Problem::unknown_command) std::cerr << "\n" << commands_help;
-    return 2;
+    return status;
   }
   const std::string& request = built.path;
   if (socket_path.empty()) socket_path = fmt::format("/var/run/dpdk/{}/dpdk_telemetry.v2", prefix);
 
   TelemetryClient client;
   std::string error, answer;
-  if (!client.connect_to(socket_path, &error) || !client.request(request, answer, &error)) {
-    std::cerr << "passgatectl: " << error << "\n";
-    return 2;
-  }
+  // Unreachable or unreadable gateway: 2, like a usage error, so that 1 keeps
+  // meaning "a reload was refused".
+  if (!client.connect_to(socket_path, &error) || !client.request(request, answer, &error))
+    return cli.usage_error(error);
   YAML::Node root;
   try {
     root = YAML::Load(answer);
   } catch (const std::exception& e) {
-    std::cerr << "passgatectl: unreadable answer from passgate: " << e.what() << "\n";
-    return 2;
+    return cli.usage_error(fmt::format("unreadable answer from passgate: {}", e.what()));
   }
   const YAML::Node value = root[request.substr(0, request.find(','))];
   if (!value || value.IsNull()) {
-    std::cerr << "passgatectl: passgate refused '" << request
-              << "' (an older passgate, or bad arguments: addresses are dotted IPv4, PROTO tcp, udp or icmp)\n";
-    return 2;
+    return cli.usage_error(fmt::format(
+        "passgate refused '{}' (an older passgate, or bad arguments: addresses are dotted IPv4, PROTO tcp, udp or icmp)",
+        request));
   }
-  const bool json = vm.count("json") != 0;
+  const bool json = cli.has("json");
   if (json) {
     std::cout << answer << "\n";
     // The exit status still tells scripts whether a reload was applied.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine (as root):
 #   1. installs what is missing (scripts/install-deps.sh),
-#   2. builds the release tree and runs every meson test (unit, e2e),
-#   3. builds the unit tests with AddressSanitizer + UndefinedBehaviorSanitizer
-#      and runs them,
+#   2. builds the release tree and runs every meson test (unit, integration,
+#      e2e, ...),
+#   3. builds the unit and integration tests with AddressSanitizer +
+#      UndefinedBehaviorSanitizer and runs them,
 #   4. builds the two libFuzzer targets with clang and fuzzes them for
 #      FUZZ_SECONDS together (default 120, split evenly: parse+translate, and
 #      operation sequences with Engine::check_invariants()) from their
@@ -116,8 +117,9 @@ run_suite release build -- -Dbuildtype=release
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-# The unit suite only: DPDK's own memory handling is not built for ASan.
-run_suite sanitizers build-asan --suite unit -- -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
+# The unit and integration suites only: DPDK's own memory handling is not
+# built for ASan.
+run_suite sanitizers build-asan --suite unit --suite integration -- -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
   -Dbenchmarks=false
 
 # Both libFuzzer targets (fuzz_translate, fuzz_ops), the time split between

@@ -69,15 +69,10 @@ void add_string(rte_tel_data* d, const char* key, const std::string& value) {
   rte_tel_data_add_dict_string(d, key, telemetry_strings(value).front().c_str());
 }
 
-// The telemetry callbacks are plain functions: they reach the control core
-// through this pointer, cleared (under the mutex) before it goes away.
-std::mutex instance_mutex;
-ControlCore* instance = nullptr;
-
-int cmd_config(const char*, const char*, rte_tel_data* d) {
-  std::lock_guard<std::mutex> lock(instance_mutex);
-  if (!instance) return -1;
-  const stats::ConfigState c = instance->snapshot(false).config;
+// The operator's commands; the registry (control/telemetry.hpp) calls them
+// with the core that added them.
+int cmd_config(ControlCore& core, const char*, rte_tel_data* d) {
+  const stats::ConfigState c = core.snapshot(false).config;
   rte_tel_data_start_dict(d);
   add_string(d, "file", c.file);
   add_string(d, "digest", c.digest);
@@ -89,22 +84,18 @@ int cmd_config(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
-int cmd_reload(const char*, const char*, rte_tel_data* d) {
-  std::lock_guard<std::mutex> lock(instance_mutex);
-  if (!instance) return -1;
-  const dataplane::ReloadOutcome r = instance->reload();
+int cmd_reload(ControlCore& core, const char*, rte_tel_data* d) {
+  const dataplane::ReloadOutcome r = core.reload();
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_string(d, "result", r.applied ? "applied" : "rejected");
-  rte_tel_data_add_dict_u64(d, "generation", r.applied ? r.generation : instance->gateway().generation());
+  rte_tel_data_add_dict_u64(d, "generation", r.applied ? r.generation : core.gateway().generation());
   add_string(d, "summary", r.summary);
   add_string_array(d, "errors", r.problems);
   return 0;
 }
 
-int cmd_pools(const char*, const char*, rte_tel_data* d) {
-  std::lock_guard<std::mutex> lock(instance_mutex);
-  if (!instance) return -1;
-  const stats::GatewaySnapshot s = instance->snapshot(true);
+int cmd_pools(ControlCore& core, const char*, rte_tel_data* d) {
+  const stats::GatewaySnapshot s = core.snapshot(true);
   rte_tel_data_start_dict(d);
   for (const stats::PoolUsage& u : s.pools) {
     rte_tel_data* pool = rte_tel_data_alloc();
@@ -137,16 +128,14 @@ std::string session_line(const dataplane::SessionView& s, bool destinations) {
 
 // /passgate/subscriber,ADDRESS[,LIMIT][,destinations]: its public address,
 // port blocks and sessions (remote endpoints only with `destinations`).
-int cmd_subscriber(const char*, const char* params, rte_tel_data* d) {
+int cmd_subscriber(ControlCore& core, const char* params, rte_tel_data* d) {
   auto args = split_params(params);
   const bool destinations = take_destinations(args);
   nat::be32 address;
   if (args.empty() || !parse_ipv4(args[0], address)) return -EINVAL;
   std::size_t limit = 50;
   if (args.size() > 1) limit = std::strtoul(args[1].c_str(), nullptr, 10);
-  std::lock_guard<std::mutex> lock(instance_mutex);
-  if (!instance) return -1;
-  const dataplane::SubscriberView v = instance->gateway().subscriber(address, std::min<std::size_t>(limit, 100));
+  const dataplane::SubscriberView v = core.gateway().subscriber(address, std::min<std::size_t>(limit, 100));
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_string(d, "subscriber", nat::to_string(address).c_str());
   rte_tel_data_add_dict_string(d, "public_address", v.public_address.raw ? nat::to_string(v.public_address).c_str() : "");
@@ -165,7 +154,7 @@ int cmd_subscriber(const char*, const char* params, rte_tel_data* d) {
 
 // /passgate/public,PROTO,ADDRESS,PORT[,destinations]: who holds a public
 // address and port now (remote endpoints only with `destinations`).
-int cmd_public(const char*, const char* params, rte_tel_data* d) {
+int cmd_public(ControlCore& core, const char* params, rte_tel_data* d) {
   auto args = split_params(params);
   const bool destinations = take_destinations(args);
   if (args.size() != 3) return -EINVAL;
@@ -179,9 +168,7 @@ int cmd_public(const char*, const char* params, rte_tel_data* d) {
   // 0 included: an ICMP query identifier may be 0.
   const auto port = packet::text::parse_uint(args[2]);
   if (!port || *port > 65535) return -EINVAL;
-  std::lock_guard<std::mutex> lock(instance_mutex);
-  if (!instance) return -1;
-  const auto v = instance->gateway().public_port(proto, address, static_cast<std::uint16_t>(*port), 50);
+  const auto v = core.gateway().public_port(proto, address, static_cast<std::uint16_t>(*port), 50);
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_string(d, "found", v ? "yes" : "no");
   if (!v) return 0;
@@ -197,10 +184,8 @@ int cmd_public(const char*, const char* params, rte_tel_data* d) {
   return 0;
 }
 
-int cmd_exports(const char*, const char*, rte_tel_data* d) {
-  std::lock_guard<std::mutex> lock(instance_mutex);
-  if (!instance) return -1;
-  const stats::GatewaySnapshot s = instance->snapshot(false);
+int cmd_exports(ControlCore& core, const char*, rte_tel_data* d) {
+  const stats::GatewaySnapshot s = core.snapshot(false);
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "events", s.exports.events);
   rte_tel_data_add_dict_u64(d, "events_lost_in_rings", s.nat.get(stats::NatCounter::events_lost));
@@ -232,8 +217,8 @@ ControlCore::ControlCore(std::string path, const config::GatewayConfig& cfg, dat
 }
 
 ControlCore::~ControlCore() {
-  std::lock_guard<std::mutex> lock(instance_mutex);
-  if (instance == this) instance = nullptr;
+  // The commands added by start() read this core.
+  if (telemetry_) telemetry_->withdraw();
 }
 
 void ControlCore::note_loaded(const std::string& text) {
@@ -270,32 +255,29 @@ bool ControlCore::open_exporters(const config::GatewayConfig& cfg, std::string* 
   return true;
 }
 
-bool ControlCore::start() {
+bool ControlCore::start(TelemetryRegistry& telemetry) {
   const config::GatewayConfig cfg = gateway_.config();
   std::string error;
   const bool ok = open_exporters(cfg, &error);
   if (!ok) log(Level::error, "NAT event export: {}", error);
   if (cfg.control.ipfix) log(Level::info, "NAT events to IPFIX collector {}", cfg.control.ipfix->collector);
   if (cfg.control.syslog) log(Level::info, "NAT events to syslog server {}", cfg.control.syslog->server);
-  {
-    std::lock_guard<std::mutex> lock(instance_mutex);
-    instance = this;
-  }
+  telemetry_ = &telemetry;
+  using Command = int (*)(ControlCore&, const char*, rte_tel_data*);
+  const auto add = [&](const char* name, Command command, const char* help) {
+    return telemetry.add(name, help, [this, command](const char* params, rte_tel_data* d) {
+      return command(*this, params, d);
+    });
+  };
   bool registered = true;
-  registered &= rte_telemetry_register_cmd("/passgate/config", cmd_config,
-                                           "Policy in force: file, digest, generation, reloads, last error") == 0;
-  registered &= rte_telemetry_register_cmd("/passgate/reload", cmd_reload,
-                                           "Re-read the configuration file; applied only if valid") == 0;
-  registered &= rte_telemetry_register_cmd("/passgate/pools", cmd_pools,
-                                           "Per pool: addresses, port blocks in use and free, subscribers") == 0;
-  registered &= rte_telemetry_register_cmd(
-                    "/passgate/subscriber", cmd_subscriber,
-                    "Params: ADDRESS[,LIMIT][,destinations]. Public address, port blocks, sessions") == 0;
-  registered &= rte_telemetry_register_cmd(
-                    "/passgate/public", cmd_public,
-                    "Params: tcp|udp|icmp,ADDRESS,PORT[,destinations]. Who holds a public port") == 0;
-  registered &= rte_telemetry_register_cmd("/passgate/exports", cmd_exports,
-                                           "NAT events handed over and exported (IPFIX, syslog)") == 0;
+  registered &= add("/passgate/config", cmd_config, "Policy in force: file, digest, generation, reloads, last error");
+  registered &= add("/passgate/reload", cmd_reload, "Re-read the configuration file; applied only if valid");
+  registered &= add("/passgate/pools", cmd_pools, "Per pool: addresses, port blocks in use and free, subscribers");
+  registered &= add("/passgate/subscriber", cmd_subscriber,
+                    "Params: ADDRESS[,LIMIT][,destinations]. Public address, port blocks, sessions");
+  registered &= add("/passgate/public", cmd_public,
+                    "Params: tcp|udp|icmp,ADDRESS,PORT[,destinations]. Who holds a public port");
+  registered &= add("/passgate/exports", cmd_exports, "NAT events handed over and exported (IPFIX, syslog)");
   if (!registered) log(Level::warning, "some /passgate telemetry commands could not be registered");
   return ok;
 }

@@ -15,6 +15,7 @@
 #include "config/gateway_config.hpp"
 #include "control/ipfix_exporter.hpp"
 #include "control/syslog_exporter.hpp"
+#include "control/telemetry.hpp"
 #include "dataplane/gateway.hpp"
 #include "stats/snapshot.hpp"
 
@@ -29,8 +30,10 @@ class ControlCore {
   ControlCore& operator=(const ControlCore&) = delete;
 
   // Opens the exporters of the configuration; false (and logged) if one
-  // cannot be opened. Registers the /passgate/ telemetry commands.
-  bool start();
+  // cannot be opened. Adds the operator's /passgate/ telemetry commands to
+  // `telemetry`, which must outlive this core (the destructor withdraws
+  // them).
+  bool start(TelemetryRegistry& telemetry);
   // Reads the file again and applies it, or keeps the running policy.
   dataplane::ReloadOutcome reload();
   // Moves the workers' NAT events to the exporters. Call every ~10 ms.
@@ -48,6 +51,7 @@ class ControlCore {
 
   const std::string path_;
   dataplane::Gateway& gateway_;
+  TelemetryRegistry* telemetry_ = nullptr;
   mutable std::mutex mutex_;  // reloads (SIGHUP, passgatectl) and the state below
   stats::ConfigState config_state_;
   mutable std::mutex export_mutex_;  // exporters are swapped by reloads while the pump runs

@@ -3,27 +3,24 @@
 #include <rte_telemetry.h>
 
 #include <mutex>
+#include <set>
+#include <string>
 
 namespace passgate::control {
 
 namespace {
 
-// DPDK's telemetry callbacks are plain functions without user data: the
-// source lives here, guarded because the telemetry thread may call in
-// while the main thread clears it at shutdown.
-std::mutex source_mutex;
-SnapshotSource source;
+// Every registry's commands pass through dispatch(): DPDK names the command
+// it calls, and the active registry (one at a time) finds its handler. The
+// mutex is held while a handler runs, so withdraw() returns only once none
+// is running.
+std::mutex registry_mutex;
+TelemetryRegistry* active_registry = nullptr;
+// DPDK keeps commands for the life of the process: each name is registered
+// with it once, whichever registry adds it.
+std::set<std::string> registered_with_dpdk;
 
-bool take(stats::GatewaySnapshot& out) {
-  std::lock_guard<std::mutex> lock(source_mutex);
-  if (!source) return false;
-  out = source();
-  return true;
-}
-
-int nat(const char*, const char*, rte_tel_data* d) {
-  stats::GatewaySnapshot s;
-  if (!take(s)) return -1;
+int nat(const stats::GatewaySnapshot& s, rte_tel_data* d) {
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "sessions", s.sessions);
   rte_tel_data_add_dict_u64(d, "mappings", s.mappings);
@@ -34,9 +31,7 @@ int nat(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
-int nat_drops(const char*, const char*, rte_tel_data* d) {
-  stats::GatewaySnapshot s;
-  if (!take(s)) return -1;
+int nat_drops(const stats::GatewaySnapshot& s, rte_tel_data* d) {
   rte_tel_data_start_dict(d);
   for (unsigned k = 1; k < stats::drop_reason_count; ++k)
     rte_tel_data_add_dict_u64(d, stats::drop_reason_name(static_cast<stats::DropReason>(k)), s.nat.drop[k]);
@@ -48,9 +43,7 @@ int nat_drops(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
-int ports(const char*, const char*, rte_tel_data* d) {
-  stats::GatewaySnapshot s;
-  if (!take(s)) return -1;
+int ports(const stats::GatewaySnapshot& s, rte_tel_data* d) {
   rte_tel_data_start_dict(d);
   for (std::size_t p = 0; p < s.ports.size(); ++p) {
     rte_tel_data* port = rte_tel_data_alloc();
@@ -81,9 +74,7 @@ int ports(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
-int protocols(const char*, const char*, rte_tel_data* d) {
-  stats::GatewaySnapshot s;
-  if (!take(s)) return -1;
+int protocols(const stats::GatewaySnapshot& s, rte_tel_data* d) {
   rte_tel_data_start_dict(d);
   for (unsigned p = 0; p < stats::proto_index_count; ++p) {
     const stats::ProtoCounters& c = s.nat.proto[p];
@@ -106,9 +97,7 @@ int protocols(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
-int steering(const char*, const char*, rte_tel_data* d) {
-  stats::GatewaySnapshot s;
-  if (!take(s)) return -1;
+int steering(const stats::GatewaySnapshot& s, rte_tel_data* d) {
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "workers", s.workers);
   for (std::size_t p = 0; p < s.steering_modes.size() && p < s.port_names.size(); ++p) {
@@ -128,9 +117,7 @@ int steering(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
-int passthrough(const char*, const char*, rte_tel_data* d) {
-  stats::GatewaySnapshot s;
-  if (!take(s)) return -1;
+int passthrough(const stats::GatewaySnapshot& s, rte_tel_data* d) {
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "esp_security_associations", s.esp_sas);
   rte_tel_data_add_dict_u64(d, "esp_learners", s.esp_learners);
@@ -140,9 +127,7 @@ int passthrough(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
-int mempool(const char*, const char*, rte_tel_data* d) {
-  stats::GatewaySnapshot s;
-  if (!take(s)) return -1;
+int mempool(const stats::GatewaySnapshot& s, rte_tel_data* d) {
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_u64(d, "size", s.mbufs_total);
   rte_tel_data_add_dict_u64(d, "free", s.mbufs_free);
@@ -152,27 +137,59 @@ int mempool(const char*, const char*, rte_tel_data* d) {
 
 }  // namespace
 
-bool register_telemetry(SnapshotSource src) {
-  {
-    std::lock_guard<std::mutex> lock(source_mutex);
-    source = std::move(src);
-  }
-  bool ok = true;
-  ok &= rte_telemetry_register_cmd("/passgate/nat", nat, "NAT counters and gauges, summed over workers") == 0;
-  ok &= rte_telemetry_register_cmd("/passgate/nat_drops", nat_drops, "NAT drops by reason, malformed by parse error") == 0;
-  ok &= rte_telemetry_register_cmd("/passgate/ports", ports, "Per port: traffic, ARP, echo, drops by reason") == 0;
-  ok &= rte_telemetry_register_cmd("/passgate/steering", steering,
-                                   "Workers, steering mode per port (rss, handoff, single), handoffs per worker") == 0;
-  ok &= rte_telemetry_register_cmd("/passgate/protocols", protocols,
-                                   "Per protocol: sessions, translations per direction, drops by reason") == 0;
-  ok &= rte_telemetry_register_cmd("/passgate/passthrough", passthrough, "ESP SAs and learners, PPTP calls, GRE tunnels") == 0;
-  ok &= rte_telemetry_register_cmd("/passgate/mempool", mempool, "Packet buffer pool size and free buffers") == 0;
-  return ok;
+int TelemetryRegistry::dispatch(const char* command, const char* params, rte_tel_data* d) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  if (!active_registry) return -1;
+  const auto it = active_registry->handlers_.find(command);
+  return it == active_registry->handlers_.end() ? -1 : it->second(params, d);
 }
 
-void unregister_telemetry_source() {
-  std::lock_guard<std::mutex> lock(source_mutex);
-  source = nullptr;
+TelemetryRegistry::TelemetryRegistry() {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  active_registry = this;
+}
+
+TelemetryRegistry::~TelemetryRegistry() {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  if (active_registry == this) active_registry = nullptr;
+}
+
+bool TelemetryRegistry::add(const std::string& command, const char* help, Handler handler) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  handlers_[command] = std::move(handler);
+  if (registered_with_dpdk.count(command)) return true;
+  if (rte_telemetry_register_cmd(command.c_str(), dispatch, help) != 0) return false;
+  registered_with_dpdk.insert(command);
+  return true;
+}
+
+void TelemetryRegistry::withdraw() {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  handlers_.clear();
+}
+
+bool add_snapshot_commands(TelemetryRegistry& registry, SnapshotSource source) {
+  using Command = int (*)(const stats::GatewaySnapshot&, rte_tel_data*);
+  struct Entry {
+    const char* name;
+    Command command;
+    const char* help;
+  };
+  static constexpr Entry entries[] = {
+      {"/passgate/nat", nat, "NAT counters and gauges, summed over workers"},
+      {"/passgate/nat_drops", nat_drops, "NAT drops by reason, malformed by parse error"},
+      {"/passgate/ports", ports, "Per port: traffic, ARP, echo, drops by reason"},
+      {"/passgate/steering", steering,
+       "Workers, steering mode per port (rss, handoff, single), handoffs per worker"},
+      {"/passgate/protocols", protocols, "Per protocol: sessions, translations per direction, drops by reason"},
+      {"/passgate/passthrough", passthrough, "ESP SAs and learners, PPTP calls, GRE tunnels"},
+      {"/passgate/mempool", mempool, "Packet buffer pool size and free buffers"},
+  };
+  bool ok = true;
+  for (const Entry& e : entries)
+    ok &= registry.add(e.name, e.help,
+                       [source, command = e.command](const char*, rte_tel_data* d) { return command(source(), d); });
+  return ok;
 }
 
 }  // namespace passgate::control

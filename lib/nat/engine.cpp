@@ -1042,7 +1042,6 @@ struct Engine::Impl {
     if (s.flags & session_flag::pptp_control) {
       // Its calls end with it (O(its calls)); each was one of the subscriber's sessions.
       e.pptp_.control_closed(i, [&](std::uint32_t sub) { --e.subscribers_[sub].sessions; });
-      sync_pptp_counters(e);
     }
     e.free_sessions_.push_back(i);
     --e.session_count_;
@@ -1142,12 +1141,10 @@ struct Engine::Impl {
       --e.subscribers_[sub].sessions;
       release_if_unused(e, sub);
     });
-    sync_pptp_counters(e);
     e.gre_.expire(now_ms, budget, [&](std::uint32_t sub) {
       --e.subscribers_[sub].sessions;
       release_if_unused(e, sub);
     });
-    sync_gre_counters(e);
   }
 
   // ------------------------------------------------------------------ ESP
@@ -1155,25 +1152,9 @@ struct Engine::Impl {
   // leaves from the subscriber's paired public address (the same as its IKE
   // on UDP 500/4500, RFC 6888 REQ-2), and every SA counts against the
   // subscriber's session limit.
-  // The tracker keeps its own counts; mirror what changed into the engine's
-  // counters so that everything is read from one place.
-  static void sync_esp_counters(Engine& e) {
-    const passthrough::EspCounters& now = e.esp_.counters();
-    passthrough::EspCounters& was = e.esp_synced_;
-    auto mirror = [&](NatCounter c, std::uint64_t passthrough::EspCounters::*field) {
-      e.counters_.add(c, now.*field - was.*field);
-    };
-    mirror(NatCounter::esp_sas_created, &passthrough::EspCounters::sas_created);
-    mirror(NatCounter::esp_sas_expired, &passthrough::EspCounters::sas_expired);
-    mirror(NatCounter::esp_spis_learned, &passthrough::EspCounters::spis_learned);
-    mirror(NatCounter::esp_translated_outbound, &passthrough::EspCounters::translated_out);
-    mirror(NatCounter::esp_translated_inbound, &passthrough::EspCounters::translated_in);
-    mirror(NatCounter::esp_held, &passthrough::EspCounters::held);
-    mirror(NatCounter::esp_learn_timeouts, &passthrough::EspCounters::learn_timeouts);
-    mirror(NatCounter::esp_learn_queue_full, &passthrough::EspCounters::learn_queue_full);
-    mirror(NatCounter::esp_learner_turns_ended, &passthrough::EspCounters::learner_turns_ended);
-    e.counters_.drop[static_cast<unsigned>(DropReason::esp_hold_timeout)] += now.drop_hold_timeout - was.drop_hold_timeout;
-    was = now;
+  // The tracker reports which subscribers gained an SA or lost a held
+  // packet; their session counts and records follow here.
+  static void reconcile_esp(Engine& e) {
     e.esp_.take_created([&](std::uint32_t sub) { ++e.subscribers_[sub].sessions; });
     e.esp_.take_unpinned([&](std::uint32_t sub) {
       --e.subscribers_[sub].esp_held;
@@ -1183,7 +1164,7 @@ struct Engine::Impl {
 
   static Result esp_result(Engine& e, passthrough::EspTracker::Outcome o, Verdict pass) {
     using O = passthrough::EspTracker::Outcome;
-    sync_esp_counters(e);
+    reconcile_esp(e);
     switch (o) {
       case O::forward: return {pass, DropReason::none};
       case O::held: return {Verdict::held, DropReason::none};
@@ -1231,7 +1212,7 @@ struct Engine::Impl {
       --e.subscribers_[sub].sessions;
       release_if_unused(e, sub);
     });
-    sync_esp_counters(e);
+    reconcile_esp(e);
   }
 
   // ----------------------------------------------------------------- PPTP
@@ -1261,17 +1242,15 @@ struct Engine::Impl {
       if (sub != no_index) e.subscribers_[sub].sessions = e.subscribers_[sub].sessions + c.calls_opened - c.calls_closed;
       if (c.outcome == passthrough::PptpTracker::Outcome::drop_session_limit)
         log_event(e, NatEvent::Type::session_limit, sub, 0, 0);
-      return pptp_result(e, c.outcome, pass);
+      return pptp_result(c.outcome, pass);
     } else {
       if (!p.fragmented) e.pptp_.control_inbound(ip, p, s.out_addr, s.rem_addr, index, e.now_ms_);
-      sync_pptp_counters(e);
       return {pass, DropReason::none};
     }
   }
 
-  static Result pptp_result(Engine& e, passthrough::PptpTracker::Outcome o, Verdict pass) {
+  static Result pptp_result(passthrough::PptpTracker::Outcome o, Verdict pass) {
     using O = passthrough::PptpTracker::Outcome;
-    sync_pptp_counters(e);
     switch (o) {
       case O::forward: return {pass, DropReason::none};
       case O::drop_disabled: return drop(DropReason::pptp_disabled);
@@ -1289,52 +1268,21 @@ struct Engine::Impl {
     // The client's control connection made it a subscriber with a paired
     // address; GRE leaves from that address.
     if (!e.config_.passthrough.pptp.enabled)
-      return pptp_result(e, passthrough::PptpTracker::Outcome::drop_disabled, Verdict::to_outside);
+      return pptp_result(passthrough::PptpTracker::Outcome::drop_disabled, Verdict::to_outside);
     const std::uint32_t sub = find_subscriber(e, p.src);
-    if (sub == no_index) return pptp_result(e, passthrough::PptpTracker::Outcome::drop_unknown_call, Verdict::to_outside);
-    return pptp_result(e, e.pptp_.gre_outbound(ip, p, e.addresses_[e.subscribers_[sub].address].addr, e.now_ms_),
+    if (sub == no_index) return pptp_result(passthrough::PptpTracker::Outcome::drop_unknown_call, Verdict::to_outside);
+    return pptp_result(e.pptp_.gre_outbound(ip, p, e.addresses_[e.subscribers_[sub].address].addr, e.now_ms_),
                        Verdict::to_outside);
   }
 
   static Result gre_inbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
     if (p.fragmented) return drop(DropReason::unsupported_protocol);
-    return pptp_result(e, e.pptp_.gre_inbound(ip, p, e.now_ms_), Verdict::to_inside);
-  }
-
-  static void sync_pptp_counters(Engine& e) {
-    const passthrough::PptpCounters& now = e.pptp_.counters();
-    passthrough::PptpCounters& was = e.pptp_synced_;
-    auto mirror = [&](NatCounter c, std::uint64_t passthrough::PptpCounters::*field) {
-      e.counters_.add(c, now.*field - was.*field);
-    };
-    mirror(NatCounter::pptp_calls_created, &passthrough::PptpCounters::calls_created);
-    mirror(NatCounter::pptp_calls_cleared, &passthrough::PptpCounters::calls_cleared);
-    mirror(NatCounter::pptp_calls_expired, &passthrough::PptpCounters::calls_expired);
-    mirror(NatCounter::pptp_calls_refused, &passthrough::PptpCounters::calls_refused);
-    mirror(NatCounter::pptp_call_ids_translated, &passthrough::PptpCounters::call_ids_translated);
-    mirror(NatCounter::pptp_call_ids_restored, &passthrough::PptpCounters::call_ids_restored);
-    mirror(NatCounter::pptp_messages_split, &passthrough::PptpCounters::messages_partial);
-    mirror(NatCounter::pptp_segments_trimmed, &passthrough::PptpCounters::segments_trimmed);
-    mirror(NatCounter::pptp_gre_translated_outbound, &passthrough::PptpCounters::gre_out);
-    mirror(NatCounter::pptp_gre_translated_inbound, &passthrough::PptpCounters::gre_in);
-    was = now;
+    return pptp_result(e.pptp_.gre_inbound(ip, p, e.now_ms_), Verdict::to_inside);
   }
 
   // -------------------------------------------------------------- GRE v0
-  static void sync_gre_counters(Engine& e) {
-    const passthrough::GreCounters& now = e.gre_.counters();
-    passthrough::GreCounters& was = e.gre_synced_;
-    e.counters_.add(NatCounter::gre_tunnels_created, now.tunnels_created - was.tunnels_created);
-    e.counters_.add(NatCounter::gre_tunnels_expired, now.tunnels_expired - was.tunnels_expired);
-    e.counters_.add(NatCounter::gre_tunnels_taken_over, now.tunnels_taken_over - was.tunnels_taken_over);
-    e.counters_.add(NatCounter::gre_translated_outbound, now.translated_out - was.translated_out);
-    e.counters_.add(NatCounter::gre_translated_inbound, now.translated_in - was.translated_in);
-    was = now;
-  }
-
-  static Result gre0_result(Engine& e, passthrough::GreTracker::Outcome o, Verdict pass) {
+  static Result gre0_result(passthrough::GreTracker::Outcome o, Verdict pass) {
     using O = passthrough::GreTracker::Outcome;
-    sync_gre_counters(e);
     switch (o) {
       case O::forward: return {pass, DropReason::none};
       case O::drop_disabled: return drop(DropReason::gre_disabled);
@@ -1346,7 +1294,7 @@ struct Engine::Impl {
   }
 
   static Result gre0_outbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
-    if (!e.config_.passthrough.gre.enabled) return gre0_result(e, passthrough::GreTracker::Outcome::drop_disabled, Verdict::to_outside);
+    if (!e.config_.passthrough.gre.enabled) return gre0_result(passthrough::GreTracker::Outcome::drop_disabled, Verdict::to_outside);
     if (p.fragmented) return drop(DropReason::unsupported_protocol);
     std::uint32_t sub = no_index;
     if (const DropReason r = subscriber_for(e, p.src, sub); r != DropReason::none) return drop(r);
@@ -1364,14 +1312,14 @@ struct Engine::Impl {
       --e.subscribers_[displaced].sessions;
       release_if_unused(e, displaced);
     }
-    const Result r = gre0_result(e, o, Verdict::to_outside);
+    const Result r = gre0_result(o, Verdict::to_outside);
     if (r.verdict == Verdict::drop) release_if_unused(e, sub);
     return r;
   }
 
   static Result gre0_inbound(Engine& e, std::uint8_t* ip, const ParsedIpv4& p) {
     if (p.fragmented) return drop(DropReason::unsupported_protocol);
-    return gre0_result(e, e.gre_.inbound(ip, p, e.now_ms_), Verdict::to_inside);
+    return gre0_result(e.gre_.inbound(ip, p, e.now_ms_), Verdict::to_inside);
   }
 
   // ------------------------------------------------------------ ICMP errors
@@ -1884,9 +1832,9 @@ Engine::Engine(const NatConfig& config)
       subscriber_table_(config.max_subscribers),
       fragment_table_(config.fragment_flows),
       events_(config.event_ring_size),
-      esp_(config.passthrough.esp, hasher_),
-      pptp_(config.passthrough.pptp, hasher_),
-      gre_(config.passthrough.gre, hasher_) {}
+      esp_(config.passthrough.esp, hasher_, counters_),
+      pptp_(config.passthrough.pptp, hasher_, counters_),
+      gre_(config.passthrough.gre, hasher_, counters_) {}
 
 Engine::~Engine() = default;
 

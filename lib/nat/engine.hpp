@@ -419,11 +419,8 @@ class Engine {
   stats::NatCounters counters_;
   EventRing events_;
   passthrough::EspTracker esp_;
-  passthrough::EspCounters esp_synced_;  // tracker counts already mirrored into counters_
   passthrough::PptpTracker pptp_;
-  passthrough::PptpCounters pptp_synced_;
   passthrough::GreTracker gre_;
-  passthrough::GreCounters gre_synced_;
 
   friend struct Impl;
   friend class ReloadPlan;

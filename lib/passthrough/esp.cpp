@@ -17,9 +17,10 @@ constexpr std::uint64_t tag_out = 5ull << 40, tag_in = 6ull << 40, tag_learner =
 std::uint32_t learner_capacity(std::uint32_t sas) { return std::clamp<std::uint32_t>(sas / 4, 64, 65536); }
 }  // namespace
 
-EspTracker::EspTracker(const nat::EspConfig& cfg, const table::FlowHasher& hasher)
+EspTracker::EspTracker(const EspConfig& cfg, const table::FlowHasher& hasher, stats::NatCounters& counters)
     : cfg_(cfg),
       hasher_(hasher),
+      counters_(counters),
       by_out_(cfg.max_sas),
       by_in_(cfg.max_sas),
       wheel_(cfg.max_sas, cfg.idle_timeout),
@@ -103,7 +104,7 @@ std::uint32_t EspTracker::create_sa(const packet::ParsedIpv4& p, be32 public_add
   sa.live = true;
   wheel_.schedule(i, now_s_ + cfg_.idle_timeout);
   ++sa_count_;
-  ++counters_.sas_created;
+  counters_.add(stats::NatCounter::esp_sas_created);
   return i;
 }
 
@@ -123,7 +124,7 @@ void EspTracker::start_learning(std::uint32_t sa, std::uint64_t now_ms) {
     // The same client is already waiting: this SA queues behind its own and
     // renews the window, within the turn (settle() and end_turn()).
     if (L.queued == std::size(L.queue)) {
-      ++counters_.learn_queue_full;  // works outbound; its inbound SPI will be unknown
+      counters_.add(stats::NatCounter::esp_learn_queue_full);  // works outbound; its inbound SPI will be unknown
       return;
     }
     L.queue[L.queued++] = sa;
@@ -159,7 +160,7 @@ void EspTracker::settle(std::uint32_t l, std::uint64_t now_ms) {
   if (L.sa == no_index) return;
   if (L.window_ms + cfg_.learn_window_ms <= now_ms) {
     // Never answered: the client's next SA learns, or the next client.
-    ++counters_.learn_timeouts;
+    counters_.add(stats::NatCounter::esp_learn_timeouts);
     if (!next_in_line(l, now_ms)) {
       end_learning(l);
       release_held(l, now_ms);
@@ -178,7 +179,7 @@ void EspTracker::settle(std::uint32_t l, std::uint64_t now_ms) {
 }
 
 void EspTracker::end_turn(std::uint32_t l, std::uint64_t now_ms) {
-  ++counters_.learner_turns_ended;
+  counters_.add(stats::NatCounter::esp_learner_turns_ended);
   end_learning(l);
   release_held(l, now_ms);
 }
@@ -241,14 +242,13 @@ std::uint32_t EspTracker::free_sa(std::uint32_t i, std::uint64_t now_ms) {
   sa.live = false;
   free_sas_.push_back(i);
   --sa_count_;
-  ++counters_.sas_expired;
+  counters_.add(stats::NatCounter::esp_sas_expired);
   return ended;
 }
 
 EspTracker::Outcome EspTracker::hold(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint32_t l,
                                      std::uint32_t subscriber, std::uint64_t now_ms) {
   if (free_held_.empty() || p.total_length > slot_bytes) {
-    ++counters_.drop_hold_full;
     return Outcome::drop_hold_full;
   }
   const std::uint32_t k = free_held_.back();
@@ -260,7 +260,7 @@ EspTracker::Outcome EspTracker::hold(std::uint8_t* ip, const packet::ParsedIpv4&
   age_links_.push_back(by_age_, k);
   ++L.held;
   ++held_count_;
-  ++counters_.held;
+  counters_.add(stats::NatCounter::esp_held);
   return Outcome::held;
 }
 
@@ -270,7 +270,6 @@ EspTracker::Outcome EspTracker::outbound(std::uint8_t* ip, const packet::ParsedI
   created = false;
   now_s_ = static_cast<std::uint32_t>(now_ms / 1000);
   if (!cfg_.enabled) {
-    ++counters_.drop_disabled;
     return Outcome::drop_disabled;
   }
   std::uint32_t i = find_out(p.src, p.dst, p.esp_spi);
@@ -287,14 +286,12 @@ EspTracker::Outcome EspTracker::outbound(std::uint8_t* ip, const packet::ParsedI
     }
     if (l != no_index && learners_[l].sa != no_index && learners_[l].client != p.src) {
       if (!may_hold) {
-        ++counters_.drop_hold_full;
         return Outcome::drop_hold_full;
       }
       return hold(ip, p, l, subscriber, now_ms);
     }
     i = create_sa(p, public_addr, subscriber);
     if (i == no_index) {
-      ++counters_.drop_table_full;
       return Outcome::drop_table_full;
     }
     created = true;
@@ -303,14 +300,13 @@ EspTracker::Outcome EspTracker::outbound(std::uint8_t* ip, const packet::ParsedI
   Sa& sa = sas_[i];
   sa.last_seen_s = now_s_;
   rewrite_out(ip, sa);
-  ++counters_.translated_out;
+  counters_.add(stats::NatCounter::esp_translated_outbound);
   return Outcome::forward;
 }
 
 EspTracker::Outcome EspTracker::inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t now_ms) {
   now_s_ = static_cast<std::uint32_t>(now_ms / 1000);
   if (!cfg_.enabled) {
-    ++counters_.drop_disabled;
     return Outcome::drop_disabled;
   }
   std::uint32_t i = find_in(p.dst, p.src, p.esp_spi);
@@ -322,19 +318,17 @@ EspTracker::Outcome EspTracker::inbound(std::uint8_t* ip, const packet::ParsedIp
       l = find_learner(p.dst, p.src);
     }
     if (l == no_index || learners_[l].sa == no_index) {
-      ++counters_.drop_unknown_spi;
       return Outcome::drop_unknown_spi;
     }
     i = learners_[l].sa;
     Sa& sa = sas_[i];
     if (!by_in_.insert(key_in(sa.out_addr, sa.server, p.esp_spi), i)) {
-      ++counters_.drop_table_full;
       return Outcome::drop_table_full;
     }
     if (sa.bound) by_in_.erase(key_in(sa.out_addr, sa.server, sa.spi_in), i);
     sa.spi_in = p.esp_spi;
     sa.bound = true;
-    ++counters_.spis_learned;
+    counters_.add(stats::NatCounter::esp_spis_learned);
     if (!next_in_line(l, now_ms)) {
       end_learning(l);
       release_held(l, now_ms);
@@ -343,7 +337,7 @@ EspTracker::Outcome EspTracker::inbound(std::uint8_t* ip, const packet::ParsedIp
   Sa& sa = sas_[i];
   sa.last_seen_s = now_s_;
   rewrite_in(ip, sa);
-  ++counters_.translated_in;
+  counters_.add(stats::NatCounter::esp_translated_inbound);
   return Outcome::forward;
 }
 

@@ -43,30 +43,23 @@
 #include <vector>
 
 #include "table/flow_table.hpp"
-#include "nat/nat_config.hpp"
+#include "passthrough/config.hpp"
 #include "table/timer_wheel.hpp"
 #include "packet/parse.hpp"
+#include "stats/nat_counters.hpp"
 
 namespace passgate::passthrough {
 
-using nat::be32;
-
-struct EspCounters {
-  std::uint64_t sas_created = 0, sas_expired = 0, spis_learned = 0, translated_out = 0, translated_in = 0;
-  std::uint64_t held = 0, released = 0, learn_timeouts = 0, learn_queue_full = 0, learner_turns_ended = 0;
-  // drops
-  std::uint64_t drop_disabled = 0, drop_unknown_spi = 0, drop_hold_full = 0, drop_hold_timeout = 0,
-                drop_table_full = 0;
-};
+using packet::be32;
 
 class EspTracker {
  public:
   enum class Outcome : std::uint8_t { forward, held, drop_disabled, drop_unknown_spi, drop_hold_full, drop_table_full };
 
-  EspTracker(const nat::EspConfig& cfg, const table::FlowHasher& hasher);
+  EspTracker(const EspConfig& cfg, const table::FlowHasher& hasher, stats::NatCounters& counters);
   // A reload: new switches and timeouts; the table sizes stay those of the start.
-  void update_config(const nat::EspConfig& cfg) {
-    nat::EspConfig next = cfg;
+  void update_config(const EspConfig& cfg) {
+    EspConfig next = cfg;
     next.max_sas = cfg_.max_sas;
     next.hold_packets = cfg_.hold_packets;
     cfg_ = next;
@@ -122,7 +115,6 @@ class EspTracker {
       if (h.state == Held::State::held) on_held(h.subscriber);
   }
 
-  [[nodiscard]] const EspCounters& counters() const { return counters_; }
   [[nodiscard]] std::uint32_t active_sas() const { return sa_count_; }
   [[nodiscard]] std::uint32_t learners() const { return learner_count_; }
   [[nodiscard]] std::uint32_t held_packets() const { return held_count_; }
@@ -231,8 +223,9 @@ class EspTracker {
   static void rewrite_out(std::uint8_t* ip, const Sa& sa);
   static void rewrite_in(std::uint8_t* ip, const Sa& sa);
 
-  nat::EspConfig cfg_;
+  EspConfig cfg_;
   table::FlowHasher hasher_;
+  stats::NatCounters& counters_;  // the engine's: counted where it happens
   std::vector<Sa> sas_;
   std::vector<std::uint32_t> free_sas_;
   table::FlowTable by_out_, by_in_;
@@ -251,7 +244,6 @@ class EspTracker {
   std::uint32_t now_s_ = 0;
   std::vector<std::uint32_t> pending_created_;   // capacity hold_packets, reserved up front
   std::vector<std::uint32_t> pending_unpinned_;  // likewise
-  EspCounters counters_;
 
   static constexpr std::uint32_t slot_bytes = 2048;
 };
@@ -285,7 +277,7 @@ void EspTracker::expire(std::uint64_t now_ms, unsigned budget, OnFreed&& on_free
   for (unsigned n = 0; n < budget && by_age_.head != table::no_index; ++n) {
     const std::uint32_t k = by_age_.head;
     if (held_[k].since_ms + cfg_.hold_window_ms > now_ms) break;
-    ++counters_.drop_hold_timeout;
+    counters_.add(stats::DropReason::esp_hold_timeout);
     const std::uint32_t l = held_[k].learner;
     unhold(k);
     free_held(k);
@@ -301,7 +293,6 @@ void EspTracker::drain_released(Emit&& emit) {
     emit(std::span<std::uint8_t>(held_bytes_.data() + std::size_t{k} * slot_bytes, held_[k].length));
     --released_;
     free_held(k);
-    ++counters_.released;
   }
 }
 

@@ -13,8 +13,8 @@ namespace {
 constexpr std::uint64_t tag_out = 11ull << 40, tag_in = 12ull << 40;
 }
 
-GreTracker::GreTracker(const nat::GreConfig& cfg, const table::FlowHasher& hasher)
-    : cfg_(cfg), hasher_(hasher), by_out_(cfg.max_tunnels), by_in_(cfg.max_tunnels), wheel_(cfg.max_tunnels, cfg.timeout) {
+GreTracker::GreTracker(const GreConfig& cfg, const table::FlowHasher& hasher, stats::NatCounters& counters)
+    : cfg_(cfg), hasher_(hasher), counters_(counters), by_out_(cfg.max_tunnels), by_in_(cfg.max_tunnels), wheel_(cfg.max_tunnels, cfg.timeout) {
   tunnels_.resize(cfg.max_tunnels, Tunnel{});
   free_.resize(cfg.max_tunnels);
   for (std::uint32_t i = 0; i < cfg.max_tunnels; ++i) free_[i] = cfg.max_tunnels - 1 - i;
@@ -58,7 +58,6 @@ GreTracker::Outcome GreTracker::outbound(std::uint8_t* ip, const packet::ParsedI
   created = false;
   displaced = no_index;
   if (!cfg_.enabled) {
-    ++counters_.drop_disabled;
     return Outcome::drop_disabled;
   }
   const std::uint32_t now_s = static_cast<std::uint32_t>(now_ms / 1000);
@@ -66,27 +65,23 @@ GreTracker::Outcome GreTracker::outbound(std::uint8_t* ip, const packet::ParsedI
   if (i == no_index) {
     if (const std::uint32_t holder = find_in(public_addr, p.dst); holder != no_index) {
       if (!yields(tunnels_[holder], now_s)) {
-        ++counters_.drop_conflict;
         return Outcome::drop_conflict;
       }
       displaced = tunnels_[holder].subscriber;
       free_tunnel(holder);
-      ++counters_.tunnels_taken_over;
+      counters_.add(stats::NatCounter::gre_tunnels_taken_over);
     }
     if (free_.empty()) {
-      ++counters_.drop_table_full;
       return Outcome::drop_table_full;
     }
     i = free_.back();
     const std::uint64_t h_out = hasher_((std::uint64_t{p.src.raw} << 32) | p.dst.raw, tag_out);
     const std::uint64_t h_in = hasher_((std::uint64_t{public_addr.raw} << 32) | p.dst.raw, tag_in);
     if (!by_out_.insert(h_out, i)) {
-      ++counters_.drop_table_full;
       return Outcome::drop_table_full;
     }
     if (!by_in_.insert(h_in, i)) {
       by_out_.erase(h_out, i);
-      ++counters_.drop_table_full;
       return Outcome::drop_table_full;
     }
     free_.pop_back();
@@ -94,7 +89,7 @@ GreTracker::Outcome GreTracker::outbound(std::uint8_t* ip, const packet::ParsedI
                          ChecksumDelta().add(p.src, public_addr).folded(), false, true};
     wheel_.schedule(i, now_s + cfg_.timeout);
     ++count_;
-    ++counters_.tunnels_created;
+    counters_.add(stats::NatCounter::gre_tunnels_created);
     created = true;
   }
   Tunnel& t = tunnels_[i];
@@ -102,18 +97,16 @@ GreTracker::Outcome GreTracker::outbound(std::uint8_t* ip, const packet::ParsedI
   auto* h = reinterpret_cast<Ipv4Header*>(ip);
   h->src = t.out_addr;
   h->checksum = ChecksumDelta(t.ip_delta).apply(h->checksum);
-  ++counters_.translated_out;
+  counters_.add(stats::NatCounter::gre_translated_outbound);
   return Outcome::forward;
 }
 
 GreTracker::Outcome GreTracker::inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t now_ms) {
   if (!cfg_.enabled) {
-    ++counters_.drop_disabled;
     return Outcome::drop_disabled;
   }
   const std::uint32_t i = find_in(p.dst, p.src);
   if (i == no_index) {
-    ++counters_.drop_no_tunnel;
     return Outcome::drop_no_tunnel;
   }
   Tunnel& t = tunnels_[i];
@@ -121,7 +114,7 @@ GreTracker::Outcome GreTracker::inbound(std::uint8_t* ip, const packet::ParsedIp
   auto* h = reinterpret_cast<Ipv4Header*>(ip);
   h->dst = t.in_addr;
   h->checksum = ChecksumDelta(t.ip_delta).inverse().apply(h->checksum);
-  ++counters_.translated_in;
+  counters_.add(stats::NatCounter::gre_translated_inbound);
   return Outcome::forward;
 }
 

@@ -26,28 +26,23 @@
 #include <vector>
 
 #include "table/flow_table.hpp"
-#include "nat/nat_config.hpp"
+#include "passthrough/config.hpp"
 #include "table/timer_wheel.hpp"
 #include "packet/parse.hpp"
+#include "stats/nat_counters.hpp"
 
 namespace passgate::passthrough {
 
-using nat::be32;
-
-struct GreCounters {
-  std::uint64_t tunnels_created = 0, tunnels_expired = 0, tunnels_taken_over = 0, translated_out = 0,
-                translated_in = 0;
-  std::uint64_t drop_disabled = 0, drop_conflict = 0, drop_no_tunnel = 0, drop_table_full = 0;
-};
+using packet::be32;
 
 class GreTracker {
  public:
   enum class Outcome : std::uint8_t { forward, drop_disabled, drop_conflict, drop_no_tunnel, drop_table_full };
 
-  GreTracker(const nat::GreConfig& cfg, const table::FlowHasher& hasher);
+  GreTracker(const GreConfig& cfg, const table::FlowHasher& hasher, stats::NatCounters& counters);
   // A reload: new switches and timeouts; the table sizes stay those of the start.
-  void update_config(const nat::GreConfig& cfg) {
-    nat::GreConfig next = cfg;
+  void update_config(const GreConfig& cfg) {
+    GreConfig next = cfg;
     next.max_tunnels = cfg_.max_tunnels;
     cfg_ = next;
   }
@@ -70,7 +65,7 @@ class GreTracker {
       if (due > now_s) return due;
       const std::uint32_t sub = tunnels_[i].subscriber;
       free_tunnel(i);
-      ++counters_.tunnels_expired;
+      counters_.add(stats::NatCounter::gre_tunnels_expired);
       on_freed(sub);
       return 0;
     });
@@ -83,7 +78,6 @@ class GreTracker {
       if (t.live) fn(t.subscriber);
   }
 
-  [[nodiscard]] const GreCounters& counters() const { return counters_; }
   [[nodiscard]] std::uint32_t active_tunnels() const { return count_; }
 
  private:
@@ -103,14 +97,14 @@ class GreTracker {
   bool yields(Tunnel& holder, std::uint32_t now_s);
   void free_tunnel(std::uint32_t i);
 
-  nat::GreConfig cfg_;
+  GreConfig cfg_;
   table::FlowHasher hasher_;
+  stats::NatCounters& counters_;  // the engine's: counted where it happens
   std::vector<Tunnel> tunnels_;
   std::vector<std::uint32_t> free_;
   table::FlowTable by_out_, by_in_;
   table::TimerWheel wheel_;
   std::uint32_t count_ = 0;
-  GreCounters counters_;
 };
 
 }  // namespace passgate::passthrough

@@ -49,9 +49,10 @@ void fill_free_list(std::vector<std::uint32_t>& list, std::uint32_t n) {
 
 }  // namespace
 
-PptpTracker::PptpTracker(const nat::PptpConfig& cfg, const table::FlowHasher& hasher)
+PptpTracker::PptpTracker(const PptpConfig& cfg, const table::FlowHasher& hasher, stats::NatCounters& counters)
     : cfg_(cfg),
       hasher_(hasher),
+      counters_(counters),
       by_client_id_(cfg.max_calls),
       by_public_id_(cfg.max_calls),
       wheel_(cfg.max_calls, wheel_horizon_s),
@@ -233,7 +234,7 @@ PptpTracker::Outcome PptpTracker::create_call(std::uint32_t control, be32 in_add
   ++clients_[client].calls;
   wheel_.schedule(i, now_s + cfg_.call_idle_timeout);
   ++call_count_;
-  ++counters_.calls_created;
+  counters_.add(stats::NatCounter::pptp_calls_created);
   out = i;
   return Outcome::forward;
 }
@@ -385,7 +386,7 @@ PptpTracker::ControlResult PptpTracker::control_outbound(std::uint8_t* ip, const
     }
   }
   if (end == payload_off) {
-    ++counters_.messages_partial;
+    counters_.add(stats::NatCounter::pptp_messages_split);
     r.outcome = Outcome::drop_split_message;
     return r;
   }
@@ -402,7 +403,7 @@ PptpTracker::ControlResult PptpTracker::control_outbound(std::uint8_t* ip, const
     else if (r.calls_opened >= session_room) r.outcome = Outcome::drop_session_limit;
     else r.outcome = create_call(c, in_addr, out_addr, server, id, now_s, call);
     if (r.outcome != Outcome::forward) {
-      ++counters_.calls_refused;
+      counters_.add(stats::NatCounter::pptp_calls_refused);
       return r;
     }
     ++r.calls_opened;
@@ -420,7 +421,7 @@ PptpTracker::ControlResult PptpTracker::control_outbound(std::uint8_t* ip, const
       // again takes the place just freed; only an exhausted ID space fails.
       r.outcome = create_call(c, in_addr, out_addr, server, id, now_s, call);
       if (r.outcome != Outcome::forward) {
-        ++counters_.calls_refused;
+        counters_.add(stats::NatCounter::pptp_calls_refused);
         return r;
       }
       ++r.calls_opened;
@@ -435,10 +436,10 @@ PptpTracker::ControlResult PptpTracker::control_outbound(std::uint8_t* ip, const
     }
     calls_[call].last_seen_s = now_s;
     set_field(l4, off + 12, calls_[call].public_id, delta);
-    ++counters_.call_ids_translated;
+    counters_.add(stats::NatCounter::pptp_call_ids_translated);
     if (type == call_clear_request || type == call_disconnect_notify) {
       free_call(call);
-      ++counters_.calls_cleared;
+      counters_.add(stats::NatCounter::pptp_calls_cleared);
       ++r.calls_closed;
     }
   }
@@ -447,8 +448,8 @@ PptpTracker::ControlResult PptpTracker::control_outbound(std::uint8_t* ip, const
   // 4. A last message cut short goes with the next segment, whole.
   if (end < l4_end) {
     trim(ip, p, end);
-    ++counters_.messages_partial;
-    ++counters_.segments_trimmed;
+    counters_.add(stats::NatCounter::pptp_messages_split);
+    counters_.add(stats::NatCounter::pptp_segments_trimmed);
   }
   for (unsigned i = fresh_count > max_boundaries ? fresh_count - max_boundaries : 0; i < fresh_count; ++i)
     push_boundary(k, fresh[i % max_boundaries]);
@@ -472,7 +473,7 @@ void PptpTracker::control_inbound(std::uint8_t* ip, const packet::ParsedIpv4& p,
         load<packet::be32>(l4 + off + 4).host() != magic_cookie)
       break;  // not PPTP control, or out of step
     if (off + size > l4_end) {
-      ++counters_.messages_partial;
+      counters_.add(stats::NatCounter::pptp_messages_split);
       break;
     }
     const std::uint16_t type = load<be16>(l4 + off + 8).host();
@@ -484,7 +485,7 @@ void PptpTracker::control_inbound(std::uint8_t* ip, const packet::ParsedIpv4& p,
       if (call != no_index && calls_[call].control == c) {
         calls_[call].last_seen_s = static_cast<std::uint32_t>(now_ms / 1000);
         set_field(l4, off + field, calls_[call].client_id, delta);
-        ++counters_.call_ids_restored;
+        counters_.add(stats::NatCounter::pptp_call_ids_restored);
       }
     }
     off += size;
@@ -497,32 +498,28 @@ void PptpTracker::control_inbound(std::uint8_t* ip, const packet::ParsedIpv4& p,
 PptpTracker::Outcome PptpTracker::gre_outbound(std::uint8_t* ip, const packet::ParsedIpv4& p, be32 out_addr,
                                                std::uint64_t now_ms) {
   if (!cfg_.enabled) {
-    ++counters_.drop_disabled;
     return Outcome::drop_disabled;
   }
   const std::uint32_t client = find_client(p.src, p.dst);
   if (client == no_index) {
-    ++counters_.drop_unknown_call;
     return Outcome::drop_unknown_call;
   }
   clients_[client].last_seen_s = static_cast<std::uint32_t>(now_ms / 1000);
   auto* h = reinterpret_cast<Ipv4Header*>(ip);
   h->checksum = ChecksumDelta().add(h->src, out_addr).apply(h->checksum);
   h->src = out_addr;
-  ++counters_.gre_out;
+  counters_.add(stats::NatCounter::pptp_gre_translated_outbound);
   return Outcome::forward;
 }
 
 PptpTracker::Outcome PptpTracker::gre_inbound(std::uint8_t* ip, const packet::ParsedIpv4& p, std::uint64_t now_ms) {
   if (!cfg_.enabled) {
-    ++counters_.drop_disabled;
     return Outcome::drop_disabled;
   }
   // Enhanced GRE key: payload length (16 bits), then the Call ID.
   std::uint8_t* key = ip + p.gre_key_offset;
   const std::uint32_t call = find_by_public_id(p.dst, p.src, load<be16>(key + 2));
   if (call == no_index) {
-    ++counters_.drop_unknown_call;
     return Outcome::drop_unknown_call;
   }
   Call& c = calls_[call];
@@ -531,7 +528,7 @@ PptpTracker::Outcome PptpTracker::gre_inbound(std::uint8_t* ip, const packet::Pa
   auto* h = reinterpret_cast<Ipv4Header*>(ip);
   h->checksum = ChecksumDelta().add(h->dst, c.in_addr).apply(h->checksum);
   h->dst = c.in_addr;
-  ++counters_.gre_in;
+  counters_.add(stats::NatCounter::pptp_gre_translated_inbound);
   return Outcome::forward;
 }
 

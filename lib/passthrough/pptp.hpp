@@ -54,21 +54,16 @@
 #include <vector>
 
 #include "table/flow_table.hpp"
-#include "nat/nat_config.hpp"
+#include "passthrough/config.hpp"
 #include "table/timer_wheel.hpp"
 #include "packet/checksum.hpp"
 #include "packet/parse.hpp"
+#include "stats/nat_counters.hpp"
 
 namespace passgate::passthrough {
 
-using nat::be16;
-using nat::be32;
-
-struct PptpCounters {
-  std::uint64_t calls_refused = 0, calls_created = 0, calls_cleared = 0, calls_expired = 0, call_ids_translated = 0,
-                call_ids_restored = 0, gre_out = 0, gre_in = 0, messages_partial = 0, segments_trimmed = 0;
-  std::uint64_t drop_disabled = 0, drop_unknown_call = 0;
-};
+using packet::be16;
+using packet::be32;
 
 class PptpTracker {
  public:
@@ -90,12 +85,12 @@ class PptpTracker {
     std::uint32_t calls_opened = 0, calls_closed = 0;
   };
 
-  PptpTracker(const nat::PptpConfig& cfg, const table::FlowHasher& hasher);
+  PptpTracker(const PptpConfig& cfg, const table::FlowHasher& hasher, stats::NatCounters& counters);
   // A reload: new switches, timeouts and per-subscriber limit; the table
   // sizes stay those of the start. A shorter call_idle_timeout applies to a
   // call when its current deadline comes.
-  void update_config(const nat::PptpConfig& cfg) {
-    nat::PptpConfig next = cfg;
+  void update_config(const PptpConfig& cfg) {
+    PptpConfig next = cfg;
     next.max_calls = cfg_.max_calls;
     cfg_ = next;
   }
@@ -145,7 +140,6 @@ class PptpTracker {
   // unit tests and fuzzers: O(table sizes). Empty when consistent.
   [[nodiscard]] std::string check_invariants() const;
 
-  [[nodiscard]] const PptpCounters& counters() const { return counters_; }
   [[nodiscard]] std::uint32_t active_calls() const { return call_count_; }
   [[nodiscard]] std::uint32_t active_controls() const { return control_count_; }
   [[nodiscard]] bool enabled() const { return cfg_.enabled; }
@@ -216,8 +210,9 @@ class PptpTracker {
   // header): IPv4 total length, both checksums, and a FIN beyond it.
   static void trim(std::uint8_t* ip, const packet::ParsedIpv4& p, unsigned l4_end);
 
-  nat::PptpConfig cfg_;
+  PptpConfig cfg_;
   table::FlowHasher hasher_;
+  stats::NatCounters& counters_;  // the engine's: counted where it happens
   std::vector<Call> calls_;
   std::vector<std::uint32_t> free_calls_;
   table::FlowTable by_client_id_, by_public_id_;
@@ -234,7 +229,6 @@ class PptpTracker {
   std::uint32_t call_count_ = 0, control_count_ = 0;
   std::uint32_t now_s_ = 0;
   std::uint64_t rng_ = 0x9e3779b97f4a7c15ull;
-  PptpCounters counters_;
 };
 
 template <typename OnFreed>
@@ -245,7 +239,7 @@ void PptpTracker::control_closed(std::uint32_t control, OnFreed&& on_freed) {
     const std::uint32_t call = controls_[c].first_call;
     const std::uint32_t subscriber = calls_[call].subscriber;
     free_call(call);
-    ++counters_.calls_cleared;
+    counters_.add(stats::NatCounter::pptp_calls_cleared);
     if (subscriber != table::no_index) on_freed(subscriber);
   }
   close_control(c);
@@ -262,7 +256,7 @@ void PptpTracker::expire(std::uint64_t now_ms, unsigned budget, OnFreed&& on_fre
     if (due > now_s_) return due;
     const std::uint32_t subscriber = c.subscriber;
     free_call(i);
-    ++counters_.calls_expired;
+    counters_.add(stats::NatCounter::pptp_calls_expired);
     if (subscriber != table::no_index) on_freed(subscriber);
     return 0;
   });

@@ -33,20 +33,19 @@
 # passgatectl and the collector. About 35 s.
 # Prints TAP; exits non-zero if any check failed.
 #   tests/e2e/abuse_e2e.sh PASSGATE_BINARY PASSGATECTL_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PASSGATE="$(realpath "$1")"
-CTL="$(realpath "$2")"
-PY=/usr/bin/python3
-TOOL="$PY $here/net_tool.py"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
 PEERS="$PY $here/abuse_peers.py"
 FLOOD="$PY $here/abuse_flood.py"
 PREFIX=pgab
 CTLP=("$CTL" --file-prefix "$PREFIX")
 
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root for network namespaces"; exit 77; }
+e2e_require_root
 
-NS=(pgab-gw pgab-lan pgab-a pgab-b pgab-c pgab-d pgab-s pgab-e pgab-rtr pgab-net)
+# A topology of its own (six subscribers, a router that drops answers to
+# spoofed sources): topology.sh's helpers run on these namespaces.
+PG_NS=(pgab-gw pgab-lan pgab-a pgab-b pgab-c pgab-d pgab-s pgab-e pgab-rtr pgab-net)
+PG_GW_NS=pgab-gw
+PG_RTR_NS=pgab-rtr
 SERVER=203.0.113.10
 SUB_A=100.64.0.11 SUB_B=100.64.0.12 SUB_C=100.64.0.13 SUB_D=100.64.0.14 SUB_S=100.64.0.20
 PF=198.51.100.30
@@ -62,115 +61,61 @@ FRAG_FLOWS=${PASSGATE_ABUSE_FRAG_FLOWS:-512}
 SUB_LIMIT=256
 SYSLOG_PORT=5514
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-abuse.XXXXXX")"
-PG_PID=
+e2e_start abuse
 SAMPLER=
-ns() { ip netns exec "$@"; }
-no_offload() { ns "$1" ethtool -K "$2" tx off rx off >/dev/null 2>&1 || true; }
-
-topo_down() {
-  local n pid
-  for n in "${NS[@]}"; do
-    for pid in $(ip netns pids "$n" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
-  done
-  sleep 0.3
-  for n in "${NS[@]}"; do
-    for pid in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    ip netns del "$n" 2>/dev/null || true
-  done
-}
+e2e_stop_extras() { [[ -z "$SAMPLER" ]] || kill "$SAMPLER" 2>/dev/null; }
 
 topo_up() {
   topo_down
   local n
-  for n in "${NS[@]}"; do
+  for n in "${PG_NS[@]}"; do
     ip netns add "$n"
-    ns "$n" ip link set lo up
-    ns "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    pg_ns "$n" ip link set lo up
+    pg_ns "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
   done
-  ns pgab-lan ip link add br0 type bridge mcast_snooping 0
-  ns pgab-lan ip link set br0 up
+  pg_ns pgab-lan ip link add br0 type bridge mcast_snooping 0
+  pg_ns pgab-lan ip link set br0 up
   ip link add l-gw netns pgab-lan type veth peer name ab-in netns pgab-gw
   local h addr
   for h in a b c d s e; do
     ip link add "l-$h" netns pgab-lan type veth peer name eth0 netns "pgab-$h"
-    ns pgab-lan ip link set "l-$h" master br0
-    ns pgab-lan ip link set "l-$h" up
-    no_offload pgab-lan "l-$h"
-    ns "pgab-$h" ip link set eth0 up
-    no_offload "pgab-$h" eth0
+    pg_ns pgab-lan ip link set "l-$h" master br0
+    pg_ns pgab-lan ip link set "l-$h" up
+    pg_no_offload pgab-lan "l-$h"
+    pg_ns "pgab-$h" ip link set eth0 up
+    pg_no_offload "pgab-$h" eth0
   done
-  ns pgab-lan ip link set l-gw master br0
-  ns pgab-lan ip link set l-gw up
-  no_offload pgab-lan l-gw
-  ns pgab-a ip addr add $SUB_A/24 dev eth0
-  ns pgab-b ip addr add $SUB_B/24 dev eth0
-  ns pgab-c ip addr add $SUB_C/24 dev eth0
-  ns pgab-d ip addr add $SUB_D/24 dev eth0
-  ns pgab-s ip addr add $SUB_S/24 dev eth0
-  for addr in "${LATE[@]}"; do ns pgab-e ip addr add "$addr/24" dev eth0; done
-  for h in a b c d s e; do ns "pgab-$h" ip route add default via 100.64.0.1; done
+  pg_ns pgab-lan ip link set l-gw master br0
+  pg_ns pgab-lan ip link set l-gw up
+  pg_no_offload pgab-lan l-gw
+  pg_ns pgab-a ip addr add $SUB_A/24 dev eth0
+  pg_ns pgab-b ip addr add $SUB_B/24 dev eth0
+  pg_ns pgab-c ip addr add $SUB_C/24 dev eth0
+  pg_ns pgab-d ip addr add $SUB_D/24 dev eth0
+  pg_ns pgab-s ip addr add $SUB_S/24 dev eth0
+  for addr in "${LATE[@]}"; do pg_ns pgab-e ip addr add "$addr/24" dev eth0; done
+  for h in a b c d s e; do pg_ns "pgab-$h" ip route add default via 100.64.0.1; done
 
   ip link add ab-out netns pgab-gw type veth peer name r-gw netns pgab-rtr
   ip link add r-net netns pgab-rtr type veth peer name eth0 netns pgab-net
-  ns pgab-rtr ip addr add 198.51.100.254/24 dev r-gw
-  ns pgab-rtr ip addr add 203.0.113.1/24 dev r-net
-  ns pgab-rtr ip link set r-gw up
-  ns pgab-rtr ip link set r-net up
+  pg_ns pgab-rtr ip addr add 198.51.100.254/24 dev r-gw
+  pg_ns pgab-rtr ip addr add 203.0.113.1/24 dev r-net
+  pg_ns pgab-rtr ip link set r-gw up
+  pg_ns pgab-rtr ip link set r-net up
   # Answers to spoofed sources die here, silently (no ICMP back).
-  ns pgab-rtr ip route add blackhole default
-  ns pgab-rtr sysctl -qw net.ipv4.ip_forward=1
-  no_offload pgab-rtr r-gw
-  no_offload pgab-rtr r-net
-  ns pgab-net ip addr add $SERVER/24 dev eth0
-  ns pgab-net ip link set eth0 up
-  ns pgab-net ip route add default via 203.0.113.1
-  no_offload pgab-net eth0
+  pg_ns pgab-rtr ip route add blackhole default
+  pg_ns pgab-rtr sysctl -qw net.ipv4.ip_forward=1
+  pg_no_offload pgab-rtr r-gw
+  pg_no_offload pgab-rtr r-net
+  pg_ns pgab-net ip addr add $SERVER/24 dev eth0
+  pg_ns pgab-net ip link set eth0 up
+  pg_ns pgab-net ip route add default via 203.0.113.1
+  pg_no_offload pgab-net eth0
   for n in ab-in ab-out; do
-    ns pgab-gw ip link set "$n" up
-    no_offload pgab-gw "$n"
+    pg_ns pgab-gw ip link set "$n" up
+    pg_no_offload pgab-gw "$n"
   done
 }
-
-start_passgate() {
-  ip netns exec pgab-gw "$PASSGATE" --config "$1" >"$2" 2>&1 &
-  PG_PID=$!
-  local t
-  for t in $(seq 1 100); do
-    if ! kill -0 "$PG_PID" 2>/dev/null; then
-      echo "passgate exited early:" >&2
-      cat "$2" >&2
-      return 1
-    fi
-    if grep -q "running with" "$2" && ns pgab-rtr ping -c1 -W1 198.51.100.1 >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  echo "passgate did not come up:" >&2
-  cat "$2" >&2
-  return 1
-}
-
-stop_passgate() {
-  [[ -n "$PG_PID" ]] || return 0
-  kill -TERM "$PG_PID" 2>/dev/null || true
-  local t
-  for t in $(seq 1 50); do
-    kill -0 "$PG_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -KILL "$PG_PID" 2>/dev/null || true
-  wait "$PG_PID" 2>/dev/null || true
-  PG_PID=
-}
-
-cleanup() {
-  [[ -n "$SAMPLER" ]] && kill "$SAMPLER" 2>/dev/null
-  stop_passgate
-  topo_down
-  if [[ -n "${PASSGATE_ABUSE_KEEP:-}" ]]; then echo "# kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-source "$here/tap.sh"
 
 # The ports are libpcap on the veth ends (DPDK's net_pcap), not net_af_packet
 # as in the other tests: DPDK's af_packet PMD joins a PACKET_FANOUT group with
@@ -219,21 +164,21 @@ EOF
 
 SECONDS=0
 topo_up
-ns pgab-gw $PEERS collect $SYSLOG_PORT "$work/events.log" 120 >/dev/null 2>&1 &
+pg_ns pgab-gw $PEERS collect $SYSLOG_PORT "$work/events.log" 120 >/dev/null 2>&1 &
 sleep 0.3
 start_passgate "$cfg" "$work/passgate.log" || { echo "1..0 # passgate did not start"; exit 1; }
 
 # Servers.
-ns pgab-net $TOOL udp-echo 9000 >/dev/null 2>&1 &
-ns pgab-net $TOOL tcp-echo 9001 >/dev/null 2>&1 &
-ns pgab-net $PEERS seen-hold 9003 60 >/dev/null 2>&1 &
-ns pgab-net $PEERS tunnels 60 >"$work/tunnels.out" 2>&1 &
-ns pgab-s $TOOL tcp-echo 8080 >/dev/null 2>&1 &
+pg_ns pgab-net $TOOL udp-echo 9000 >/dev/null 2>&1 &
+pg_ns pgab-net $TOOL tcp-echo 9001 >/dev/null 2>&1 &
+pg_ns pgab-net $PEERS seen-hold 9003 60 >/dev/null 2>&1 &
+pg_ns pgab-net $PEERS tunnels 60 >"$work/tunnels.out" 2>&1 &
+pg_ns pgab-s $TOOL tcp-echo 8080 >/dev/null 2>&1 &
 sleep 0.5
-for h in a b c d s e; do ns "pgab-$h" ping -c1 -W1 100.64.0.1 >/dev/null 2>&1; done
+for h in a b c d s e; do pg_ns "pgab-$h" ping -c1 -W1 100.64.0.1 >/dev/null 2>&1; done
 
 # D's live mappings, the targets of the floods at subscribers' mappings.
-ns pgab-d $PEERS hold $SERVER 9000 9003 40000 40 >"$work/hold.out" 2>&1 &
+pg_ns pgab-d $PEERS hold $SERVER 9000 9003 40000 40 >"$work/hold.out" 2>&1 &
 for _ in $(seq 1 50); do grep -q '^tcp ' "$work/hold.out" 2>/dev/null && break; sleep 0.1; done
 D_UDP=$(sed -n 's/^udp //p' "$work/hold.out")
 D_TCP=$(sed -n 's/^tcp //p' "$work/hold.out")
@@ -250,13 +195,13 @@ check "setup: D holds a live UDP mapping ($D_UDP) and TCP connection ($D_TCP), t
 now=$(date +%s.%N)
 T0=$($PY -c "print($now + 3.5)")
 WORK_S=18.5
-ns pgab-b $PEERS esp $SERVER 0xb1000002 $WORK_S 0.05 >"$work/esp.out" 2>&1 &
+pg_ns pgab-b $PEERS esp $SERVER 0xb1000002 $WORK_S 0.05 >"$work/esp.out" 2>&1 &
 esp_pid=$!
-ns pgab-c $PEERS pptp $SERVER 1 $WORK_S 0.05 >"$work/pptp.out" 2>&1 &
+pg_ns pgab-c $PEERS pptp $SERVER 1 $WORK_S 0.05 >"$work/pptp.out" 2>&1 &
 pptp_pid=$!
-ns pgab-b $PEERS flows $SERVER 9000 9001 $WORK_S 0.4 3000 >"$work/flows-b.out" 2>&1 &
+pg_ns pgab-b $PEERS flows $SERVER 9000 9001 $WORK_S 0.4 3000 >"$work/flows-b.out" 2>&1 &
 flows_b=$!
-ns pgab-c $PEERS flows $SERVER 9000 9001 $WORK_S 0.4 >"$work/flows-c.out" 2>&1 &
+pg_ns pgab-c $PEERS flows $SERVER 9000 9001 $WORK_S 0.4 >"$work/flows-c.out" 2>&1 &
 flows_c=$!
 # Active sessions, sampled twice a second.
 (
@@ -269,11 +214,11 @@ SAMPLER=$!
 
 # Inside: A opens 5000 new flows a second for 9 s (UDP from 512 ports in
 # turn, each to a new destination port; every tenth a TCP SYN).
-ns pgab-a env AT=$T0 $FLOOD hammer $SERVER 9 5000 512 >"$work/hammer.out" 2>&1 &
+pg_ns pgab-a env AT=$T0 $FLOOD hammer $SERVER 9 5000 512 >"$work/hammer.out" 2>&1 &
 hammer_pid=$!
 # Outside: spoofed sources, straight onto the wire to passgate's outside
 # port (built now, sent from T0+2).
-ns pgab-rtr ping -c1 -W1 198.51.100.1 >/dev/null 2>&1
+pg_ns pgab-rtr ping -c1 -W1 198.51.100.1 >/dev/null 2>&1
 gw_mac=$(ip -n pgab-rtr neigh show 198.51.100.1 | grep -o 'lladdr [0-9a-f:]*' | cut -d' ' -f2)
 rtr_mac=$(ip -n pgab-rtr -o link show r-gw | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
 specs=(
@@ -291,11 +236,11 @@ if [[ -n "$D_UDP" && -n "$D_TCP" && "$D_UDP$D_TCP" != *none* ]]; then
     "syn:${D_TCP%:*}:${D_TCP#*:}:4000"     # SYNs at D's TCP mapping
   )
 fi
-ns pgab-rtr env AT="$($PY -c "print($T0 + 2)")" $FLOOD spoof r-gw "$rtr_mac" "$gw_mac" 8 8000 "${specs[@]}" \
+pg_ns pgab-rtr env AT="$($PY -c "print($T0 + 2)")" $FLOOD spoof r-gw "$rtr_mac" "$gw_mac" 8 8000 "${specs[@]}" \
   >"$work/spoof.out" 2>&1 &
 spoof_pid=$!
 sleep "$($PY -c "import time; print(max(0, $T0 + 1 - time.time()))")"
-ns pgab-e $PEERS late $SERVER 9000 0.4 "${LATE[@]}" >"$work/late.out" 2>&1 &
+pg_ns pgab-e $PEERS late $SERVER 9000 0.4 "${LATE[@]}" >"$work/late.out" 2>&1 &
 late_pid=$!
 wait $spoof_pid
 wait $hammer_pid
@@ -449,13 +394,7 @@ check "no NAT event lost (events_lost == 0)" \
 check "passgate survived the abuse (still running)" test "$alive" -eq 1
 
 stop_passgate
-t_mbufs() {
-  grep -E '^mbufs:' "$work/passgate.log"
-  local free total
-  read -r free total < <(sed -nE 's/^mbufs: ([0-9]+) of ([0-9]+) free$/\1 \2/p' "$work/passgate.log")
-  [[ -n "$free" && "$free" == "$total" ]]
-}
-check "stops cleanly on SIGTERM with every buffer back in the pool" t_mbufs
+check "stops cleanly on SIGTERM with every buffer back in the pool" all_mbufs_back "$work/passgate.log"
 
 # The figures, for the record.
 $PY - "$work/summary.json" <<'PY'

@@ -16,28 +16,15 @@
 #   - Prometheus pool gauges, checked by promtool.
 # Prints TAP; exits non-zero if any check failed.
 #   tests/e2e/control_e2e.sh PASSGATE_BINARY PASSGATECTL_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-PASSGATE="$(realpath "$1")"
-CTL="$(realpath "$2")"
-source "$here/topology.sh"
-TOOL="/usr/bin/python3 $here/net_tool.py"
-
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root for network namespaces"; exit 77; }
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-control.XXXXXX")"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+e2e_require_root
+e2e_start control
 chmod 755 "$work"
 collectors=()
-cleanup() {
-  stop_passgate
+e2e_stop_extras() {
   local p
   for p in "${collectors[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  topo_down
-  rm -rf "$work"
 }
-trap cleanup EXIT
-source "$here/tap.sh"
 
 IPFIX_PORT=4739
 SYSLOG_PORT=5514

@@ -5,18 +5,10 @@
 # receive only its own server SPI. Then the same with ESP disabled in the
 # policy: ESP is dropped and counted, everything else still works.
 # Prints TAP.   tests/e2e/esp_e2e.sh PASSGATE_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-PASSGATE="$(realpath "$1")"
-source "$here/topology.sh"
-PEER="/usr/bin/python3 $here/esp_peer.py"
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root"; exit 77; }
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-esp.XXXXXX")"
-cleanup() { stop_passgate; topo_down; rm -rf "$work"; }
-trap cleanup EXIT
-source "$here/tap.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+PEER="$PY $here/esp_peer.py"
+e2e_require_root
+e2e_start esp
 
 # One public address for everybody: the case other NATs get wrong.
 sed -e 's|public: \[198.51.100.10-198.51.100.13\]|public: [198.51.100.10]|' "$repo/conf/demo.yaml" >"$work/esp.yaml"

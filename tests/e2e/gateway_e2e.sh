@@ -3,24 +3,9 @@
 # Linux peers on both sides, tshark on the wire beyond the gateway.
 # Prints TAP ("ok N - ..."); exits non-zero if any check failed.
 #   tests/e2e/gateway_e2e.sh PASSGATE_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-PASSGATE="$(realpath "$1")"
-source "$here/topology.sh"
-TOOL="/usr/bin/python3 $here/net_tool.py"
-
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root for network namespaces"; exit 77; }
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-e2e.XXXXXX")"
-cleanup() {
-  stop_passgate
-  topo_down
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-source "$here/tap.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+e2e_require_root
+e2e_start e2e
 
 topo_up
 # iperf3 (port 5201) is left out: hundreds of MB that tshark would then
@@ -119,7 +104,7 @@ t_telemetry() {  # DPDK's own client against passgate's /passgate commands
   local out
   out=$(printf '/passgate/nat\n/passgate/ports\n/passgate/mempool\n' | dpdk-telemetry.py 2>&1)
   echo "$out"
-  /usr/bin/python3 - "$out" <<'PY'
+  $PY - "$out" <<'PY'
 import json, sys
 replies = [json.loads(line) for line in sys.argv[1].splitlines() if line.startswith("{")]
 merged = {k: v for r in replies for k, v in r.items()}
@@ -150,13 +135,7 @@ t_capture_clean() {
 }
 check "outside capture: no subscriber address, every IPv4/TCP/UDP/ICMP checksum valid" t_capture_clean
 check "unsolicited packets counted as NAT drops (no_mapping)" expect_in 'drop no_mapping +([4-9]|[1-9][0-9]+)$' "$work/passgate.log"
-t_mbufs() {
-  grep -E '^mbufs:' "$work/passgate.log"
-  local free total
-  read -r free total < <(sed -nE 's/^mbufs: ([0-9]+) of ([0-9]+) free$/\1 \2/p' "$work/passgate.log")
-  [[ -n "$free" && "$free" == "$total" ]]
-}
-check "every buffer returned to the pool after traffic stops (no mbuf leak)" t_mbufs
+check "every buffer returned to the pool after traffic stops (no mbuf leak)" all_mbufs_back "$work/passgate.log"
 check "passgate resolved a neighbour itself (ARP request sent, reply learned)" \
   expect_in '^port inside: .*arp answered [0-9]+ sent [1-9][0-9]* learned [1-9]' "$work/passgate.log"
 check "SIGTERM stops passgate cleanly with its final counters" expect_in '^nat: sessions [0-9]+' "$work/passgate.log"

@@ -4,27 +4,15 @@
 # namespace, as a second DPDK process on the same host would. Subscribers
 # ping and exchange UDP with the internet host through both.
 # Prints TAP.   tests/e2e/memif_e2e.sh PASSGATE_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-PASSGATE="$(realpath "$1")"
-source "$here/topology.sh"
-TOOL="/usr/bin/python3 $here/net_tool.py"
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root"; exit 77; }
-command -v dpdk-testpmd >/dev/null || { echo "1..0 # SKIP dpdk-testpmd (dpdk-dev) not installed"; exit 77; }
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-memif.XXXXXX")"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+e2e_require_root
+e2e_require dpdk-testpmd
+e2e_start memif
 sock="$work/memif.sock"
 testpmd_pid=
-cleanup() {
-  stop_passgate
+e2e_stop_extras() {
   [[ -n "$testpmd_pid" ]] && kill -TERM "$testpmd_pid" 2>/dev/null && wait "$testpmd_pid" 2>/dev/null
-  topo_down
-  [[ -n "${KEEP:-}" ]] || rm -rf "$work"
 }
-trap cleanup EXIT
-
-source "$here/tap.sh"
 
 topo_up
 # passgate's outside is the memif server; its inside stays on af_packet.

@@ -6,24 +6,9 @@
 # a steady UDP stream with every answer counted and a TCP exchange.
 # Prints TAP; exits non-zero if any check failed.
 #   tests/e2e/multiworker_e2e.sh PASSGATE_BINARY PASSGATECTL_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-PASSGATE="$(realpath "$1")"
-CTL="$(realpath "$2")"
-source "$here/topology.sh"
-TOOL="/usr/bin/python3 $here/net_tool.py"
-
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root for network namespaces"; exit 77; }
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-mw.XXXXXX")"
-cleanup() {
-  stop_passgate
-  topo_down
-  rm -rf "$work"
-}
-trap cleanup EXIT
-source "$here/tap.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+e2e_require_root
+e2e_start mw
 
 # The demo configuration with two workers (lcores 1 and 2; lcore 2 shares a
 # CPU with the control lcore when the machine has two) and two queues a port.

@@ -6,21 +6,12 @@
 #      sends comes back to it), proving transmit and receive on that PMD.
 # Static neighbours stand in for ARP, which a file or a ring cannot answer.
 # Prints TAP.   tests/e2e/pcap_ring_e2e.sh PASSGATE_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PASSGATE="$(realpath "$1")"
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-pcap.XXXXXX")"
-trap '[[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+# Files and a ring, no namespaces.
+E2E_NAMESPACES=0
+e2e_start pcap
 
-n=0
-failed=0
-report() {  # report OK NAME [details]
-  n=$((n + 1))
-  if [[ "$1" == 0 ]]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
-  [[ -n "${3:-}" ]] && echo "# $3"
-}
-
-sent=$(/usr/bin/python3 "$here/make_pcap.py" "$work/in.pcap" "$work/empty.pcap")
+sent=$($PY "$here/make_pcap.py" "$work/in.pcap" "$work/empty.pcap")
 
 write_config() {  # write_config FILE OUTSIDE_DEVICE
   cat >"$1" <<YAML

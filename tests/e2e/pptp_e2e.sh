@@ -10,18 +10,10 @@
 # keeps one call per control connection, so the two-call case is passgate's
 # alone.) Finally PPTP disabled in the policy: GRE dropped and counted.
 # Prints TAP.   tests/e2e/pptp_e2e.sh PASSGATE_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-PASSGATE="$(realpath "$1")"
-source "$here/topology.sh"
-PEER="/usr/bin/python3 $here/pptp_peer.py"
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root"; exit 77; }
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-pptp.XXXXXX")"
-cleanup() { stop_passgate; topo_down; rm -rf "$work"; }
-trap cleanup EXIT
-source "$here/tap.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+PEER="$PY $here/pptp_peer.py"
+e2e_require_root
+e2e_start pptp
 
 sed -e 's|public: \[198.51.100.10-198.51.100.13\]|public: [198.51.100.10]|' "$repo/conf/demo.yaml" >"$work/one.yaml"
 sed -e 's|  pools:|  passthrough: {pptp: {enabled: false}}\n  pools:|' "$work/one.yaml" >"$work/off.yaml"

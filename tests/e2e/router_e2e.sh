@@ -14,25 +14,11 @@
 #      subscribers): passgate is the bottleneck from the internet inward.
 # Prints TAP; exits non-zero if any check failed.
 #   tests/e2e/router_e2e.sh PASSGATE_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PASSGATE="$(realpath "$1")"
-source "$here/topology.sh"
-PEER="/usr/bin/python3 $here/router_peer.py"
-
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root for network namespaces"; exit 77; }
-for tool in tracepath traceroute; do
-  command -v $tool >/dev/null || { echo "1..0 # SKIP $tool missing (scripts/install-deps.sh installs it)"; exit 77; }
-done
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-router.XXXXXX")"
-cleanup() {
-  stop_passgate
-  topo_down
-  [[ -n "${KEEP:-}" ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-source "$here/tap.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+PEER="$PY $here/router_peer.py"
+e2e_require_root
+e2e_require tracepath traceroute
+e2e_start router
 
 write_config() {  # write_config FILE INSIDE_MTU OUTSIDE_MTU
   cat >"$1" <<YAML

@@ -21,22 +21,16 @@
 # - Inner addresses come from documentation ranges: the server's tunnel end
 #   is 192.0.2.1 on its lo (this kernel has no dummy links), virtual IPs
 #   come from 192.0.2.100-199.
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-PASSGATE="$(realpath "$1")"
-source "$here/topology.sh"
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root"; exit 77; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+e2e_require_root
 CHARON=/usr/lib/ipsec/charon
-for tool in "$CHARON" swanctl tshark unshare; do
-  command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool not installed (scripts/install-deps.sh)"; exit 77; }
-done
+e2e_require "$CHARON" swanctl tshark unshare
 INNER=192.0.2.1
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-swan.XXXXXX")"
+e2e_start swan
 CHARON_PIDS=()
 TSHARK_PID=
-cleanup() {
+e2e_stop_extras() {
   local pid
   [[ -n "$TSHARK_PID" ]] && kill -TERM "$TSHARK_PID" 2>/dev/null
   for pid in "${CHARON_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
@@ -44,12 +38,7 @@ cleanup() {
     for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
   done
-  stop_passgate
-  topo_down
-  if [[ -n "${PG_KEEP_WORK:-}" ]]; then echo "# work directory kept: $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-source "$here/tap.sh"
 charon_logs() {  # the end of every charon's log, as TAP comments
   local f
   for f in "$work"/*/charon.log "$work"/*/charon.out; do

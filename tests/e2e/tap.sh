@@ -2,6 +2,8 @@
 #   check NAME COMMAND...   runs COMMAND, prints "ok N - NAME" or "not ok N - NAME"
 #                           with the tail of its output as TAP comments
 #   expect_in PATTERN FILE  succeeds when FILE matches the extended regex
+#   report STATUS NAME [DETAILS]  one result of a test already run (STATUS 0: ok),
+#                           DETAILS as a TAP comment
 # End the script with: echo "1..$n"; [[ $failed -eq 0 ]]
 n=0
 failed=0
@@ -21,4 +23,10 @@ check() {
 
 expect_in() {
   grep -Eq "$1" "$2" || { echo "expected /$1/ in:"; cat "$2"; return 1; }
+}
+
+report() {
+  n=$((n + 1))
+  if [[ "$1" == 0 ]]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
+  [[ -n "${3:-}" ]] && echo "# $3"
 }

@@ -16,6 +16,11 @@ PG_SERVER=203.0.113.10
 PG_ROUTER=198.51.100.254
 PG_STATIC_PUBLIC=198.51.100.30
 
+# The namespaces start_passgate runs passgate in and pings it from: a test
+# with a topology of its own (abuse_e2e.sh) names its own.
+PG_GW_NS=pg-gw
+PG_RTR_NS=pg-rtr
+
 pg_ns() { ip netns exec "$@"; }
 
 # Checksums: veth leaves them "partial" for the receiver to finish unless
@@ -91,14 +96,14 @@ topo_up() {
   done
 }
 
-# start_passgate CONFIG LOGFILE [extra args]: starts it in pg-gw, waits until
+# start_passgate CONFIG LOGFILE [extra args]: starts it in $PG_GW_NS, waits until
 # it answers ARP from the router (so ports are up). Sets PG_PID.
 start_passgate() {
   local cfg="$1" log="$2"
   shift 2
   # Not through a shell function: $! must be passgate itself (ip netns exec
   # execs it), so that signals reach it.
-  ip netns exec pg-gw "$PASSGATE" --config "$cfg" "$@" >"$log" 2>&1 &
+  ip netns exec "$PG_GW_NS" "$PASSGATE" --config "$cfg" "$@" >"$log" 2>&1 &
   PG_PID=$!
   local t
   for t in $(seq 1 100); do
@@ -107,7 +112,7 @@ start_passgate() {
       cat "$log" >&2
       return 1
     fi
-    if grep -q "running with" "$log" && pg_ns pg-rtr ping -c1 -W1 198.51.100.1 >/dev/null 2>&1; then return 0; fi
+    if grep -q "running with" "$log" && pg_ns "$PG_RTR_NS" ping -c1 -W1 198.51.100.1 >/dev/null 2>&1; then return 0; fi
     sleep 0.2
   done
   echo "passgate did not come up:" >&2

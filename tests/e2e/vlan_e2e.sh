@@ -3,18 +3,9 @@
 # its traffic crosses the NAT both ways; subscriber 2 stays untagged, so its
 # frames are dropped and counted as vlan_mismatch.
 # Prints TAP.   tests/e2e/vlan_e2e.sh PASSGATE_BINARY
-set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-PASSGATE="$(realpath "$1")"
-source "$here/topology.sh"
-TOOL="/usr/bin/python3 $here/net_tool.py"
-[[ $(id -u) -eq 0 ]] || { echo "1..0 # SKIP needs root"; exit 77; }
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/passgate-vlan.XXXXXX")"
-cleanup() { stop_passgate; topo_down; rm -rf "$work"; }
-trap cleanup EXIT
-source "$here/tap.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+e2e_require_root
+e2e_start vlan
 
 topo_up
 # This kernel may have no 802.1Q support (CONFIG_VLAN_8021Q), so subscriber 1
@@ -30,7 +21,7 @@ pg_ns pg-net $TOOL udp-echo 9000 >/dev/null 2>&1 &
 sleep 0.3
 
 t_tagged() {
-  pg_ns pg-sub1 /usr/bin/python3 "$here/vlan_peer.py" eth0 100 "$PG_SUB1" "$gw_mac" "$PG_SERVER" 9000 40001 4 |
+  pg_ns pg-sub1 $PY "$here/vlan_peer.py" eth0 100 "$PG_SUB1" "$gw_mac" "$PG_SERVER" 9000 40001 4 |
     tee "$work/tagged"
   grep -Eq '^seen 198\.51\.100\.1[0-3]:[0-9]+$' "$work/tagged"
 }
