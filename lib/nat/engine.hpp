@@ -31,8 +31,10 @@
 
 #include "table/flow_table.hpp"
 #include "nat/event_ring.hpp"
+#include "nat/fragment_tracker.hpp"
 #include "nat/nat_config.hpp"
 #include "nat/public_set.hpp"
+#include "nat/verdict.hpp"
 #include "table/segmented_array.hpp"
 #include "table/timer_wheel.hpp"
 #include "passthrough/esp.hpp"
@@ -48,17 +50,6 @@ using stats::DropReason;
 using table::HugeVector;
 using table::SegmentedArray;
 using table::TimerWheel;
-
-enum class Direction : std::uint8_t { outbound, inbound };  // inside->outside, outside->inside
-// to_outside_hairpin: the source is translated and the destination is a
-// public address whose mapping another worker owns; the dataplane hands the
-// packet to that worker as an inbound packet (RFC 4787 REQ-9 across workers).
-enum class Verdict : std::uint8_t { to_outside, to_inside, drop, held, to_outside_hairpin };
-
-struct Result {
-  Verdict verdict = Verdict::drop;
-  DropReason reason = DropReason::none;
-};
 
 // Protocols with sessions, as dense indices.
 enum class Proto : std::uint8_t { tcp = 0, udp = 1, icmp = 2 };
@@ -229,7 +220,7 @@ class Engine {
   // ready to send: emit(bytes, verdict) for each, then their slots are free.
   template <typename Emit>
   void drain_released(Emit&& emit);
-  [[nodiscard]] bool has_released() const { return released_count_ != 0 || esp_.has_released(); }
+  [[nodiscard]] bool has_released() const { return fragments_.has_released() || esp_.has_released(); }
   [[nodiscard]] const passthrough::EspTracker& esp() const { return esp_; }
   [[nodiscard]] const passthrough::PptpTracker& pptp() const { return pptp_; }
   [[nodiscard]] const passthrough::GreTracker& gre() const { return gre_; }
@@ -313,26 +304,6 @@ class Engine {
     std::uint8_t reserved;
     std::uint32_t sessions;
   };
-  struct FragmentFlow {
-    be32 src, dst, new_src, new_dst;
-    be16 id;
-    std::uint8_t proto;
-    Direction dir;
-    Verdict verdict;
-    std::uint16_t ip_delta;
-    std::uint64_t expires_ms;
-    std::uint64_t queued_ms;    // the deadline it was filed under in the expiry FIFO
-    std::uint32_t host_bucket;  // fragment_flows_per_host_ slot it counts in
-  };
-  struct HeldFragment {
-    enum class State : std::uint8_t { free, held, ready } state;
-    Direction dir;
-    Verdict verdict;
-    std::uint16_t length;
-    std::uint64_t expires_ms;
-    std::uint32_t buffer_offset;
-    std::uint32_t host_bucket;  // fragments_held_per_host_ slot it counts in
-  };
 
   NatConfig config_;
   PortShare share_;
@@ -402,22 +373,10 @@ class Engine {
   };
   [[nodiscard]] Comb comb_of(const PoolConfig& pc, be32 addr) const;
 
-  std::vector<FragmentFlow> fragment_flows_;
-  std::vector<std::uint32_t> free_fragment_flows_;
-  FlowTable fragment_table_;
-  std::vector<std::uint32_t> fragment_fifo_;
-  std::uint64_t fragment_head_ = 0, fragment_tail_ = 0;
-  std::vector<HeldFragment> held_fragments_;
-  std::vector<std::uint8_t> held_buffer_;
-  std::uint32_t held_fragment_count_ = 0;
-  // Fragment state per host (inside source outbound, public destination
-  // inbound), counted in slots chosen by a keyed hash of the address: an
-  // attacker cannot aim at another host's slot (issue 11.6).
-  std::vector<std::uint16_t> fragment_flows_per_host_, fragments_held_per_host_;
-  std::uint32_t released_count_ = 0;
 
   stats::NatCounters counters_;
   EventRing events_;
+  FragmentTracker fragments_;
   passthrough::EspTracker esp_;
   passthrough::PptpTracker pptp_;
   passthrough::GreTracker gre_;
@@ -432,15 +391,7 @@ void Engine::drain_released(Emit&& emit) {
     counters_.add(stats::NatCounter::esp_released);
     emit(bytes, Verdict::to_outside);
   });
-  if (released_count_ == 0) return;
-  for (HeldFragment& h : held_fragments_) {
-    if (h.state != HeldFragment::State::ready) continue;
-    emit(std::span<std::uint8_t>(held_buffer_.data() + h.buffer_offset, h.length), h.verdict);
-    h.state = HeldFragment::State::free;
-    --released_count_;
-    --held_fragment_count_;
-    counters_.add(stats::NatCounter::fragments_released);
-  }
+  fragments_.drain_released(emit);
 }
 
 }  // namespace passgate::nat
