@@ -239,7 +239,7 @@ int main(int argc, char** argv) {
   const passgate::control::CtlRequest built = passgate::control::ctl_request(words, cli.has("destinations"));
   if (built.path.empty()) {
     const int status = cli.usage_error(built.error);
-    if (built.error.rfind("unknown command", 0) == 0) std::cerr << "\n" << commands_help;
+    if (built.problem == passgate::control::CtlRequest::Problem::unknown_command) std::cerr << "\n" << commands_help;
     return status;
   }
   const std::string& request = built.path;

@@ -4,14 +4,16 @@
 // problem with file, line and column; nothing here depends on DPDK.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "config/config_error.hpp"
 #include "nat/nat_config.hpp"
+#include "packet/address.hpp"
+#include "packet/address_text.hpp"
 
 namespace passgate::config {
 
@@ -19,11 +21,8 @@ using nat::be16;
 using nat::be32;
 using nat::Ipv4Prefix;
 
-struct MacAddress {
-  std::array<std::uint8_t, 6> bytes{};
-  friend bool operator==(const MacAddress&, const MacAddress&) = default;
-};
-std::string to_string(const MacAddress& mac);
+using packet::MacAddress;
+using packet::to_string;
 
 enum class PortRole : std::uint8_t { inside, outside };
 
@@ -151,6 +150,7 @@ struct ConfigError {
   int line = 0;    // 1-based; 0 when the problem has no single place
   int column = 0;  // 1-based
   std::string message;
+  ConfigErrorCode code = ConfigErrorCode::internal;  // what kind, for programs and tests
 };
 std::string to_string(const ConfigError& e);  // "file:line:column: error: message"
 

@@ -11,6 +11,7 @@
 
 #include "control/log.hpp"
 #include "control/operator_commands.hpp"
+#include "packet/address_text.hpp"
 #include "packet/headers.hpp"
 
 namespace passgate::control {
@@ -29,14 +30,12 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
+// The project's one IPv4 reader (strict: "010.0.0.1" is refused, not read as
+// octal or decimal), so an operator's look-up takes what the file takes.
 bool parse_ipv4(const std::string& text, nat::be32& out) {
-  unsigned a, b, c, d;
-  char tail;
-  if (std::sscanf(text.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 || c > 255 ||
-      d > 255)
-    return false;
-  out = nat::be32::from_host((a << 24) | (b << 16) | (c << 8) | d);
-  return true;
+  const auto a = packet::text::parse_ipv4(text);
+  if (a) out = *a;
+  return a.has_value();
 }
 
 // DPDK 22.11's telemetry writes strings into JSON without escaping them and
@@ -166,9 +165,10 @@ int cmd_public(ControlCore& core, const char* params, rte_tel_data* d) {
   else return -EINVAL;
   nat::be32 address;
   if (!parse_ipv4(args[1], address)) return -EINVAL;
-  const unsigned long port = std::strtoul(args[2].c_str(), nullptr, 10);
-  if (port > 65535) return -EINVAL;
-  const auto v = core.gateway().public_port(proto, address, static_cast<std::uint16_t>(port), 50);
+  // 0 included: an ICMP query identifier may be 0.
+  const auto port = packet::text::parse_uint(args[2]);
+  if (!port || *port > 65535) return -EINVAL;
+  const auto v = core.gateway().public_port(proto, address, static_cast<std::uint16_t>(*port), 50);
   rte_tel_data_start_dict(d);
   rte_tel_data_add_dict_string(d, "found", v ? "yes" : "no");
   if (!v) return 0;

@@ -12,16 +12,19 @@ CtlRequest ctl_request(const std::vector<std::string>& words, bool destinations)
   CtlRequest r;
   if (words.empty()) {
     r.error = "a command is needed";
+    r.problem = CtlRequest::Problem::no_command;
     return r;
   }
   const std::string& command = words[0];
   const std::size_t args = words.size() - 1;
   if (destinations && !reveals_destinations(command)) {
     r.error = fmt::format("--destinations applies to subscriber and public only, not to '{}'", command);
+    r.problem = CtlRequest::Problem::destinations_not_applicable;
     return r;
   }
   const auto usage = [&](const char* text) {
     r.error = fmt::format("usage: passgatectl {}", text);
+    r.problem = CtlRequest::Problem::usage;
     return r;
   };
   const std::string tail = destinations ? ",destinations" : "";
@@ -48,6 +51,7 @@ CtlRequest ctl_request(const std::vector<std::string>& words, bool destinations)
     return r;
   }
   r.error = fmt::format("unknown command '{}'", command);
+  r.problem = CtlRequest::Problem::unknown_command;
   return r;
 }
 

@@ -18,10 +18,14 @@
 namespace passgate::control {
 
 // passgatectl: the request for COMMAND ARGS..., or `error` (a usage line) when
-// the words do not make one. destinations: the --destinations switch.
+// the words do not make one, with what kind of problem it is (passgatectl
+// lists the commands after an unknown one). destinations: the
+// --destinations switch.
 struct CtlRequest {
+  enum class Problem : std::uint8_t { none, no_command, destinations_not_applicable, usage, unknown_command };
   std::string path;   // "/passgate/subscriber,100.64.0.11,destinations"
   std::string error;  // empty when path is set
+  Problem problem = Problem::none;
 };
 CtlRequest ctl_request(const std::vector<std::string>& words, bool destinations);
 // Commands whose answer can hold remote endpoints (the switch applies to them only).

@@ -7,29 +7,15 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
+
+#include "packet/address_text.hpp"
 
 namespace passgate::control {
 
-bool parse_ipv4_endpoint(std::string_view text, Ipv4Endpoint* out) {
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
-  const std::string address(text.substr(0, colon));
-  in_addr a{};
-  if (inet_pton(AF_INET, address.c_str(), &a) != 1) return false;
-  const std::string_view port_text = text.substr(colon + 1);
-  unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 || port > 65535) return false;
-  out->address = ntohl(a.s_addr);
-  out->port = static_cast<std::uint16_t>(port);
-  return true;
-}
-
 std::unique_ptr<UdpSender> UdpSender::connect(const std::string& address_port, std::string* error) {
-  Ipv4Endpoint endpoint;
-  if (!parse_ipv4_endpoint(address_port, &endpoint)) {
+  const auto endpoint = packet::text::parse_endpoint(address_port);
+  if (!endpoint) {
     *error = "'" + address_port + "' is not an IPv4 ADDRESS:PORT";
     return nullptr;
   }
@@ -40,8 +26,8 @@ std::unique_ptr<UdpSender> UdpSender::connect(const std::string& address_port, s
   }
   sockaddr_in to{};
   to.sin_family = AF_INET;
-  to.sin_port = htons(endpoint.port);
-  to.sin_addr.s_addr = htonl(endpoint.address);
+  to.sin_port = htons(endpoint->port);
+  to.sin_addr.s_addr = endpoint->address.raw;
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
     *error = "cannot reach " + address_port + ": " + std::strerror(errno);
     ::close(fd);

@@ -14,19 +14,10 @@
 
 namespace passgate::control {
 
-struct Ipv4Endpoint {
-  std::uint32_t address = 0;  // host byte order
-  std::uint16_t port = 0;
-};
-
-// "192.0.2.10:4739" -> endpoint. False for anything else (names, IPv6, no
-// port, port 0).
-bool parse_ipv4_endpoint(std::string_view text, Ipv4Endpoint* out);
-
 class UdpSender {
  public:
-  // nullptr and *error when the text is not ADDRESS:PORT or no socket can be
-  // made.
+  // nullptr and *error when the text is not ADDRESS:PORT (as
+  // packet::text::parse_endpoint reads it) or no socket can be made.
   static std::unique_ptr<UdpSender> connect(const std::string& address_port, std::string* error);
   // Takes ownership of an already connected datagram socket (tests use a
   // socketpair to make the kernel refuse datagrams on purpose).

@@ -6,11 +6,6 @@
 
 namespace passgate::nat {
 
-std::string to_string(be32 address) {
-  const std::uint32_t a = address.host();
-  return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
-}
-
 const char* to_string(Filtering f) {
   switch (f) {
     case Filtering::endpoint_independent: return "endpoint-independent";
@@ -35,10 +30,18 @@ bool in_any(const std::vector<AddressRange>& ranges, be32 a) {
 }  // namespace
 
 std::vector<std::string> NatConfig::validate() const {
-  std::vector<std::string> errors;
-  auto error = [&](std::string text) { errors.push_back(std::move(text)); };
+  std::vector<std::string> texts;
+  for (NatProblem& p : problems()) texts.push_back(std::move(p.text));
+  return texts;
+}
+
+std::vector<NatProblem> NatConfig::problems() const {
+  std::vector<NatProblem> errors;
+  NatProblem::Code code = NatProblem::Code::no_pool;  // set per group of rules below
+  auto error = [&](std::string text) { errors.push_back(NatProblem{code, std::move(text)}); };
 
   if (pools.empty()) error("at least one pool is required");
+  code = NatProblem::Code::size;
   if (max_sessions == 0 || max_sessions > (1u << 30)) error("max_sessions must be between 1 and 2^30");
   if (max_subscribers == 0 || max_subscribers > (1u << 26)) error("max_subscribers must be between 1 and 2^26");
   if (fragment_flows == 0) error("fragment_flows must be at least 1");
@@ -50,6 +53,7 @@ std::vector<std::string> NatConfig::validate() const {
   if (limits.limit_event_interval_ms > 3'600'000) error("limits.limit_event_interval_ms must be at most an hour");
   if (limits.fragment_flows_per_host == 0) error("limits.fragment_flows_per_host must be at least 1");
 
+  code = NatProblem::Code::timeout;
   const Timeouts& t = timeouts;
   if (t.udp < 120) error(fmt::format("timeouts.udp {} s is below RFC 4787 REQ-5's 120 s minimum", t.udp));
   if (t.tcp_established < 7440)
@@ -61,8 +65,12 @@ std::vector<std::string> NatConfig::validate() const {
     if (v > 86400 * 7) error(fmt::format("timeout {} s is longer than a week", v));
   if (t.fragment_ms == 0 || t.fragment_ms > 60000) error("timeouts.fragment_ms must be between 1 and 60000");
 
-  passthrough::validate(passthrough, errors);
+  code = NatProblem::Code::passthrough;
+  std::vector<std::string> passthrough_problems;
+  passthrough::validate(passthrough, passthrough_problems);
+  for (std::string& text : passthrough_problems) error(std::move(text));
 
+  code = NatProblem::Code::pool;
   std::uint64_t total_blocks = 0;
   for (std::size_t i = 0; i < pools.size(); ++i) {
     const PoolConfig& p = pools[i];
@@ -105,8 +113,10 @@ std::vector<std::string> NatConfig::validate() const {
         }
     }
   }
+  code = NatProblem::Code::too_many_blocks;
   if (total_blocks > (1ull << 26)) error(fmt::format("the pools hold {} port blocks; at most 2^26 fit", total_blocks));
 
+  code = NatProblem::Code::static_mapping;
   for (std::size_t i = 0; i < static_mappings.size(); ++i) {
     const StaticMapping& s = static_mappings[i];
     if (s.protocol != packet::ip_proto::tcp && s.protocol != packet::ip_proto::udp)

@@ -7,13 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "packet/address.hpp"
+#include "packet/address_text.hpp"
 #include "packet/byte_order.hpp"
 #include "passthrough/config.hpp"
 
 namespace passgate::nat {
 
+using packet::AddressRange;
 using packet::be16;
 using packet::be32;
+using packet::Ipv4Prefix;
+using packet::to_string;
 using passthrough::EspConfig;
 using passthrough::GreConfig;
 using passthrough::PassthroughConfig;
@@ -25,19 +30,6 @@ enum class Filtering : std::uint8_t {
   endpoint_independent,      // any remote may use an existing mapping (default)
   address_dependent,         // only remotes the subscriber has sent to
   address_and_port_dependent // only the exact remote address and port
-};
-
-struct Ipv4Prefix {
-  be32 address;
-  std::uint8_t length = 32;
-  [[nodiscard]] std::uint32_t mask() const { return length == 0 ? 0 : ~std::uint32_t{0} << (32 - length); }
-  [[nodiscard]] bool contains(be32 a) const { return ((a.host() ^ address.host()) & mask()) == 0; }
-  friend bool operator==(const Ipv4Prefix&, const Ipv4Prefix&) = default;
-};
-
-struct AddressRange {  // inclusive
-  be32 first, last;
-  [[nodiscard]] std::uint32_t size() const { return last.host() - first.host() + 1; }
 };
 
 struct PoolConfig {
@@ -89,6 +81,20 @@ struct AbuseLimits {
   std::uint32_t fragments_held_per_host = 8;
 };
 
+struct NatProblem {
+  enum class Code : std::uint8_t {
+    no_pool,          // the pool list is empty
+    size,             // a table size or abuse limit out of range
+    timeout,          // a timeout below its RFC minimum or out of range
+    passthrough,      // a nat.passthrough value out of range
+    pool,             // one pool's own values, or two pools that overlap
+    too_many_blocks,  // more port blocks than the engine numbers (2^26)
+    static_mapping,   // a static mapping's values, or two that collide
+  };
+  Code code;
+  std::string text;
+};
+
 struct NatConfig {
   std::vector<PoolConfig> pools;
   std::vector<StaticMapping> static_mappings;
@@ -106,9 +112,11 @@ struct NatConfig {
 
   // Every problem found, one line each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;
+  // The same, each with the group of rules it broke, so that a caller can
+  // tell problems apart without matching their text (lib/config does).
+  [[nodiscard]] std::vector<NatProblem> problems() const;
 };
 
-std::string to_string(be32 address);
 const char* to_string(Filtering f);
 
 }  // namespace passgate::nat

@@ -1,5 +1,7 @@
 #include "packet/parse.hpp"
 
+#include "packet/address.hpp"
+
 namespace passgate::packet {
 
 const char* parse_error_name(ParseError e) {
@@ -78,10 +80,7 @@ ParseError parse_icmp_inner(std::span<const std::uint8_t> pkt, std::uint16_t inn
 // E and the limited broadcast (240/4). Destinations: 0/8 and 127/8 only;
 // multicast, class E and broadcast destinations depend on the port's subnet
 // and are the dataplane's decision.
-bool is_martian_source(be32 a) {
-  const unsigned first = a.host() >> 24;
-  return first == 0 || first == 127 || first >= 224;
-}
+bool is_martian_source(be32 a) { return is_reserved_address(a); }
 bool is_martian_destination(be32 a) {
   const unsigned first = a.host() >> 24;
   return first == 0 || first == 127;

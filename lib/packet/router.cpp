@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "packet/address.hpp"
 #include "packet/checksum.hpp"
 #include "packet/headers.hpp"
 
@@ -53,11 +54,7 @@ std::size_t copy_copied_options(const std::uint8_t* options, std::size_t length,
 
 }  // namespace
 
-bool is_martian_source(be32 a) {
-  const std::uint32_t h = a.host();
-  const std::uint32_t top = h >> 24;
-  return top == 0 || top == 127 || top >= 224;  // 0/8, 127/8, 224/4 and 240/4 (limited broadcast included)
-}
+bool is_martian_source(be32 a) { return is_reserved_address(a); }  // packet/address.hpp's reserved_blocks
 
 bool is_broadcast_or_multicast(be32 a) { return (a.host() >> 28) >= 0xe; }
 

@@ -132,6 +132,7 @@ TEST(OperatorCommands, TheSwitchBelongsToSessionListsOnly) {
   const CtlRequest r = ctl_request({"stats"}, true);
   EXPECT_TRUE(r.path.empty());
   EXPECT_NE(r.error.find("--destinations applies to subscriber and public only"), std::string::npos) << r.error;
+  EXPECT_EQ(r.problem, CtlRequest::Problem::destinations_not_applicable);
   EXPECT_TRUE(reveals_destinations("subscriber"));
   EXPECT_TRUE(reveals_destinations("public"));
   EXPECT_FALSE(reveals_destinations("pools"));
@@ -145,6 +146,11 @@ TEST(OperatorCommands, UsageAndUnknownCommands) {
   EXPECT_NE(ctl_request({"public", "udp", "198.51.100.10"}, false).error.find("usage:"), std::string::npos);
   EXPECT_NE(ctl_request({"frobnicate"}, false).error.find("unknown command 'frobnicate'"), std::string::npos);
   EXPECT_FALSE(ctl_request({}, false).error.empty());
+  // passgatectl lists the commands after an unknown one: by the code, not the text.
+  EXPECT_EQ(ctl_request({"pools"}, false).problem, CtlRequest::Problem::none);
+  EXPECT_EQ(ctl_request({"subscriber"}, false).problem, CtlRequest::Problem::usage);
+  EXPECT_EQ(ctl_request({"frobnicate"}, false).problem, CtlRequest::Problem::unknown_command);
+  EXPECT_EQ(ctl_request({}, false).problem, CtlRequest::Problem::no_command);
 }
 
 TEST(OperatorCommands, GatewayTakesTheSwitchOutOfTheParameters) {

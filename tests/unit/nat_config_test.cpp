@@ -106,5 +106,34 @@ TEST(NatConfig, StaticMappingConflictsRejected) {
   EXPECT_TRUE(mentions(c.validate(), "protocol must be tcp or udp"));
 }
 
+// problems() is validate() with a group per line: lib/config leaves out,
+// by the group and not by the words, what it has already reported.
+TEST(NatConfig, ProblemsCarryTheirGroupInValidatesOrder) {
+  NatConfig c = good();
+  c.pools.clear();
+  c.timeouts.udp = 60;
+  c.passthrough.esp.max_sas = 0;
+  c.static_mappings = {StaticMapping{packet::ip_proto::icmp, ipv4(100, 64, 1, 1), be16::from_host(22),
+                                     ipv4(192, 0, 2, 1), be16::from_host(2222)}};
+  const std::vector<NatProblem> problems = c.problems();
+  const std::vector<std::string> texts = c.validate();
+  ASSERT_EQ(problems.size(), texts.size());
+  for (std::size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(problems[i].text, texts[i]);
+  ASSERT_EQ(problems.size(), 4u);
+  EXPECT_EQ(problems[0].code, NatProblem::Code::no_pool);
+  EXPECT_EQ(problems[1].code, NatProblem::Code::timeout);
+  EXPECT_EQ(problems[2].code, NatProblem::Code::passthrough);
+  EXPECT_EQ(problems[3].code, NatProblem::Code::static_mapping);
+
+  c = good();
+  c.pools[0].block_size = 1;
+  c.pools[0].public_addresses = {{ipv4(11, 0, 0, 0), ipv4(11, 15, 255, 255)}};  // 2^20 x 64512 blocks
+  const std::vector<NatProblem> blocks = c.problems();
+  ASSERT_EQ(blocks.size(), 1u);
+  EXPECT_EQ(blocks[0].code, NatProblem::Code::too_many_blocks);
+  c.pools[0].subscribers.clear();
+  EXPECT_EQ(c.problems()[0].code, NatProblem::Code::pool);
+}
+
 }  // namespace
 }  // namespace passgate::nat

@@ -1,0 +1,128 @@
+// ports (lib/config/read_ports.cpp): addresses and prefixes, devices, roles,
+// next hops and neighbours on-link, and the router knobs.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "config/gateway_config.hpp"
+#include "config_test_support.hpp"
+
+namespace passgate::config::testing {
+namespace {
+
+TEST(GatewayConfig, AddressesAndPrefixes) {
+  expect_rows({
+      {with(minimal, "100.64.0.1/24", "100.64.0.1"), 5, 14, Code::bad_prefix, "address and prefix length"},
+      {with(minimal, "100.64.0.1/24", "100.064.0.1/24"), 5, 14, Code::bad_prefix, "got '100.064.0.1/24'"},
+      {with(minimal, "100.64.0.1/24", "100.64.0.1/32"), 5, 14, Code::bad_prefix, "expected /1 to /31"},
+      {with(minimal, "100.64.0.1/24", "127.0.0.1/8"), 5, 14, Code::reserved_address, "loopback"},
+      {with(minimal, "[100.64.0.0/10]", "[100.64.0.0/9]"), 14, 21, Code::host_bits, "has host bits set"},
+      {with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.13-198.51.100.10"), 15, 16, Code::bad_range,
+       "ends before it starts"},
+      {with(minimal, "198.51.100.10-198.51.100.13", "224.0.0.1"), 15, 16, Code::reserved_address, "multicast"},
+      {with(minimal, "198.51.100.10-198.51.100.13", "198.51.100.10-198.51.100.13, 198.51.100.12"), 15, 45,
+       Code::overlap, "overlap 198.51.100.10-198.51.100.13 (line 15) of the same pool"},
+  });
+  // A /31 has no network or broadcast address (RFC 3021).
+  EXPECT_TRUE(
+      parse(with(minimal, "198.51.100.1/24\n    gateway: 198.51.100.254", "198.51.100.0/31\n    gateway: 198.51.100.1"))
+          .config.has_value());
+}
+
+TEST(GatewayConfig, PortRules) {
+  expect_rows({
+      {with(minimal, "net_af_packet1,iface=pg-out", "net_af_packet0,iface=other"), 7, 13, Code::repeated,
+       "device net_af_packet0 is already used by port 'inside'"},
+      {with(minimal, "198.51.100.1/24\n    gateway: 198.51.100.254", "100.64.0.129/25"), 9, 14, Code::overlap,
+       "subnet 100.64.0.128/25 overlaps subnet 100.64.0.0/24 of port 'inside'"},
+  });
+  {
+    const LoadResult r = parse(with(minimal, "    role: outside", "    role: inside"));
+    ASSERT_EQ(r.errors.size(), 2u) << describe(r.errors);
+    EXPECT_EQ(r.errors[0].line, 1);
+    EXPECT_NE(r.errors[0].message.find("no outside port"), std::string::npos);
+    EXPECT_EQ(r.errors[1].line, 8);
+    EXPECT_NE(r.errors[1].message.find("a second inside port; passgate supports exactly one inside and one outside"),
+              std::string::npos);
+    EXPECT_EQ(r.errors[0].code, Code::port_roles);
+    EXPECT_EQ(r.errors[1].code, Code::port_roles);
+  }
+  expect_one_error(with(minimal, "name: outside", "name: Outside"), 6, 11, Code::bad_name, "lowercase letters");
+  {
+    std::string two_outside = with(minimal, "    role: inside", "    role: outside");
+    two_outside = with(two_outside, "    role: outside\n    address: 198", "    role: inside\n    address: 198");
+    EXPECT_TRUE(parse(two_outside).config.has_value()) << "roles may come in any order";
+  }
+  {
+    const LoadResult r = parse(with(minimal, "    role: inside\n", "    role: outside\n"));
+    EXPECT_TRUE(mentions(r.errors, "a second outside port"));
+  }
+  // Only an inside port: the missing outside one is reported at `ports`.
+  const std::string one_port =
+      "ports:\n"
+      "  - name: inside\n"
+      "    device: \"net_af_packet0,iface=pg-in\"\n"
+      "    role: inside\n"
+      "    address: 100.64.0.1/24\n" +
+      minimal.substr(minimal.find("nat:"));
+  expect_rows({
+      {one_port, 1, 1, Code::port_roles,
+       "no outside port; expected exactly one port with role inside and one with role outside"},
+      {with(minimal, "    role: inside\n",
+            "    role: inside\n    routes:\n      - {prefix: 10.0.0.0/8, via: 100.64.0.2}\n"
+            "      - {prefix: 10.0.0.0/8, via: 100.64.0.3}\n"),
+       7, 18, Code::repeated, "a second route to 10.0.0.0/8"},
+      {with(minimal, "    role: inside\n", "    role: inside\n    routes:\n      - {prefix: 10.0.0.0/8}\n"), 6, 9,
+       Code::missing_key, "missing required key 'via' in ports[0].routes[0]"},
+      {with(minimal, "gateway: 198.51.100.254", "gateway: 198.51.100.255"), 10, 14, Code::not_a_host,
+       "is the broadcast address of 198.51.100.0/24"},
+      {with(minimal, "    role: inside\n",
+            "    role: inside\n    neighbours:\n"
+            "      - {address: 100.64.0.9, mac: \"02:00:00:00:00:09\"}\n"
+            "      - {address: 100.64.0.9, mac: \"02:00:00:00:00:0a\"}\n"),
+       7, 19, Code::repeated, "neighbour 100.64.0.9 is given twice"},
+      {with(minimal, "    role: inside\n",
+            "    role: inside\n    neighbours:\n"
+            "      - {address: 100.64.0.9, mac: \"00:00:00:00:00:00\"}\n"),
+       6, 36, Code::bad_mac, "zero MAC address"},
+  });
+}
+
+// Issue 12: the router knobs, with their defaults and their positions.
+TEST(GatewayConfig, RouterDutiesKnobs) {
+  {
+    const LoadResult r = parse(minimal);
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const GatewayConfig& g = *r.config;
+    EXPECT_FALSE(g.ports[0].promiscuous) << "ports leave promiscuous mode unless asked";
+    EXPECT_FALSE(g.ports[0].mac.has_value());
+    EXPECT_EQ(g.dataplane.icmp_error_rate, 1000u);
+    EXPECT_EQ(g.dataplane.icmp_error_burst, 50u);
+    EXPECT_EQ(g.dataplane.neighbour.unsolicited_percent, 25u);
+  }
+  {
+    const LoadResult r =
+        parse("dataplane:\n  icmp_errors: {rate: 0, burst: 5}\n  neighbour: {unsolicited_percent: 10}\n" +
+              with(minimal, "    role: inside\n",
+                   "    role: inside\n    promiscuous: true\n    mac: \"02:00:00:00:00:01\"\n"));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_TRUE(r.config->ports[0].promiscuous);
+    ASSERT_TRUE(r.config->ports[0].mac.has_value());
+    EXPECT_EQ(config::to_string(*r.config->ports[0].mac), "02:00:00:00:00:01");
+    EXPECT_EQ(r.config->dataplane.icmp_error_rate, 0u);
+    EXPECT_EQ(r.config->dataplane.icmp_error_burst, 5u);
+    EXPECT_EQ(r.config->dataplane.neighbour.unsolicited_percent, 10u);
+  }
+  expect_rows({
+      {with(minimal, "    role: inside\n", "    role: inside\n    mac: \"01:00:5e:00:00:01\"\n"), 5, 10, Code::bad_mac,
+       "multicast MAC address"},
+      {with(minimal, "    role: inside\n", "    role: inside\n    promiscuous: maybe\n"), 5, 18, Code::not_a_boolean,
+       ""},
+      {"dataplane:\n  icmp_errors: {burst: 0}\n" + minimal, 2, 24, Code::out_of_range, "expected an integer from 1"},
+      {"dataplane:\n  icmp_errors: {every: 1}\n" + minimal, 2, 17, Code::unknown_key, "every"},
+      {"dataplane:\n  neighbour: {unsolicited_percent: 101}\n" + minimal, 2, 36, Code::out_of_range, "from 0 to 100"},
+  });
+}
+
+}  // namespace
+}  // namespace passgate::config::testing
