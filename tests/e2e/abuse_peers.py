@@ -43,7 +43,8 @@ import sys
 import threading
 import time
 
-COOKIE = 0x1A2B3C4D
+from pptp_wire import ctype_of, field, message, read_message
+
 ESP_SERVER_SPI = 0x5E000000
 
 
@@ -225,39 +226,6 @@ def late(server, port, spacing, addrs):
 
 
 # ------------------------------------------------------------ VPN server
-def message(ctype, length, fields):
-    m = bytearray(length)
-    struct.pack_into("!HHIH", m, 0, length, 1, COOKIE, ctype)
-    for off, value in fields.items():
-        struct.pack_into("!H", m, off, value)
-    return bytes(m)
-
-
-def read_message(conn):
-    head = b""
-    while len(head) < 2:
-        chunk = conn.recv(2 - len(head))
-        if not chunk:
-            return None
-        head += chunk
-    length = struct.unpack("!H", head)[0]
-    body = head
-    while len(body) < length:
-        chunk = conn.recv(length - len(body))
-        if not chunk:
-            return None
-        body += chunk
-    return body
-
-
-def ctype_of(m):
-    return struct.unpack_from("!H", m, 8)[0]
-
-
-def field(m, off):
-    return struct.unpack_from("!H", m, off)[0]
-
-
 def gre_v1(call_id, seq, payload):
     # C=0 R=0 K=1 S=1 s=0 recur=0, A=0, flags 0, version 1; PPP (0x880b)
     return struct.pack("!HHHHI", 0x3001, 0x880B, len(payload), call_id, seq) + payload

@@ -16,48 +16,15 @@
 Exit 0 on success; prints what it saw.
 """
 import socket
-import struct
 import sys
 import threading
 import time
 
 from scapy.all import GRE_PPTP, IP, Raw, conf, send, sniff
 
+from pptp_wire import ctype_of, field, message, read_message
+
 conf.verb = 0
-COOKIE = 0x1A2B3C4D
-
-
-def message(ctype, length, fields):
-    m = bytearray(length)
-    struct.pack_into("!HHIH", m, 0, length, 1, COOKIE, ctype)
-    for off, value in fields.items():
-        struct.pack_into("!H", m, off, value)
-    return bytes(m)
-
-
-def read_message(conn):
-    head = b""
-    while len(head) < 2:
-        chunk = conn.recv(2 - len(head))
-        if not chunk:
-            return None
-        head += chunk
-    length = struct.unpack("!H", head)[0]
-    body = head
-    while len(body) < length:
-        chunk = conn.recv(length - len(body))
-        if not chunk:
-            return None
-        body += chunk
-    return body
-
-
-def ctype_of(m):
-    return struct.unpack_from("!H", m, 8)[0]
-
-
-def field(m, off):
-    return struct.unpack_from("!H", m, off)[0]
 
 
 def pac(seconds):
