@@ -30,12 +30,13 @@
 #include <vector>
 
 #include "table/flow_table.hpp"
+#include "nat/block_allocator.hpp"
 #include "nat/event_ring.hpp"
 #include "nat/fragment_tracker.hpp"
 #include "nat/nat_config.hpp"
+#include "nat/proto.hpp"
 #include "nat/public_set.hpp"
 #include "nat/verdict.hpp"
-#include "table/segmented_array.hpp"
 #include "table/timer_wheel.hpp"
 #include "passthrough/esp.hpp"
 #include "passthrough/gre.hpp"
@@ -48,15 +49,7 @@ namespace passgate::nat {
 
 using stats::DropReason;
 using table::HugeVector;
-using table::SegmentedArray;
 using table::TimerWheel;
-
-// Protocols with sessions, as dense indices.
-enum class Proto : std::uint8_t { tcp = 0, udp = 1, icmp = 2 };
-static_assert(static_cast<unsigned>(Proto::icmp) == static_cast<unsigned>(stats::ProtoIndex::icmp),
-              "per-protocol counters are indexed by Proto");
-inline constexpr unsigned proto_count = 3;
-const char* to_string(Proto p);
 
 // RFC 7857 section 3 / RFC 6146 section 3.5.2, reduced to what decides the
 // timeout: established sessions get tcp_established, all others transitory.
@@ -232,7 +225,7 @@ class Engine {
   [[nodiscard]] std::uint32_t active_sessions() const { return session_count_; }
   [[nodiscard]] std::uint32_t active_mappings() const { return mapping_count_; }
   [[nodiscard]] std::uint32_t active_subscribers() const { return subscriber_count_; }
-  [[nodiscard]] std::uint32_t blocks_in_use() const { return blocks_in_use_; }
+  [[nodiscard]] std::uint32_t blocks_in_use() const { return blocks_.blocks_in_use(); }
   [[nodiscard]] const Mapping* find_mapping(Proto proto, be32 in_addr, be16 in_port) const;
   [[nodiscard]] const Session* find_session_in(Proto proto, be32 in_addr, be16 in_port, be32 rem_addr,
                                                be16 rem_port) const;
@@ -249,7 +242,7 @@ class Engine {
 
  private:
   struct Impl;
-  explicit Engine(const NatConfig& config);
+  Engine(const NatConfig& config, PortShare share);
 
   // ---- types private to the engine ----
   // At most one limit event per type (session limit, ports, pool) and
@@ -257,28 +250,12 @@ class Engine {
   struct Subscriber {
     be32 addr;
     std::uint32_t pool;
-    std::uint32_t address;   // index into addresses_
+    std::uint32_t address;   // index of its BlockAllocator::PublicAddress
     std::uint32_t sessions;
-    std::uint16_t blocks;
+    std::uint16_t blocks;     // its count in blocks_ (BlockAllocator::blocks_of)
     std::uint16_t esp_held;   // held ESP packets that keep this handle (EspTracker::take_unpinned)
     std::uint32_t preserved;  // mappings on single preserved ports outside the blocks
     LimitEventGate gate{};    // rate of its limit events (issue 11.4)
-  };
-  struct Block {
-    std::uint32_t subscriber;  // no_index = free
-    std::uint32_t address;     // index into addresses_
-    std::uint16_t used[proto_count];
-    std::uint16_t first_port;  // host order
-  };
-  struct PublicAddress {
-    be32 addr;
-    std::uint32_t pool;
-    std::uint32_t first_block;
-    std::uint32_t free_blocks;
-    bool retired = false;  // removed from its pool by a reload: no new blocks, existing ones drain
-                           // (a removed pool's addresses keep false: Pool::retired covers them all)
-    std::uint16_t base_port = 0;  // first port of this engine's comb at or above port_min
-    std::uint32_t blocks = 0;     // this engine's blocks on the address
   };
   struct Pool {
     PoolConfig config;
@@ -333,21 +310,14 @@ class Engine {
 
   std::vector<Subscriber> subscribers_;
   std::vector<std::uint32_t> free_subscribers_;
-  std::vector<std::uint32_t> subscriber_blocks_;  // max_blocks slots per subscriber
-  std::uint32_t max_blocks_ = 0;
   std::uint32_t subscriber_count_ = 0;
   FlowTable subscriber_table_;
 
   std::vector<Pool> pools_;  // indices stay stable across reloads; removed pools are retired
   std::vector<std::uint32_t> pool_order_;  // live pools in configuration order (first match wins)
   std::vector<std::uint32_t> static_mappings_;  // mapping indices, draining ones included
-  // Records of every public address served and their port blocks, in
-  // segments a reload's plan builds away from the worker (segmented_array.hpp).
-  using AddressArray = SegmentedArray<PublicAddress, 10>;
-  using BlockArray = SegmentedArray<Block, 12>;
-  AddressArray addresses_;
-  BlockArray blocks_;
-  std::uint32_t blocks_in_use_ = 0;
+  // Every public address served, its port blocks and who owns them.
+  BlockAllocator blocks_;
   // Reloads (reload_plan.hpp). Changed only by create() and apply(), so a
   // plan may read them on the control core while the worker runs: the
   // public-address index (O(1) membership, built by the plan), the counts of
@@ -366,13 +336,6 @@ class Engine {
   std::vector<StaticMapping> static_pending_;
   std::uint64_t layout_version_ = 0;  // +1 per apply: a plan fits the version it was made from
   bool applying_ = false;
-  // This engine's comb of a public address's ports: first port and blocks.
-  struct Comb {
-    std::uint16_t base;
-    std::uint32_t blocks;
-  };
-  [[nodiscard]] Comb comb_of(const PoolConfig& pc, be32 addr) const;
-
 
   stats::NatCounters counters_;
   EventRing events_;

@@ -254,7 +254,9 @@ struct Engine::Impl {
   };
 
   // Removed by a reload, alone or with its pool (one flag for a whole pool).
-  static bool address_retired(const Engine& e, const PublicAddress& a) { return a.retired || e.pools_[a.pool].retired; }
+  static bool address_retired(const Engine& e, const BlockAllocator::PublicAddress& a) {
+    return a.retired || e.pools_[a.pool].retired;
+  }
 
   static bool is_ike_port(be16 p) { return p.host() == 500 || p.host() == 4500; }
 
@@ -307,10 +309,10 @@ struct Engine::Impl {
   static bool subscriber_may_grow(const Engine& e, std::uint32_t sub);
   static bool take_subscriber_token(Engine& e);
   static void release_if_unused(Engine& e, std::uint32_t sub);
-  static be16 block_port(const Engine& e, std::uint32_t block, std::uint32_t offset);
-  static std::uint16_t block_last_port(const Engine& e, std::uint32_t block, std::uint16_t size);
-  static bool owns_port(const Engine& e, const PublicAddress& a, std::uint16_t port);
-  static std::uint32_t block_of_port(const Engine& e, const PublicAddress& a, std::uint16_t port);
+  // The block of `port` on the address, with the block size of the address's pool.
+  static std::uint32_t block_of_port(const Engine& e, const BlockAllocator::PublicAddress& a, std::uint16_t port) {
+    return e.blocks_.block_of_port(a, port, e.pools_[a.pool].config.block_size);
+  }
   static std::uint32_t allocate_block(Engine& e, std::uint32_t sub);
   static void release_block(Engine& e, std::uint32_t b);
   static void log_block(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint32_t b);
@@ -345,7 +347,6 @@ struct Engine::Impl {
 
   // policy.cpp
   static bool is_public(const Engine& e, be32 addr);
-  static std::uint32_t add_address(Engine& e, std::uint32_t pi, be32 addr);
   static bool add_static(Engine& e, const StaticMapping& sm);
   static std::uint32_t static_slot(const Engine& e, be32 addr);
   static void rebuild_public_ranges(Engine& e);

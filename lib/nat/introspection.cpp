@@ -19,7 +19,7 @@ const Session* Engine::find_session_in(Proto proto, be32 in_addr, be16 in_port, 
 
 be32 Engine::subscriber_public_address(be32 subscriber) const {
   const std::uint32_t i = Impl::find_subscriber(*this, subscriber);
-  return i == no_index ? be32{0} : addresses_[subscribers_[i].address].addr;
+  return i == no_index ? be32{0} : blocks_.address(subscribers_[i].address).addr;
 }
 
 // O(public addresses in the policy and draining), not O(every address ever served).
@@ -33,7 +33,7 @@ std::vector<PoolUsage> Engine::pool_usage() const {
     u.exhaustion_events = p.exhaustion_events;
     out.push_back(u);
   }
-  const auto count = [&](const PublicAddress& a) {
+  const auto count = [&](const BlockAllocator::PublicAddress& a) {
     PoolUsage& u = out[a.pool];
     const std::uint32_t per = a.blocks;
     const std::uint32_t used = per - a.free_blocks;
@@ -45,8 +45,8 @@ std::vector<PoolUsage> Engine::pool_usage() const {
   };
   for (const Pool& p : pools_)
     if (!p.retired)
-      for (const std::uint32_t idx : p.addresses) count(addresses_[idx]);
-  for (const Retired& x : retiring_) count(addresses_[x.index]);  // a removed pool's included
+      for (const std::uint32_t idx : p.addresses) count(blocks_.address(idx));
+  for (const Retired& x : retiring_) count(blocks_.address(x.index));  // a removed pool's included
   // A retired pool that has drained completely is no longer reported.
   std::erase_if(out, [](const PoolUsage& u) { return u.retired && u.blocks_in_use == 0 && u.subscribers == 0; });
   return out;
@@ -70,12 +70,12 @@ std::vector<Session> Engine::subscriber_sessions(be32 subscriber, std::size_t li
   };
   if (const std::uint32_t si = Impl::find_subscriber(*this, subscriber); si != no_index) {
     const Subscriber& sub = subscribers_[si];
-    const be32 pub = addresses_[sub.address].addr;
+    const be32 pub = blocks_.address(sub.address).addr;
     const PoolConfig& pc = pools_[sub.pool].config;
-    for (std::uint32_t k = 0; k < sub.blocks && out.size() < limit; ++k) {
-      const std::uint32_t b = subscriber_blocks_[std::size_t{si} * max_blocks_ + k];
+    for (const std::uint32_t b : blocks_.blocks_of(si, sub.blocks)) {
+      if (out.size() >= limit) break;
       for (std::uint32_t off = 0; off < pc.block_size && out.size() < limit; ++off)
-        visit_port(pub, Impl::block_port(*this, b, off));
+        visit_port(pub, blocks_.port(b, off));
     }
     // Preserved IKE/L2TP ports outside the dynamic range (inside it they
     // are in one of the blocks just walked).
@@ -101,8 +101,7 @@ std::vector<std::uint16_t> Engine::subscriber_blocks(be32 subscriber, std::uint1
   if (i == no_index) return out;
   const Subscriber& s = subscribers_[i];
   if (block_size) *block_size = pools_[s.pool].config.block_size;
-  for (std::uint32_t k = 0; k < s.blocks; ++k)
-    out.push_back(blocks_[subscriber_blocks_[std::size_t{i} * max_blocks_ + k]].first_port);
+  for (const std::uint32_t b : blocks_.blocks_of(i, s.blocks)) out.push_back(blocks_.block(b).first_port);
   return out;
 }
 
@@ -119,9 +118,9 @@ MemoryUse Engine::memory_use() const {
   m.session_tables = in2out_.memory_bytes() + out2in_.memory_bytes();
   m.mapping_tables = mapping_in_.memory_bytes() + mapping_out_.memory_bytes();
   m.timer_wheel = wheel_.memory_bytes();
-  m.subscribers = subscribers_.size() * sizeof(Subscriber) + subscriber_blocks_.size() * 4 +
+  m.subscribers = subscribers_.size() * sizeof(Subscriber) + blocks_.list_bytes() +
                   free_subscribers_.size() * 4 + subscriber_table_.memory_bytes();
-  m.blocks = blocks_.size() * sizeof(Block) + addresses_.size() * sizeof(PublicAddress);
+  m.blocks = blocks_.memory_bytes();
   m.fragments = fragments_.memory_bytes();
   m.total = m.sessions + m.mappings + m.session_tables + m.mapping_tables + m.timer_wheel + m.subscribers + m.blocks +
             m.fragments;

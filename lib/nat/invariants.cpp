@@ -95,7 +95,7 @@ std::string Engine::Impl::check_invariants(const Engine& e) {
                            remote_sessions[r]);
   }
 
-  std::vector<std::array<std::uint32_t, proto_count>> block_used(e.blocks_.size(), {0, 0, 0});
+  std::vector<BlockAllocator::PortCounts> block_used(e.blocks_.block_count(), {0, 0, 0});
   for (std::uint32_t m = 0; m < e.mappings_.size(); ++m) {
     if (free_mapping[m]) continue;
     const Mapping& map = e.mappings_[m];
@@ -124,46 +124,29 @@ std::string Engine::Impl::check_invariants(const Engine& e) {
     }
     if (!live_subscriber(map.subscriber, "a mapping")) return why;
     const Subscriber& sub = e.subscribers_[map.subscriber];
-    if (map.out_addr != e.addresses_[sub.address].addr)
+    if (map.out_addr != e.blocks_.address(sub.address).addr)
       return fmt::format("mapping {} leaves from another address than its subscriber's (RFC 6888 REQ-2)", m);
     if (map.preserved) {
       ++preserved[map.subscriber];
       continue;
     }
-    const std::uint32_t b = block_of_port(e, e.addresses_[sub.address], map.out_port.host());
-    if (b == no_index || e.blocks_[b].subscriber != map.subscriber)
+    const std::uint32_t b = block_of_port(e, e.blocks_.address(sub.address), map.out_port.host());
+    if (b == no_index || e.blocks_.block(b).subscriber != map.subscriber)
       return fmt::format("mapping {} uses port {} outside its subscriber's blocks", m, map.out_port.host());
     ++block_used[b][static_cast<unsigned>(map.proto)];
   }
 
-  std::uint32_t in_use = 0;
-  std::vector<std::uint32_t> free_per_address(e.addresses_.size(), 0);
-  for (std::uint32_t b = 0; b < e.blocks_.size(); ++b) {
-    const Block& blk = e.blocks_[b];
-    if (blk.subscriber == no_index) {
-      ++free_per_address[blk.address];
-      if (block_used[b] != std::array<std::uint32_t, proto_count>{0, 0, 0})
-        return fmt::format("free block {} has mappings", b);
-      continue;
-    }
-    if (!live_subscriber(blk.subscriber, "a port block")) return why;
-    ++in_use;
-    ++blocks[blk.subscriber];
-    if (e.subscribers_[blk.subscriber].address != blk.address)
-      return fmt::format("block {} is on another address than its subscriber's", b);
-    for (unsigned p = 0; p < proto_count; ++p)
-      if (blk.used[p] != block_used[b][p])
-        return fmt::format("block {} counts {} {} ports in use, {} mappings hold one", b, blk.used[p],
-                           to_string(static_cast<Proto>(p)), block_used[b][p]);
-    const std::uint32_t* list = &e.subscriber_blocks_[std::size_t{blk.subscriber} * e.max_blocks_];
-    if (std::find(list, list + e.subscribers_[blk.subscriber].blocks, b) == list + e.subscribers_[blk.subscriber].blocks)
-      return fmt::format("block {} is missing from its subscriber's block list", b);
-  }
-  if (in_use != e.blocks_in_use_) return fmt::format("blocks in use {} != counted {}", e.blocks_in_use_, in_use);
-  for (std::uint32_t a = 0; a < e.addresses_.size(); ++a)
-    if (free_per_address[a] != e.addresses_[a].free_blocks)
-      return fmt::format("address {} counts {} free blocks, {} are free", to_string(e.addresses_[a].addr),
-                         e.addresses_[a].free_blocks, free_per_address[a]);
+  // Port blocks (block_allocator.cpp), each owner counted here for the subscriber check below.
+  if (std::string t = e.blocks_.check_invariants(
+          block_used,
+          [&](std::uint32_t sub, BlockAllocator::Owner& owner) -> std::string {
+            if (!live_subscriber(sub, "a port block")) return why;
+            ++blocks[sub];
+            owner = BlockAllocator::Owner{e.subscribers_[sub].address, e.subscribers_[sub].blocks};
+            return {};
+          });
+      !t.empty())
+    return t;
 
   bool esp_ok = true;
   e.esp_.for_each_reference(
@@ -203,7 +186,8 @@ std::string Engine::Impl::check_invariants(const Engine& e) {
     if (free_subscriber[i]) continue;
     const Subscriber& s = e.subscribers_[i];
     if (find_subscriber(e, s.addr) != i) return fmt::format("subscriber {} not found by its address", i);
-    if (s.pool >= e.pools_.size() || s.address >= e.addresses_.size() || e.addresses_[s.address].pool != s.pool)
+    if (s.pool >= e.pools_.size() || s.address >= e.blocks_.address_count() ||
+        e.blocks_.address(s.address).pool != s.pool)
       return fmt::format("subscriber {} has an inconsistent pool or address", i);
     ++pool_subscribers[s.pool];
     if (s.sessions != sessions[i])

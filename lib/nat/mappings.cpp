@@ -32,14 +32,14 @@ bool Engine::Impl::try_preserve(Engine& e, std::uint32_t sub, Proto proto, be32 
   if (!((is_ike_port(in_port) && pt.ike.preserve_port) || (port == 1701 && pt.l2tp.preserve_port))) return false;
   Subscriber& s = e.subscribers_[sub];
   const Pool& pl = e.pools_[s.pool];
-  const PublicAddress& a = e.addresses_[s.address];
+  const BlockAllocator::PublicAddress& a = e.blocks_.address(s.address);
   const be32 out_addr = a.addr;
   // Replies to a port outside this worker's comb would reach another worker.
-  if (!owns_port(e, a, port)) return false;
+  if (!e.blocks_.owns_port(a, port)) return false;
   std::uint32_t block = no_index;
   if (port >= pl.config.port_min && port <= pl.config.port_max) {
     block = block_of_port(e, a, port);
-    if (block == no_index || e.blocks_[block].subscriber != sub) return false;
+    if (block == no_index || e.blocks_.block(block).subscriber != sub) return false;
   }
   const std::uint64_t h_out = hash_mapping(e, proto, out_addr, in_port);
   if (find_mapping_out(e, h_out, proto, out_addr, in_port) != no_index) return false;
@@ -54,7 +54,7 @@ bool Engine::Impl::try_preserve(Engine& e, std::uint32_t sub, Proto proto, be32 
     ++s.preserved;
     log_port(e, NatEvent::Type::port_preserved, sub, in_port, port);
   } else {
-    ++e.blocks_[block].used[static_cast<unsigned>(proto)];
+    e.blocks_.count_port(block, proto);
   }
   ++e.mapping_count_;
   e.counters_.add(NatCounter::mappings_created);
@@ -72,26 +72,14 @@ DropReason Engine::Impl::create_mapping(Engine& e, std::uint32_t sub, Proto prot
   Subscriber& s = e.subscribers_[sub];
   const Pool& pl = e.pools_[s.pool];
   const std::uint16_t size = pl.config.block_size;
-  const unsigned pi = static_cast<unsigned>(proto);
-  std::uint32_t* blocks = &e.subscriber_blocks_[std::size_t{sub} * e.max_blocks_];
 
-  std::uint32_t block = no_index;
-  if (s.blocks > 0) {
-    const std::uint32_t first = static_cast<std::uint32_t>(xoshiro_next(e.rng_) % s.blocks);
-    for (std::uint32_t k = 0; k < s.blocks; ++k) {
-      const std::uint32_t b = blocks[(first + k) % s.blocks];
-      if (e.blocks_[b].used[pi] < size) {
-        block = b;
-        break;
-      }
-    }
-  }
+  std::uint32_t block = e.blocks_.block_with_room(sub, s.blocks, proto, size, [&e] { return xoshiro_next(e.rng_); });
   if (block == no_index) {
     if (s.blocks >= pl.config.max_blocks_per_subscriber) {
       log_event(e, NatEvent::Type::ports_exhausted, sub, 0, 0);
       return DropReason::ports_exhausted;
     }
-    if (address_retired(e, e.addresses_[s.address])) return DropReason::subscriber_draining;
+    if (address_retired(e, e.blocks_.address(s.address))) return DropReason::subscriber_draining;
     block = allocate_block(e, sub);
     if (block == no_index) {
       log_event(e, NatEvent::Type::pool_exhausted, sub, 0, 0);
@@ -99,12 +87,12 @@ DropReason Engine::Impl::create_mapping(Engine& e, std::uint32_t sub, Proto prot
     }
   }
 
-  const be32 out_addr = e.addresses_[s.address].addr;
+  const be32 out_addr = e.blocks_.address(s.address).addr;
   const std::uint32_t start = static_cast<std::uint32_t>(xoshiro_next(e.rng_) % size);
   be16 out_port{0};
   std::uint64_t h_out = 0;
   for (std::uint32_t k = 0; k < size; ++k) {
-    const be16 candidate = block_port(e, block, (start + k) % size);
+    const be16 candidate = e.blocks_.port(block, (start + k) % size);
     h_out = hash_mapping(e, proto, out_addr, candidate);
     if (find_mapping_out(e, h_out, proto, out_addr, candidate) == no_index) {
       out_port = candidate;
@@ -118,7 +106,7 @@ DropReason Engine::Impl::create_mapping(Engine& e, std::uint32_t sub, Proto prot
   const std::uint8_t kept_gen = e.mappings_[m].hold_gen;  // the slot's hold generations go on
   e.mappings_[m] = Mapping{in_addr, out_addr, in_port, out_port, proto, 0, 0, 0, 0, no_index, sub, 0};
   e.mappings_[m].hold_gen = kept_gen;
-  ++e.blocks_[block].used[pi];
+  e.blocks_.count_port(block, proto);
   ++e.mapping_count_;
   e.counters_.add(NatCounter::mappings_created);
   out = m;
@@ -169,10 +157,8 @@ void Engine::Impl::free_mapping(Engine& e, std::uint32_t m) {
     release_if_unused(e, map.subscriber);
     return;
   }
-  const std::uint32_t b = block_of_port(e, e.addresses_[s.address], map.out_port.host());
-  Block& block = e.blocks_[b];
-  --block.used[static_cast<unsigned>(map.proto)];
-  if (block.used[0] == 0 && block.used[1] == 0 && block.used[2] == 0) release_block(e, b);
+  const std::uint32_t b = block_of_port(e, e.blocks_.address(s.address), map.out_port.host());
+  if (e.blocks_.uncount_port(b, map.proto)) release_block(e, b);
 }
 
 }  // namespace passgate::nat

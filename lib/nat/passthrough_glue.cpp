@@ -49,7 +49,7 @@ Result Engine::Impl::esp_outbound(Engine& e, std::uint8_t* ip, const ParsedIpv4&
   // No monopoly on the hold slots the worker shares: a subscriber may hold
   // at most a quarter of them (issue 11.9).
   const std::uint32_t share = std::max<std::uint32_t>(1, e.config_.passthrough.esp.hold_packets / 4);
-  const auto o = e.esp_.outbound(ip, p, e.addresses_[s.address].addr, sub, e.now_ms_, created, s.esp_held < share);
+  const auto o = e.esp_.outbound(ip, p, e.blocks_.address(s.address).addr, sub, e.now_ms_, created, s.esp_held < share);
   if (created) ++e.subscribers_[sub].sessions;
   // The held packet keeps `sub` until the tracker unpins it (issue 11.2).
   if (o == passthrough::EspTracker::Outcome::held) ++e.subscribers_[sub].esp_held;
@@ -127,7 +127,7 @@ Result Engine::Impl::gre_outbound(Engine& e, std::uint8_t* ip, const ParsedIpv4&
     return pptp_result(passthrough::PptpTracker::Outcome::drop_disabled, Verdict::to_outside);
   const std::uint32_t sub = find_subscriber(e, p.src);
   if (sub == no_index) return pptp_result(passthrough::PptpTracker::Outcome::drop_unknown_call, Verdict::to_outside);
-  return pptp_result(e.pptp_.gre_outbound(ip, p, e.addresses_[e.subscribers_[sub].address].addr, e.now_ms_),
+  return pptp_result(e.pptp_.gre_outbound(ip, p, e.blocks_.address(e.subscribers_[sub].address).addr, e.now_ms_),
                      Verdict::to_outside);
 }
 
@@ -160,7 +160,7 @@ Result Engine::Impl::gre0_outbound(Engine& e, std::uint8_t* ip, const ParsedIpv4
   }
   bool created = false;
   std::uint32_t displaced = no_index;
-  const auto o = e.gre_.outbound(ip, p, e.addresses_[s.address].addr, sub, e.now_ms_, created, displaced);
+  const auto o = e.gre_.outbound(ip, p, e.blocks_.address(s.address).addr, sub, e.now_ms_, created, displaced);
   if (created) ++e.subscribers_[sub].sessions;
   // Taken over (issue 11.9): the old holder's tunnel is gone.
   if (displaced != no_index) {

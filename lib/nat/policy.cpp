@@ -15,24 +15,10 @@ bool Engine::Impl::is_public(const Engine& e, be32 addr) {
   const PublicSet::Entry* x = e.public_set_->find(addr);
   if (x == nullptr) return false;
   if (x->address != no_index) {
-    const PublicAddress& a = e.addresses_[x->address];
+    const BlockAllocator::PublicAddress& a = e.blocks_.address(x->address);
     if (!address_retired(e, a) || a.free_blocks < a.blocks) return true;
   }
   return x->static_slot != no_index && e.static_refs_[x->static_slot] != 0;
-}
-
-// A public address and its blocks (this engine's comb, comb_of), appended
-// to pool `pi` at start. Reloads build theirs in the plan (reload_plan.cpp).
-std::uint32_t Engine::Impl::add_address(Engine& e, std::uint32_t pi, be32 addr) {
-  const PoolConfig& pc = e.pools_[pi].config;
-  const Comb comb = e.comb_of(pc, addr);
-  const auto index = static_cast<std::uint32_t>(e.addresses_.size());
-  const auto first_block = static_cast<std::uint32_t>(e.blocks_.size());
-  e.addresses_.push_back(PublicAddress{addr, pi, first_block, comb.blocks, false, comb.base, comb.blocks});
-  for (std::uint32_t n = 0; n < comb.blocks; ++n)
-    e.blocks_.push_back(
-        Block{no_index, index, {0, 0, 0}, static_cast<std::uint16_t>(comb.base + n * pc.block_size * e.share_.step)});
-  return index;
 }
 
 // False when the inside or public endpoint is already held by a mapping.
@@ -77,7 +63,8 @@ void Engine::Impl::rebuild_public_ranges(Engine& e) {
       if (fresh) entries.push_back(PublicSet::Entry{a, no_index, no_index});
       return entries[it->second];
     };
-    for (std::uint32_t i = 0; i < e.addresses_.size(); ++i) entry(e.addresses_[i].addr).address = i;  // newest wins
+    for (std::uint32_t i = 0; i < e.blocks_.address_count(); ++i)
+      entry(e.blocks_.address(i).addr).address = i;  // newest wins
     std::uint32_t slots = 0;
     for (const std::uint32_t m : e.static_mappings_)
       if (PublicSet::Entry& x = entry(e.mappings_[m].out_addr); x.static_slot == no_index) x.static_slot = slots++;
@@ -99,10 +86,19 @@ FlowHasher seeded_hasher(std::uint64_t seed) {
   h.k2 = splitmix(seed);
   return h;
 }
+
+// The most blocks a subscriber may hold in any pool: the slots of its block
+// list, fixed at start (reconfigure_problems refuses more).
+std::uint32_t max_blocks_of(const NatConfig& config) {
+  std::uint32_t n = 0;
+  for (const PoolConfig& pc : config.pools) n = std::max<std::uint32_t>(n, pc.max_blocks_per_subscriber);
+  return n;
+}
 }  // namespace
 
-Engine::Engine(const NatConfig& config)
+Engine::Engine(const NatConfig& config, PortShare share)
     : config_(config),
+      share_(std::move(share)),
       hasher_(seeded_hasher(config.random_seed)),
       in2out_(config.max_sessions),
       out2in_(config.max_sessions),
@@ -113,6 +109,7 @@ Engine::Engine(const NatConfig& config)
       mapping_out_(config.max_sessions + static_cast<std::uint32_t>(config.static_mappings.size())),
       remote_table_(config.max_sessions),
       subscriber_table_(config.max_subscribers),
+      blocks_(config.max_subscribers, max_blocks_of(config), share_.step, share_.residue),
       events_(config.event_ring_size),
       fragments_(fragment_config_of(config), hasher_, counters_),
       esp_(config.passthrough.esp, hasher_, counters_),
@@ -128,8 +125,7 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
     return nullptr;
   }
   if (share.step == 0 || share.workers == 0) share.step = 1;
-  std::unique_ptr<Engine> e(new Engine(config));
-  e->share_ = std::move(share);
+  std::unique_ptr<Engine> e(new Engine(config, std::move(share)));
   // Hash keys are common to every worker (the same subscriber is paired with
   // the same public address whichever worker sees it); port choices differ.
   std::uint64_t seed = config.random_seed ^ 0x5eed5eed5eed5eedull ^ (std::uint64_t{e->share_.worker} * 0x9e3779b97f4a7c15ull);
@@ -147,12 +143,9 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
   e->free_remotes_.resize(config.max_sessions);
   for (std::uint32_t i = 0; i < config.max_sessions; ++i) e->free_remotes_[i] = config.max_sessions - 1 - i;
 
-  for (const PoolConfig& pc : config.pools)
-    e->max_blocks_ = std::max<std::uint32_t>(e->max_blocks_, pc.max_blocks_per_subscriber);
   e->subscribers_.assign(config.max_subscribers, Subscriber{});
   e->free_subscribers_.resize(config.max_subscribers);
   for (std::uint32_t i = 0; i < config.max_subscribers; ++i) e->free_subscribers_[i] = config.max_subscribers - 1 - i;
-  e->subscriber_blocks_.assign(std::size_t{config.max_subscribers} * e->max_blocks_, no_index);
 
   for (std::uint32_t pi = 0; pi < config.pools.size(); ++pi) {
     const PoolConfig& pc = config.pools[pi];
@@ -160,7 +153,8 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
     e->pool_order_.push_back(pi);
     for (const AddressRange& r : pc.public_addresses)
       for (std::uint64_t a = r.first.host(); a <= r.last.host(); ++a)
-        e->pools_[pi].addresses.push_back(Impl::add_address(*e, pi, be32::from_host(static_cast<std::uint32_t>(a))));
+        e->pools_[pi].addresses.push_back(
+            e->blocks_.add_address(pi, be32::from_host(static_cast<std::uint32_t>(a)), pc));
   }
   for (const StaticMapping& sm : config.static_mappings) Impl::add_static(*e, sm);
   e->subscriber_tokens_ = std::uint64_t{config.limits.new_subscribers_per_second} * 1000;

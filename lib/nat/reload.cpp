@@ -111,9 +111,8 @@ std::vector<std::string> Engine::reconfigure_problems(const NatConfig& running, 
 }
 
 namespace {
-template <typename Records, typename Pools, typename Out>
-void report_draining(const Records& records, const Pools& pools, std::uint32_t idx, Out& out) {
-  const auto& a = records[idx];
+template <typename Pools, typename Out>
+void report_draining(const BlockAllocator::PublicAddress& a, const Pools& pools, Out& out) {
   if (a.free_blocks == a.blocks) return;  // drained (a retired address never gets a block again)
   const PoolConfig& pc = pools[a.pool].config;
   out.push_back(DrainingAddress{a.addr, pc.name, pc.port_min, pc.port_max, pc.block_size, a.blocks - a.free_blocks});
@@ -122,7 +121,7 @@ void report_draining(const Records& records, const Pools& pools, std::uint32_t i
 
 std::vector<DrainingAddress> Engine::draining_addresses() const {
   std::vector<DrainingAddress> out;
-  for (const Retired& x : retiring_) report_draining(addresses_, pools_, x.index, out);
+  for (const Retired& x : retiring_) report_draining(blocks_.address(x.index), pools_, out);
   return out;
 }
 
@@ -145,7 +144,7 @@ std::vector<DrainingAddress> Engine::draining_addresses(const NatConfig& next) c
       for (const AddressRange& r : pc.public_addresses)
         for (auto it = std::lower_bound(seg, seg_end, std::pair{q, r.first.host()}, before);
              it != seg_end && it->addr.host() <= r.last.host(); ++it)
-          report_draining(addresses_, pools_, it->index, out);
+          report_draining(blocks_.address(it->index), pools_, out);
     }
     seg = seg_end;
   }
@@ -155,8 +154,7 @@ std::vector<DrainingAddress> Engine::draining_addresses(const NatConfig& next) c
 // The worker's part of a reload (reload_plan.hpp): O(what changed), no
 // allocation; everything swapped out stays in the plan.
 ReconfigureResult Engine::apply(ReloadPlan& p) {
-  if (p.engine_ != this || p.layout_version_ != layout_version_ || !addresses_.fits(p.addresses_) ||
-      !blocks_.fits(p.blocks_)) {
+  if (p.engine_ != this || p.layout_version_ != layout_version_ || !blocks_.fits(p.blocks_)) {
     ReconfigureResult refused;
     refused.applied = false;
     return refused;
@@ -188,11 +186,9 @@ ReconfigureResult Engine::apply(ReloadPlan& p) {
   }
   pool_order_.swap(p.pool_order_);
 
-  ops += p.addresses_.adopt_work() + p.blocks_.adopt_work();
-  addresses_.adopt(p.addresses_);
-  blocks_.adopt(p.blocks_);
-  for (const std::uint32_t idx : p.retire_) addresses_[idx].retired = true;
-  for (const std::uint32_t idx : p.unretire_) addresses_[idx].retired = false;
+  ops += blocks_.adopt(p.blocks_);
+  for (const std::uint32_t idx : p.retire_) blocks_.set_retired(idx, true);
+  for (const std::uint32_t idx : p.unretire_) blocks_.set_retired(idx, false);
   ops += p.retire_.size() + p.unretire_.size();
   retiring_.swap(p.retiring_);
   if (p.public_set_) {

@@ -29,16 +29,6 @@ StaticKey key_of(const StaticMapping& s) {
 
 }  // namespace
 
-// With several workers only this engine's comb of the range is used:
-// base = first port >= port_min with port % step == residue.
-Engine::Comb Engine::comb_of(const PoolConfig& pc, be32 addr) const {
-  const std::uint32_t step = share_.step;
-  const std::uint32_t residue = share_.residue ? share_.residue(addr) % step : 0;
-  const std::uint32_t base = pc.port_min + (residue + step - pc.port_min % step) % step;
-  const std::uint32_t comb_ports = base > pc.port_max ? 0 : (pc.port_max - base) / step + 1;
-  return Comb{static_cast<std::uint16_t>(base), comb_ports / pc.block_size};
-}
-
 std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
   std::unique_ptr<ReloadPlan> plan(new ReloadPlan);
   ReloadPlan& p = *plan;
@@ -47,8 +37,7 @@ std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
   p.layout_version_ = layout_version_;
   p.config_ = next;
   p.config_.random_seed = config_.random_seed;  // per worker; the keys were derived from it at start
-  p.addresses_ = AddressArray::Growth(addresses_);
-  p.blocks_ = BlockArray::Growth(blocks_);
+  p.blocks_ = blocks_.grow();
 
   // Pools: the same name and port geometry is the same pool (a removed one
   // comes back with what it still holds); anything else is a new pool.
@@ -77,7 +66,7 @@ std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
   // address (public_set_) when it belongs to that pool; otherwise a new one,
   // with its port blocks, in new segments.
   std::unordered_map<std::uint32_t, std::uint32_t> created;  // address -> new record
-  std::vector<bool> in_next(addresses_.size(), false);
+  std::vector<bool> in_next(blocks_.address_count(), false);
   for (std::size_t k = 0; k < next.pools.size(); ++k) {
     const std::uint32_t pi = index_of[k];
     const PoolConfig& pc = next.pools[k];
@@ -89,22 +78,17 @@ std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
       for (std::uint64_t h = range.first.host(); h <= range.last.host(); ++h) {
         const be32 a = be32::from_host(static_cast<std::uint32_t>(h));
         std::uint32_t idx = no_index;
-        if (const PublicSet::Entry* x = public_set_->find(a); x && x->address != no_index && addresses_[x->address].pool == pi)
+        if (const PublicSet::Entry* x = public_set_->find(a);
+            x && x->address != no_index && blocks_.address(x->address).pool == pi)
           idx = x->address;
         // Listed twice in one pool: one record (the pool's list holds it twice).
         if (const auto it = created.find(a.raw); idx == no_index && it != created.end()) idx = it->second;
         if (idx == no_index) {
-          const Comb comb = comb_of(pc, a);
-          idx = static_cast<std::uint32_t>(p.addresses_.next_index());
-          const auto first_block = static_cast<std::uint32_t>(p.blocks_.next_index());
-          p.addresses_.push_back(PublicAddress{a, pi, first_block, comb.blocks, false, comb.base, comb.blocks});
-          for (std::uint32_t b = 0; b < comb.blocks; ++b)
-            p.blocks_.push_back(Block{no_index, idx, {0, 0, 0},
-                                      static_cast<std::uint16_t>(comb.base + b * pc.block_size * share_.step)});
+          idx = blocks_.add_address(p.blocks_, pi, a, pc);
           created[a.raw] = idx;
           ++r.addresses_added;
         } else if (idx < in_next.size()) {
-          if (addresses_[idx].retired && !in_next[idx]) p.unretire_.push_back(idx);
+          if (blocks_.address(idx).retired && !in_next[idx]) p.unretire_.push_back(idx);
           in_next[idx] = true;
         }
         list.push_back(idx);
@@ -120,8 +104,7 @@ std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
     if (u.addresses_changed) u.addresses = std::move(list);
     p.pool_updates_.push_back(std::move(u));
   }
-  p.addresses_.finish(addresses_);
-  p.blocks_.finish(blocks_);
+  blocks_.finish(p.blocks_);
 
   // Addresses of a pool in the next policy that it no longer lists drain
   // (their own flag, one write each). A pool the next policy does not name
@@ -152,9 +135,10 @@ std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
   p.retiring_.reserve(retiring_.size() + p.retire_.size() + pool_retired.size());
   for (const Retired& x : retiring_)
     if (!in_next[x.index]) p.retiring_.push_back(x);
-  for (const std::uint32_t idx : p.retire_) p.retiring_.push_back(Retired{addresses_[idx].pool, addresses_[idx].addr, idx});
+  for (const std::uint32_t idx : p.retire_)
+    p.retiring_.push_back(Retired{blocks_.address(idx).pool, blocks_.address(idx).addr, idx});
   for (const std::uint32_t idx : pool_retired)
-    p.retiring_.push_back(Retired{addresses_[idx].pool, addresses_[idx].addr, idx});
+    p.retiring_.push_back(Retired{blocks_.address(idx).pool, blocks_.address(idx).addr, idx});
   std::sort(p.retiring_.begin(), p.retiring_.end(), [](const Retired& a, const Retired& b) {
     return std::tuple(a.pool, a.addr.host(), a.index) < std::tuple(b.pool, b.addr.host(), b.index);
   });

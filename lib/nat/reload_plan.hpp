@@ -69,8 +69,7 @@ class ReloadPlan {
   std::vector<Engine::Pool> new_pools_;
   std::vector<Engine::Pool> pools_room_;  // empty with room for every pool, when the engine's vector is full
   std::vector<std::uint32_t> pool_order_;
-  Engine::AddressArray::Growth addresses_;
-  Engine::BlockArray::Growth blocks_;
+  BlockAllocator::Growth blocks_;  // records and port blocks of the added addresses
   std::vector<std::uint32_t> retire_, unretire_;
   std::vector<Engine::Retired> retiring_;  // the engine's next list of retired records, sorted by address
   std::unique_ptr<const PublicSet> public_set_;  // nullptr: the engine's stays

@@ -1,7 +1,8 @@
 // Subscribers and their port blocks (RFC 6888 REQ-2..4, REQ-13/14): paired
 // pooling, the limits of one subscriber, the token bucket for new subscriber
-// records, block allocation from this worker's comb, and the block and
-// limit events for the log.
+// records, the counters and events of their port blocks (the blocks
+// themselves are block_allocator.hpp), and the block and limit events for
+// the log.
 #include "nat/engine_internal.hpp"
 
 namespace passgate::nat {
@@ -36,7 +37,7 @@ DropReason Engine::Impl::subscriber_for(Engine& e, be32 addr, std::uint32_t& out
   std::uint32_t chosen = no_index;
   for (std::uint32_t k = 0; k < n; ++k) {
     const std::uint32_t a = pl.addresses[(start + k) % n];
-    if (e.addresses_[a].free_blocks > 0) {
+    if (e.blocks_.address(a).free_blocks > 0) {
       chosen = a;
       break;
     }
@@ -102,69 +103,30 @@ void Engine::Impl::release_if_unused(Engine& e, std::uint32_t sub) {
   e.counters_.add(NatCounter::subscribers_freed);
 }
 
-be16 Engine::Impl::block_port(const Engine& e, std::uint32_t block, std::uint32_t offset) {
-  return be16::from_host(static_cast<std::uint16_t>(e.blocks_[block].first_port + offset * e.share_.step));
-}
-
-std::uint16_t Engine::Impl::block_last_port(const Engine& e, std::uint32_t block, std::uint16_t size) {
-  return static_cast<std::uint16_t>(e.blocks_[block].first_port + (size - 1u) * e.share_.step);
-}
-
-// Whether this engine's comb holds `port` on the address.
-bool Engine::Impl::owns_port(const Engine& e, const PublicAddress& a, std::uint16_t port) {
-  return e.share_.step == 1 || port % e.share_.step == a.base_port % e.share_.step;
-}
-
-// The block of the address holding `port`, or no_index when the port is
-// outside the dynamic range or not in this engine's comb.
-std::uint32_t Engine::Impl::block_of_port(const Engine& e, const PublicAddress& a, std::uint16_t port) {
-  if (port < a.base_port || !owns_port(e, a, port)) return no_index;
-  const std::uint32_t n = (port - a.base_port) / e.share_.step / e.pools_[a.pool].config.block_size;
-  return n < a.blocks ? a.first_block + n : no_index;
-}
-
+// The allocator picks the block (block_allocator.hpp); the engine counts it
+// and logs it for the subscriber.
 std::uint32_t Engine::Impl::allocate_block(Engine& e, std::uint32_t sub) {
   Subscriber& s = e.subscribers_[sub];
-  PublicAddress& a = e.addresses_[s.address];
-  if (a.free_blocks == 0) return no_index;
-  const std::uint32_t per = a.blocks;
-  const std::uint32_t start = static_cast<std::uint32_t>(xoshiro_next(e.rng_) % per);
-  for (std::uint32_t k = 0; k < per; ++k) {
-    const std::uint32_t b = a.first_block + (start + k) % per;
-    if (e.blocks_[b].subscriber != no_index) continue;
-    e.blocks_[b].subscriber = sub;
-    e.blocks_[b].used[0] = e.blocks_[b].used[1] = e.blocks_[b].used[2] = 0;
-    --a.free_blocks;
-    e.subscriber_blocks_[std::size_t{sub} * e.max_blocks_ + s.blocks++] = b;
-    ++e.blocks_in_use_;
-    e.counters_.add(NatCounter::blocks_allocated);
-    log_block(e, NatEvent::Type::block_allocated, sub, b);
-    return b;
-  }
-  return no_index;
+  const std::uint32_t b = e.blocks_.allocate(sub, s.address, s.blocks, [&e] { return xoshiro_next(e.rng_); });
+  if (b == no_index) return no_index;
+  e.counters_.add(NatCounter::blocks_allocated);
+  log_block(e, NatEvent::Type::block_allocated, sub, b);
+  return b;
 }
 
+// The release is logged while the block still names its subscriber.
 void Engine::Impl::release_block(Engine& e, std::uint32_t b) {
-  const std::uint32_t sub = e.blocks_[b].subscriber;
-  Subscriber& s = e.subscribers_[sub];
-  std::uint32_t* blocks = &e.subscriber_blocks_[std::size_t{sub} * e.max_blocks_];
-  for (std::uint32_t k = 0; k < s.blocks; ++k)
-    if (blocks[k] == b) {
-      blocks[k] = blocks[--s.blocks];
-      break;
-    }
+  const std::uint32_t sub = e.blocks_.block(b).subscriber;
   log_block(e, NatEvent::Type::block_released, sub, b);
-  e.blocks_[b].subscriber = no_index;
-  ++e.addresses_[s.address].free_blocks;
-  --e.blocks_in_use_;
+  e.blocks_.release(b, e.subscribers_[sub].blocks);
   e.counters_.add(NatCounter::blocks_released);
   release_if_unused(e, sub);
 }
 
 void Engine::Impl::log_block(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint32_t b) {
   const Subscriber& s = e.subscribers_[sub];
-  NatEvent ev{type, e.now_ms_, s.addr, e.addresses_[s.address].addr, e.blocks_[b].first_port,
-              block_last_port(e, b, e.pools_[s.pool].config.block_size), s.pool};
+  NatEvent ev{type, e.now_ms_, s.addr, e.blocks_.address(s.address).addr, e.blocks_.block(b).first_port,
+              e.blocks_.last_port(b, e.pools_[s.pool].config.block_size), s.pool};
   ev.port_step = e.share_.step;
   if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
 }
@@ -172,7 +134,7 @@ void Engine::Impl::log_block(Engine& e, NatEvent::Type type, std::uint32_t sub, 
 // A single preserved port (IKE, NAT-T, L2TP: always UDP), like a one-port block.
 void Engine::Impl::log_port(Engine& e, NatEvent::Type type, std::uint32_t sub, be16 inside_port, std::uint16_t port) {
   const Subscriber& s = e.subscribers_[sub];
-  NatEvent ev{type, e.now_ms_, s.addr, e.addresses_[s.address].addr, port, port, s.pool};
+  NatEvent ev{type, e.now_ms_, s.addr, e.blocks_.address(s.address).addr, port, port, s.pool};
   ev.protocol = packet::ip_proto::udp;
   ev.inside_port = inside_port;
   if (!e.events_.push(ev)) e.counters_.add(NatCounter::events_lost);
@@ -181,7 +143,7 @@ void Engine::Impl::log_port(Engine& e, NatEvent::Type type, std::uint32_t sub, b
 // Limit events pass the subscriber's (or pool's) gate (event_ring.hpp).
 void Engine::Impl::log_event(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint16_t first, std::uint16_t last) {
   Subscriber& s = e.subscribers_[sub];
-  log_event_raw(e, type, s.addr, e.addresses_[s.address].addr, first, last, s.pool, s.gate);
+  log_event_raw(e, type, s.addr, e.blocks_.address(s.address).addr, first, last, s.pool, s.gate);
 }
 
 void Engine::Impl::log_event_raw(Engine& e, NatEvent::Type type, be32 sub, be32 pub, std::uint16_t first,
