@@ -286,7 +286,6 @@ class Engine {
   PortShare share_;
   FlowHasher hasher_;
   std::uint64_t rng_[4];
-  packet::ParseOptions parse_options_{};
   std::uint64_t now_ms_ = 0;
   std::uint32_t now_s_ = 0;
   std::uint64_t subscriber_tokens_ = 0;     // milli-tokens of limits.new_subscribers_per_second
