@@ -11,6 +11,7 @@
 
 #include "control/log.hpp"
 #include "control/operator_commands.hpp"
+#include "nat/deterministic.hpp"
 #include "packet/address_text.hpp"
 #include "packet/headers.hpp"
 
@@ -255,11 +256,33 @@ bool ControlCore::open_exporters(const config::GatewayConfig& cfg, std::string* 
   return true;
 }
 
+// RFC 7422: the mapping of every deterministic pool, in force from now on,
+// to the log, IPFIX and syslog (at start and after each applied reload), so
+// that the logs prove who held any of its ports at any time.
+void ControlCore::log_mappings(const config::GatewayConfig& cfg) {
+  const std::uint64_t now = unix_ms_now();
+  std::lock_guard<std::mutex> lock(export_mutex_);
+  for (std::uint32_t i = 0; i < cfg.nat.pools.size(); ++i) {
+    const nat::PoolConfig& pc = cfg.nat.pools[i];
+    if (pc.mode != nat::PoolMode::deterministic) continue;
+    const nat::DeterministicGeometry g = nat::deterministic_geometry(pc);
+    const DeterministicMappingEvent e{now, i, pc.name, pc.port_min, pc.port_max, g.ratio, g.ports_per_subscriber,
+                                      nat::describe_mapping(pc)};
+    log(Level::notice, "deterministic pool '{}' (RFC 7422): {}", pc.name, e.line);
+    if (ipfix_) ipfix_->add_mapping(e);
+    if (syslog_) syslog_->add_mapping(e);
+    ++exports_.events;
+  }
+  if (ipfix_) ipfix_->flush(now);
+  if (syslog_) syslog_->flush(now);
+}
+
 bool ControlCore::start(TelemetryRegistry& telemetry) {
   const config::GatewayConfig cfg = gateway_.config();
   std::string error;
   const bool ok = open_exporters(cfg, &error);
   if (!ok) log(Level::error, "NAT event export: {}", error);
+  log_mappings(cfg);
   if (cfg.control.ipfix) log(Level::info, "NAT events to IPFIX collector {}", cfg.control.ipfix->collector);
   if (cfg.control.syslog) log(Level::info, "NAT events to syslog server {}", cfg.control.syslog->server);
   telemetry_ = &telemetry;
@@ -295,6 +318,7 @@ dataplane::ReloadOutcome ControlCore::reload() {
       std::string error;
       if (!open_exporters(*loaded.config, &error))
         log(Level::error, "reload applied, but NAT event export could not be reopened: {}", error);
+      log_mappings(*loaded.config);
       if (const auto level = parse_level(loaded.config->control.log_level)) set_min_level(*level);
     }
   }
