@@ -63,14 +63,23 @@ std::optional<std::uint64_t> parse_utc_time(const std::string& text) {
     }
     rest.remove_prefix(digits);
   }
-  if (rest == "Z" || rest == "+00:00") rest = {};
-  if (!rest.empty()) return std::nullopt;  // other zones: say UTC (the exporters write UTC)
+  // A zone: Z, or the offset a collector may have rewritten it to (RFC 3339).
+  std::int64_t offset_s = 0;
+  if (rest == "Z") {
+    rest = {};
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    const auto h = packet::text::parse_uint(rest.substr(1, 2)), m = packet::text::parse_uint(rest.substr(4, 2));
+    if (!h || !m || *h > 23 || *m > 59) return std::nullopt;
+    offset_s = static_cast<std::int64_t>(*h * 3600 + *m * 60) * (rest[0] == '+' ? 1 : -1);
+    rest = {};
+  }
+  if (!rest.empty()) return std::nullopt;
   if (t.tm_mon < 1 || t.tm_mon > 12 || t.tm_mday < 1 || t.tm_mday > 31 || t.tm_hour > 23 || t.tm_min > 59 ||
       t.tm_sec > 60)
     return std::nullopt;
   t.tm_year -= 1900;
   t.tm_mon -= 1;
-  const std::time_t s = timegm(&t);
+  const std::int64_t s = static_cast<std::int64_t>(timegm(&t)) - offset_s;
   if (s < 0) return std::nullopt;
   return static_cast<std::uint64_t>(s) * 1000 + static_cast<std::uint64_t>(ms);
 }

@@ -99,7 +99,8 @@ struct ConfigAnswer {
 ConfigAnswer lookup_in_config(const std::vector<nat::PoolConfig>& pools, nat::be32 address, std::uint16_t port);
 
 // "2026-12-02T08:53:53.123Z", "2026-12-02T08:53:53Z", "2026-12-02 08:53:53"
-// (UTC) or "@UNIXSECONDS" to Unix milliseconds.
+// (UTC), with an RFC 3339 offset ("+01:00"), or "@UNIXSECONDS", to Unix
+// milliseconds.
 std::optional<std::uint64_t> parse_utc_time(const std::string& text);
 std::string format_utc_time(std::uint64_t unix_ms);
 

@@ -122,7 +122,9 @@ TEST(LogLookup, TimesAreUtc) {
   EXPECT_EQ(parse_utc_time("2026-11-21T10:00:00.123Z"), t0);
   EXPECT_EQ(parse_utc_time("2026-11-21 10:00:00.123"), t0);
   EXPECT_EQ(parse_utc_time("@1795255200"), t0 - 123);
-  EXPECT_FALSE(parse_utc_time("2026-11-21T10:00:00+01:00")) << "only UTC: no silent shift";
+  EXPECT_EQ(parse_utc_time("2026-11-21T11:00:00.123+01:00"), t0) << "an RFC 3339 offset, as rsyslog may write";
+  EXPECT_EQ(parse_utc_time("2026-11-21T10:00:00.123000+00:00"), t0);
+  EXPECT_FALSE(parse_utc_time("2026-11-21T10:00:00 CET")) << "no zone names: no silent shift";
   EXPECT_FALSE(parse_utc_time("yesterday"));
   EXPECT_EQ(format_utc_time(t0), "2026-11-21T10:00:00.123Z");
 }
