@@ -236,21 +236,29 @@ nat::NatConfig policy1() {
   c.log_sessions = true;
   return c;
 }
-// P2: pool b removed (its subscribers drain on 198.51.100.3), pool c serves
-// its prefix from .4-.5 with another geometry; static B and D removed, E
-// added; PPTP off.
+// P2: pool b removed (its subscribers drain on 198.51.100.3), pool d serves
+// its prefix from .4-.5 deterministically (RFC 7422, issue 14): 100.64.1.0/28
+// holds 14 subscribers, ratio 7, 9 ports each of 1024-1087, so ranges run
+// out within a few flows; 100.64.1.0 and the hosts past the /28 have no
+// range. Block events stay on (log_blocks) for this fuzzer's block oracle.
+// Static B and D removed, E added; PPTP off.
 nat::NatConfig policy2() {
   nat::NatConfig c = base();
   c.pools.push_back(pool("a", kPrefixA, {{kPublic[0], kPublic[1]}}, 1024, 1055, 8, 1, 8,
                          nat::Filtering::address_dependent));
-  c.pools.push_back(pool("c", kPrefixB, {{kPublic[3], kPublic[4]}}, 1024, 1087, 16, 2, 6,
-                         nat::Filtering::endpoint_independent));
+  nat::PoolConfig d = pool("d", {ipv4(100, 64, 1, 0), 28}, {{kPublic[3], kPublic[4]}}, 1024, 1087, 16, 2, 6,
+                           nat::Filtering::endpoint_independent);
+  d.mode = nat::PoolMode::deterministic;
+  d.max_blocks_per_subscriber = 1;
+  c.pools.push_back(d);
   c.static_mappings = {kStaticA, kStaticC, kStaticE};
   c.passthrough.pptp.enabled = false;
   return c;
 }
 // P3: 198.51.100.2 moves from pool a to pool c. Refused while pool a holds it
 // in the running policy; from P1 (where it only drains) a reload may try it.
+// From P2, .4 moves from the deterministic pool d to c: refused while it
+// drains there.
 nat::NatConfig policy3() {
   nat::NatConfig c = base();
   c.pools.push_back(pool("a", kPrefixA, {one(kPublic[0])}, 1024, 1055, 8, 2, 8, nat::Filtering::endpoint_independent));
