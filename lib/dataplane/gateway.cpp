@@ -565,6 +565,8 @@ void Gateway::print(std::FILE* out) const {
       fmt::print(out, "  icmp time_exceeded {} frag_needed {} rate_limited {}, fragmented {} into {}, arp not learned {}\n",
                  c.icmp_time_exceeded_sent, c.icmp_frag_needed_sent, c.icmp_errors_rate_limited, c.packets_fragmented,
                  c.fragments_sent, c.arp_unsolicited_not_learned);
+    if (c.exception_to_kernel + c.exception_from_kernel)
+      fmt::print(out, "  exception to_kernel {} from_kernel {}\n", c.exception_to_kernel, c.exception_from_kernel);
     for (unsigned d = 0; d < stats::port_drop_count; ++d)
       if (c.drop[d]) fmt::print(out, "  drop {:<24} {}\n", stats::port_drop_name(static_cast<stats::PortDrop>(d)), c.drop[d]);
   }
