@@ -87,6 +87,10 @@ inline constexpr unsigned reload_apply_timeout_ms = 2000;
 // port, an allow-list entry for every PCI port, and the lcore list when the
 // operator gave none.
 std::vector<std::string> eal_arguments(const config::GatewayConfig& cfg, const std::vector<std::string>& extra);
+// The device behind port `index`'s kernel interface (ports[].exception), as
+// EAL takes it: its `device`, else a net_tap named after the port's index
+// ("net_tap_pg1,iface=outside"). Empty when the port has none.
+std::string exception_devargs(const config::PortConfig& port, std::size_t index);
 
 class Gateway {
  public:
@@ -145,6 +149,10 @@ class Gateway {
  private:
   explicit Gateway(const config::GatewayConfig& cfg);
   bool setup_ports(std::string* error);
+  // The kernel interfaces, after the ports have started and their MACs are
+  // known (gateway_exception.cpp).
+  bool setup_exceptions(std::string* error);
+  void stop_exceptions();
   std::unique_ptr<Policy> make_policy(const config::GatewayConfig& cfg, std::uint64_t generation) const;
   // Runs fn on every worker's thread in turn; false if one did not answer.
   bool on_workers(const std::function<void(Worker&)>& fn) const;
@@ -167,6 +175,9 @@ class Gateway {
   rte_mempool* pool_ = nullptr;
   std::vector<std::uint16_t> port_ids_;
   std::vector<bool> port_started_;
+  // By configuration port: the ethdev of its kernel interface, if it has one.
+  std::vector<std::optional<std::uint16_t>> exception_ids_;
+  std::vector<bool> exception_started_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // What each worker lcore's entry point gets: it must outlive the workers'
   // run, hence a member and not a local of start().

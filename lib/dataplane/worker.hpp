@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -54,6 +55,9 @@ struct PortView {
   // The port subnet's host bits (0 for /31 and /32, which have no broadcast
   // address): a destination with all of them set is the subnet broadcast.
   std::uint32_t host_mask = 0;
+  // The ethdev of the port's kernel interface (ports[].exception), if any:
+  // the worker polls and fills its own queue of it (worker_exception.cpp).
+  std::optional<std::uint16_t> exception_id;
 };
 
 // A function the control core runs on a worker's own thread, between two

@@ -1,0 +1,355 @@
+// The exception path (ports[].exception, issue 15) on the real Gateway:
+// the kernel interface it creates (a net_tap in the test's own network
+// namespace) and, with a DPDK ring port standing in for the tap
+// (exception.device), what crosses between a port and its kernel interface.
+//
+// The test is the wire and the kernel: it puts frames on the port's and the
+// stand-in's receive rings and reads what the gateway sent from their
+// transmit rings. Each check waits for the gateway by a probe, an echo
+// request to the port's address (answered by the dataplane, never the
+// kernel): the worker flushes what it gave the kernel before it transmits on
+// the port, so once the reply is out everything sent before it has been
+// handled. After every test every buffer is back in the gateway's pool.
+#include <gtest/gtest.h>
+
+#include <rte_bus_vdev.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+#include <sched.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/gateway_config.hpp"
+#include "dataplane/gateway.hpp"
+#include "dataplane/kernel_interface.hpp"
+#include "packet/headers.hpp"
+#include "ring_harness.hpp"
+#include "support/packet_builder.hpp"
+
+namespace passgate {
+namespace {
+
+using namespace passgate::testing;
+using stats::PortDrop;
+
+constexpr std::uint8_t outside_mac[6] = {0x02, 0, 0, 0, 0x10, 0x02};
+constexpr std::uint8_t router_mac[6] = {0x02, 0, 0, 0, 0x20, 0xfe};  // 198.51.100.254, the gateway
+constexpr std::uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+const be32 outside_address = ipv4(198, 51, 100, 1);
+const be32 router = ipv4(198, 51, 100, 254);
+const be32 peer = ipv4(198, 51, 100, 7);  // an on-link BGP peer, not a static neighbour
+
+// Set by main: the test runs in a network namespace of its own, so the tap
+// and its address never touch the host's.
+bool own_namespace = false;
+
+struct Options {
+  unsigned workers = 1;
+  std::uint16_t vlan = 0;        // the outside port's
+  std::string exception = "{}";  // the outside port's exception mapping (flow style); empty: none
+};
+
+std::string yaml(const Options& o, const std::string& in, const std::string& out) {
+  std::string workers;
+  for (unsigned w = 1; w <= o.workers; ++w) workers += fmt::format("{}{}", w == 1 ? "" : ", ", w);
+  return fmt::format(R"(dataplane:
+  workers: [{}]
+  steering: handoff
+  mbuf_cache: 32
+  neighbour: {{table_size: 64, queue: 4, retry_ms: 60000}}
+ports:
+  - name: inside
+    device: "{}"
+    role: inside
+    address: 100.64.0.1/24
+    mac: "02:00:00:00:10:01"
+    tx_queues: {}
+    rx_descriptors: 256
+    tx_descriptors: 256
+  - name: outside
+    device: "{}"
+    role: outside
+    address: 198.51.100.1/24
+    gateway: 198.51.100.254
+    mac: "02:00:00:00:10:02"
+    vlan: {}
+    tx_queues: {}
+    rx_descriptors: 256
+    tx_descriptors: 256
+    neighbours:
+      - {{address: 198.51.100.254, mac: "02:00:00:00:20:fe"}}
+{}{}nat:
+  random_seed: 2026
+  max_sessions: 4096
+  pools:
+    - name: cgn
+      subscribers: [100.64.0.0/24]
+      public: [198.51.100.10-198.51.100.13]
+      block_size: 256
+)",
+                     workers, in, o.workers, out, o.vlan, o.workers, o.exception.empty() ? "" : "    exception: ",
+                     o.exception.empty() ? "" : o.exception + "\n");
+}
+
+// A frame as it crossed the wire, split.
+struct Frame {
+  Bytes bytes;
+  std::uint16_t vlan = 0;  // 0: untagged
+  std::uint16_t ethertype = 0;
+  Bytes l3;  // what follows the Ethernet (and 802.1Q) header
+};
+
+Frame split(Bytes b) {
+  Frame f;
+  f.bytes = std::move(b);
+  if (f.bytes.size() < 14) return f;
+  unsigned l2 = 14;
+  f.ethertype = static_cast<std::uint16_t>((f.bytes[12] << 8) | f.bytes[13]);
+  if (f.ethertype == 0x8100 && f.bytes.size() >= 18) {
+    f.vlan = static_cast<std::uint16_t>(((f.bytes[14] << 8) | f.bytes[15]) & 0x0fff);
+    f.ethertype = static_cast<std::uint16_t>((f.bytes[16] << 8) | f.bytes[17]);
+    l2 = 18;
+  }
+  f.l3.assign(f.bytes.begin() + l2, f.bytes.end());
+  return f;
+}
+
+// Ethernet (with an inline 802.1Q tag when vlan != 0) around `payload`.
+Bytes ethernet(const std::uint8_t* dst, const std::uint8_t* src, std::uint16_t ethertype, const Bytes& payload,
+               std::uint16_t vlan = 0) {
+  Bytes b(dst, dst + 6);
+  b.insert(b.end(), src, src + 6);
+  if (vlan) {
+    b.push_back(0x81), b.push_back(0x00);
+    b.push_back(static_cast<std::uint8_t>(vlan >> 8)), b.push_back(static_cast<std::uint8_t>(vlan));
+  }
+  b.push_back(static_cast<std::uint8_t>(ethertype >> 8)), b.push_back(static_cast<std::uint8_t>(ethertype));
+  b.insert(b.end(), payload.begin(), payload.end());
+  return b;
+}
+
+std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+std::string command_output(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+  }
+  return out;
+}
+
+// The gateway on ring ports; with `stand_in`, the outside port's kernel
+// interface is a ring port too (one queue pair per worker).
+class Harness {
+ public:
+  Harness(Options o, bool stand_in = true) : options_(std::move(o)) {
+    static unsigned instance = 0;
+    const std::string tag = fmt::format("ex{}", instance++);
+    in_ = std::make_unique<RingPort>(tag + "i", 1, options_.workers, 1024, RING_F_SC_DEQ);
+    out_ = std::make_unique<RingPort>(tag + "o", 1, options_.workers, 1024, RING_F_SC_DEQ);
+    if (stand_in && !options_.exception.empty()) {
+      kernel_ = std::make_unique<RingPort>(tag + "k", options_.workers, options_.workers, 1024, RING_F_SC_DEQ);
+      // "{}" or "{rate: 5}" become "{device: net_ring_exNk}" or "{device: net_ring_exNk, rate: 5}".
+      const std::string rest = options_.exception.substr(1);
+      options_.exception = "{device: " + kernel_->name + (rest == "}" ? "}" : ", " + rest);
+    }
+    auto loaded = config::parse_gateway_config(yaml(options_, in_->name, out_->name), "test.yaml");
+    EXPECT_TRUE(loaded.config.has_value()) << (loaded.errors.empty() ? "" : config::to_string(loaded.errors[0]));
+    if (!loaded.config) return;
+    config_ = *loaded.config;
+    gateway_ = dataplane::Gateway::create(config_, &error_);
+    if (!gateway_) return;
+    pool_ = rte_mempool_lookup("passgate_mbufs");
+    EXPECT_NE(pool_, nullptr);
+    if (pool_) free_at_start_ = rte_mempool_avail_count(pool_);
+    EXPECT_TRUE(gateway_->start(&error_)) << error_;
+  }
+  ~Harness() {
+    if (!gateway_) return;
+    gateway_->stop();
+    for (RingPort* p : {in_.get(), out_.get(), kernel_.get()})
+      if (p)
+        for (auto* r : p->tx) free_frames(r);
+    // What the net_tap stand-in's receive queues hold is the pool's too: a
+    // ring port holds none.
+    if (pool_) {
+      EXPECT_EQ(rte_mempool_avail_count(pool_), free_at_start_) << "buffers lost";
+    }
+    gateway_.reset();
+  }
+  [[nodiscard]] bool ok() const { return gateway_ && pool_; }
+  [[nodiscard]] const std::string& error() const { return error_; }
+  dataplane::Gateway& gateway() { return *gateway_; }
+  RingPort& kernel() { return *kernel_; }
+  const config::GatewayConfig& config() const { return config_; }
+
+  void put(rte_ring* ring, const Bytes& frame) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    ASSERT_NE(m, nullptr);
+    auto* data = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(frame.size())));
+    ASSERT_NE(data, nullptr);
+    std::memcpy(data, frame.data(), frame.size());
+    ASSERT_EQ(rte_ring_enqueue(ring, m), 0);
+  }
+  // A frame on the outside wire, tagged as the port is.
+  void wire(const std::uint8_t* dst, const std::uint8_t* src, std::uint16_t ethertype, const Bytes& payload) {
+    put(out_->rx[0], ethernet(dst, src, ethertype, payload, options_.vlan));
+  }
+  // An IPv4 packet from the router's MAC to the port's.
+  void wire_ip(const Bytes& ip) { wire(outside_mac, router_mac, 0x0800, ip); }
+  // A frame the kernel sends on its queue q (what worker q polls).
+  void from_kernel(const Bytes& frame, unsigned q = 0) { put(kernel_->rx[q], frame); }
+
+  // Everything sent on the outside port, and to the kernel, once the frames
+  // sent before have been handled (the probe's reply is not returned).
+  struct Seen {
+    std::vector<Frame> port, kernel;
+  };
+  Seen sync() {
+    const std::uint16_t id = ++probe_;
+    wire_ip(icmp_echo({router, outside_address}, packet::icmp_type::echo_request, id, 1));
+    Seen seen;
+    bool done = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!done && std::chrono::steady_clock::now() < deadline) {
+      for (auto* r : out_->tx)
+        drain(r, [&](Frame f) {
+          if (f.ethertype == 0x0800 && f.l3.size() >= 28 && f.l3[9] == 1 && f.l3[20] == packet::icmp_type::echo_reply &&
+              l4_sport(f.l3) == id)
+            done = true;
+          else
+            seen.port.push_back(std::move(f));
+        });
+      if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_TRUE(done) << "the probe was not answered";
+    if (kernel_)
+      for (auto* r : kernel_->tx) drain(r, [&](Frame f) { seen.kernel.push_back(std::move(f)); });
+    return seen;
+  }
+  // What reaches transmit queue q of the outside port within a second.
+  std::vector<Frame> wait_port_queue(unsigned q, std::size_t want) {
+    std::vector<Frame> got;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
+      drain(out_->tx[q], [&](Frame f) { got.push_back(std::move(f)); });
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return got;
+  }
+
+  stats::PortCounters outside() { return gateway_->snapshot().ports[1]; }
+
+ private:
+  template <class F>
+  static void drain(rte_ring* r, F&& take) {
+    void* obj;
+    while (rte_ring_dequeue(r, &obj) == 0) {
+      auto* m = static_cast<rte_mbuf*>(obj);
+      const auto* p = rte_pktmbuf_mtod(m, const std::uint8_t*);
+      take(split(Bytes(p, p + rte_pktmbuf_data_len(m))));
+      rte_pktmbuf_free(m);
+    }
+  }
+
+  Options options_;
+  config::GatewayConfig config_;
+  std::string error_;
+  std::unique_ptr<RingPort> in_, out_, kernel_;
+  std::unique_ptr<dataplane::Gateway> gateway_;
+  rte_mempool* pool_ = nullptr;
+  unsigned free_at_start_ = 0;
+  std::uint16_t probe_ = 0;
+};
+
+// ---------------------------------------------------------------- setup
+
+// The kernel interface is a net_tap named as configured, carrying the port's
+// MAC, address and prefix; it never answers ARP nor speaks IPv6, and it goes
+// with the gateway.
+TEST(Exception, TapInterfaceCarriesThePortsMacAndAddress) {
+  if (!own_namespace) GTEST_SKIP() << "needs a network namespace of its own (root)";
+  Options o;
+  o.exception = "{interface: pgx-out}";
+  const std::string devargs = [&] {
+    config::PortConfig pc;
+    pc.exception = config::ExceptionConfig{};
+    pc.exception->interface = "pgx-out";
+    return dataplane::exception_devargs(pc, 1);
+  }();
+  EXPECT_EQ(devargs, "net_tap_pg1,iface=pgx-out");
+  // What eal_arguments adds in the program: here, after EAL started.
+  ASSERT_EQ(rte_vdev_init("net_tap_pg1", "iface=pgx-out"), 0);
+  {
+    Harness h(o, false);
+    ASSERT_TRUE(h.ok()) << h.error();
+    // ip(8), not /sys/class/net: sysfs shows the namespace it was mounted in.
+    const std::string link = command_output("ip -o link show dev pgx-out");
+    EXPECT_NE(link.find("link/ether 02:00:00:00:10:02"), std::string::npos) << link;
+    EXPECT_NE(link.find("mtu 1500"), std::string::npos) << link;
+    EXPECT_NE(command_output("ip -4 -o addr show dev pgx-out").find("inet 198.51.100.1/24"), std::string::npos)
+        << command_output("ip -4 -o addr show dev pgx-out");
+    EXPECT_EQ(read_line("/proc/sys/net/ipv4/conf/pgx-out/arp_ignore"), "8");
+    EXPECT_EQ(read_line("/proc/sys/net/ipv4/conf/pgx-out/arp_announce"), "2");
+    if (std::ifstream("/proc/sys/net/ipv6/conf/pgx-out/disable_ipv6")) {
+      EXPECT_EQ(read_line("/proc/sys/net/ipv6/conf/pgx-out/disable_ipv6"), "1");
+    }
+    const auto flags = dataplane::kernel_link_flags("pgx-out");
+    ASSERT_TRUE(flags.has_value());
+    EXPECT_TRUE(flags->up) << "the tap's start sets IFF_UP";
+    const auto args = dataplane::eal_arguments(h.config(), {});
+    EXPECT_NE(std::find(args.begin(), args.end(), "--vdev=" + devargs), args.end());
+  }
+  rte_vdev_uninit("net_tap_pg1");
+  EXPECT_FALSE(dataplane::kernel_link_flags("pgx-out").has_value()) << "the kernel interface goes with the gateway";
+}
+
+// One queue pair per worker on the kernel interface: a device with fewer
+// (net_tap has 16) refuses the start with a message that says so.
+TEST(Exception, KernelInterfaceNeedsAQueuePairPerWorker) {
+  {
+    Harness h(Options{.workers = 2});
+    ASSERT_TRUE(h.ok()) << h.error();
+    rte_eth_dev_info info{};
+    ASSERT_EQ(rte_eth_dev_info_get(h.kernel().id, &info), 0);
+    EXPECT_EQ(info.nb_rx_queues, 2);
+    EXPECT_EQ(info.nb_tx_queues, 2);
+  }
+  RingPort one_queue("exfew", 1, 1, 64, RING_F_SC_DEQ);
+  Options o{.workers = 2, .exception = "{device: " + one_queue.name + "}"};
+  Harness h(o, false);
+  EXPECT_FALSE(h.ok());
+  EXPECT_NE(h.error().find("2 workers need 2 queue pairs on the kernel interface net_ring_exfew, which takes at most 1"),
+            std::string::npos)
+      << h.error();
+}
+
+}  // namespace
+}  // namespace passgate
+
+int main(int argc, char** argv) {
+  // A network namespace of the test's own, before EAL creates any tap.
+  passgate::own_namespace = unshare(CLONE_NEWNET) == 0;
+  if (passgate::own_namespace) std::system("ip link set lo up");
+  // The test and up to two workers.
+  return passgate::testing::run_ring_port_tests(argc, argv, "exception", 3, "pgexception");
+}
