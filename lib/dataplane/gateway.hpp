@@ -7,7 +7,10 @@
 //   rx burst -> Ethernet/802.1Q -> ARP (answer, learn) | IPv4 to us (echo) |
 //   NAT burst (inside port: outbound, outside port: inbound) -> TTL, MTU ->
 //   next hop (on-link, route, gateway) -> neighbour MAC or ARP queue ->
-//   tx buffer -> tx burst.
+//   tx buffer -> tx burst. With ports[].exception, what is for the port's
+//   own address and not answered here goes to the port's kernel interface
+//   (one queue per worker), and what the kernel sends leaves through the
+//   port (worker_exception.cpp).
 // The main lcore runs the control loop: it sleeps, watches for the stop
 // signal and reads counters; it never polls ports.
 #pragma once

@@ -1,4 +1,6 @@
-// One worker lcore's state and loop. See gateway.hpp for the data flow.
+// One worker lcore's state and loop. See gateway.hpp for the data flow; a
+// port with a kernel interface (ports[].exception) also has its queue of
+// that interface polled and filled by the worker (worker_exception.cpp).
 #pragma once
 
 #include <rte_ether.h>
@@ -87,6 +89,18 @@ inline constexpr unsigned index_of(Side s) { return static_cast<unsigned>(s); }
 inline constexpr Side other_side(Side s) { return s == Side::inside ? Side::outside : Side::inside; }
 inline constexpr Side sides[] = {Side::inside, Side::outside};
 
+// A port's exception path in one worker (worker_exception.cpp): who may
+// reach the kernel, the token bucket that bounds how fast, and the packets
+// gathered for the kernel interface's transmit burst.
+struct ExceptionPath {
+  static constexpr unsigned capacity = 32;
+  table::PrefixSet allow;  // empty: any source
+  std::uint64_t rate = 0, burst = 0;  // per second, and what the bucket holds
+  std::uint64_t tokens_milli = 0, refilled_ms = 0;
+  rte_mbuf* mbufs[capacity];
+  unsigned count = 0;
+};
+
 struct Burst;
 
 struct Worker {
@@ -168,6 +182,16 @@ struct Worker {
   void send_l2(Side egress, rte_mbuf* m, const MacAddress& dst);
   void transmit(Side s, rte_mbuf* m);
   void flush(Side s);
+
+  // The kernel interface of a port (worker_exception.cpp): what the
+  // dataplane does not answer for the port's own address goes there, and
+  // what the kernel sends leaves through the port.
+  void to_kernel(Side s, rte_mbuf* m, unsigned l2, be32 source);
+  void flush_kernel(Side s);
+  void poll_kernel(Side s, rte_mbuf** mbufs, std::uint16_t burst);
+  void from_kernel(Side s, rte_mbuf* m);
+  [[nodiscard]] bool take_exception_token(ExceptionPath& x);
+  ExceptionPath exception_[2];
 
   // Router duties (worker_router.cpp). Per packet: the common case inline,
   // the rest out of line.

@@ -44,12 +44,16 @@ namespace {
 using namespace passgate::testing;
 using stats::PortDrop;
 
+constexpr std::uint8_t inside_mac[6] = {0x02, 0, 0, 0, 0x10, 0x01};
 constexpr std::uint8_t outside_mac[6] = {0x02, 0, 0, 0, 0x10, 0x02};
+constexpr std::uint8_t subscriber_mac[6] = {0x02, 0, 0, 0, 0x20, 0x0a};
+constexpr std::uint8_t peer_mac_7[6] = {0x02, 0, 0, 0, 0x20, 0x07};
 constexpr std::uint8_t router_mac[6] = {0x02, 0, 0, 0, 0x20, 0xfe};  // 198.51.100.254, the gateway
 constexpr std::uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 const be32 outside_address = ipv4(198, 51, 100, 1);
 const be32 router = ipv4(198, 51, 100, 254);
 const be32 peer = ipv4(198, 51, 100, 7);  // an on-link BGP peer, not a static neighbour
+const be32 subscriber = ipv4(100, 64, 0, 10);
 
 // Set by main: the test runs in a network namespace of its own, so the tap
 // and its address never touch the host's.
@@ -140,6 +144,20 @@ Bytes ethernet(const std::uint8_t* dst, const std::uint8_t* src, std::uint16_t e
   return b;
 }
 
+// An ARP packet (RFC 826) for Ethernet and IPv4.
+Bytes arp(std::uint16_t op, const std::uint8_t* sender_mac, be32 sender, be32 target,
+          const std::uint8_t* target_mac = nullptr) {
+  Bytes b = {0, 1, 8, 0, 6, 4, 0, static_cast<std::uint8_t>(op)};
+  b.insert(b.end(), sender_mac, sender_mac + 6);
+  b.insert(b.end(), reinterpret_cast<const std::uint8_t*>(&sender.raw),
+           reinterpret_cast<const std::uint8_t*>(&sender.raw) + 4);
+  if (target_mac) b.insert(b.end(), target_mac, target_mac + 6);
+  else b.insert(b.end(), 6, 0);
+  b.insert(b.end(), reinterpret_cast<const std::uint8_t*>(&target.raw),
+           reinterpret_cast<const std::uint8_t*>(&target.raw) + 4);
+  return b;
+}
+
 std::string read_line(const std::string& path) {
   std::ifstream in(path);
   std::string line;
@@ -216,6 +234,8 @@ class Harness {
   }
   // An IPv4 packet from the router's MAC to the port's.
   void wire_ip(const Bytes& ip) { wire(outside_mac, router_mac, 0x0800, ip); }
+  // An IPv4 packet from a subscriber on the inside.
+  void wire_inside(const Bytes& ip) { put(in_->rx[0], ethernet(inside_mac, subscriber_mac, 0x0800, ip)); }
   // A frame the kernel sends on its queue q (what worker q polls).
   void from_kernel(const Bytes& frame, unsigned q = 0) { put(kernel_->rx[q], frame); }
 
@@ -341,6 +361,173 @@ TEST(Exception, KernelInterfaceNeedsAQueuePairPerWorker) {
   EXPECT_NE(h.error().find("2 workers need 2 queue pairs on the kernel interface net_ring_exfew, which takes at most 1"),
             std::string::npos)
       << h.error();
+}
+
+
+// ---------------------------------------------------------------- port -> kernel
+
+// BGP, BFD (TTL 255 kept: single-hop BFD checks it, RFC 5881 5) and an ICMP
+// error for the kernel's own TCP reach the kernel byte for byte; echo is
+// still answered by the dataplane; a pool address and the inside's packets
+// to the outside address never reach the kernel. Without an exception
+// interface the same packets are dropped as not_for_us.
+TEST(Exception, OwnAddressTrafficReachesTheKernelUnchanged) {
+  const Bytes syn = tcp_packet({router, outside_address}, 40179, 179, 0x02);
+  const Bytes bfd = udp_packet({router, outside_address, 255}, 49152, 3784);
+  const Bytes unreachable = icmp_error({router, outside_address}, 3, 4,
+                                       tcp_packet({outside_address, router}, 179, 40179, 0x10, Bytes(1400, 0)), 28);
+  for (const bool with_kernel : {true, false}) {
+    SCOPED_TRACE(with_kernel ? "with an exception interface" : "without");
+    Options o;
+    if (!with_kernel) o.exception.clear();
+    Harness h(o);
+    ASSERT_TRUE(h.ok()) << h.error();
+    for (const Bytes& p : {syn, bfd, unreachable}) h.wire_ip(p);
+    h.wire_ip(tcp_packet({router, ipv4(198, 51, 100, 10)}, 40179, 179, 0x02));  // a pool address
+    h.wire_inside(tcp_packet({subscriber, outside_address}, 40000, 179, 0x02));
+    const auto seen = h.sync();
+    EXPECT_TRUE(seen.port.empty());
+    const stats::PortCounters c = h.outside();
+    EXPECT_EQ(c.icmp_echo_answered, 1u) << "the probe";
+    EXPECT_EQ(h.gateway().snapshot().ports[0].get(PortDrop::not_for_us), 1u) << "inside to the outside address";
+    if (!with_kernel) {
+      EXPECT_EQ(c.get(PortDrop::not_for_us), 3u);
+      EXPECT_EQ(c.exception_to_kernel, 0u);
+      continue;
+    }
+    ASSERT_EQ(seen.kernel.size(), 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(seen.kernel[i].bytes, ethernet(outside_mac, router_mac, 0x0800, std::vector{syn, bfd, unreachable}[i]))
+          << "frame " << i;
+    }
+    EXPECT_EQ(seen.kernel[1].l3[8], 255) << "TTL untouched";
+    EXPECT_EQ(c.exception_to_kernel, 3u);
+    EXPECT_EQ(c.get(PortDrop::not_for_us), 0u);
+  }
+}
+
+// The kernel resolves its peers from the replies the port receives: a reply
+// to the port's address is learned by the dataplane and copied to the
+// kernel, as is gratuitous ARP; requests are answered by the dataplane only.
+TEST(Exception, ArpRepliesAreLearnedAndHandedToTheKernel) {
+  Harness h(Options{});
+  ASSERT_TRUE(h.ok()) << h.error();
+  const Bytes reply = arp(2, peer_mac_7, peer, outside_address, outside_mac);
+  const Bytes request = arp(1, peer_mac_7, peer, outside_address);
+  const std::uint8_t mac_8[6] = {0x02, 0, 0, 0, 0x20, 0x08};
+  const be32 eight = ipv4(198, 51, 100, 8);
+  const Bytes gratuitous = arp(1, mac_8, eight, eight);
+  h.wire(outside_mac, peer_mac_7, 0x0806, reply);
+  h.wire(broadcast, peer_mac_7, 0x0806, request);
+  h.wire(broadcast, mac_8, 0x0806, gratuitous);
+  const auto seen = h.sync();
+  ASSERT_EQ(seen.kernel.size(), 2u);
+  EXPECT_EQ(seen.kernel[0].bytes, ethernet(outside_mac, peer_mac_7, 0x0806, reply));
+  EXPECT_EQ(seen.kernel[1].bytes, ethernet(broadcast, mac_8, 0x0806, gratuitous));
+  ASSERT_EQ(seen.port.size(), 1u) << "the dataplane's answer to the request, no other";
+  EXPECT_EQ(seen.port[0].ethertype, 0x0806);
+  const stats::PortCounters c = h.outside();
+  EXPECT_EQ(c.arp_requests_answered, 1u);
+  EXPECT_EQ(c.arp_replies_learned, 1u);
+  EXPECT_EQ(c.exception_to_kernel, 2u);
+  EXPECT_EQ(c.get(PortDrop::arp_ignored), 0u);
+}
+
+// A port with a VLAN: the kernel interface is untagged both ways.
+TEST(Exception, TaggedPortUntagsForTheKernelAndTagsItsFrames) {
+  Harness h(Options{.vlan = 100});
+  ASSERT_TRUE(h.ok()) << h.error();
+  const Bytes syn = tcp_packet({router, outside_address}, 40179, 179, 0x02);
+  h.wire_ip(syn);
+  const Bytes ack = tcp_packet({outside_address, router}, 179, 40179, 0x12);
+  h.from_kernel(ethernet(router_mac, outside_mac, 0x0800, ack));
+  const Bytes who_has = arp(1, outside_mac, outside_address, peer);
+  h.from_kernel(ethernet(broadcast, outside_mac, 0x0806, who_has));
+  const auto seen = h.sync();
+  ASSERT_EQ(seen.kernel.size(), 1u);
+  EXPECT_EQ(seen.kernel[0].bytes, ethernet(outside_mac, router_mac, 0x0800, syn)) << "untagged";
+  ASSERT_EQ(seen.port.size(), 2u);
+  EXPECT_EQ(seen.port[0].bytes, ethernet(router_mac, outside_mac, 0x0800, ack, 100));
+  EXPECT_EQ(seen.port[1].bytes, ethernet(broadcast, outside_mac, 0x0806, who_has, 100));
+  EXPECT_EQ(h.outside().exception_from_kernel, 2u);
+}
+
+// ---------------------------------------------------------------- kernel -> port
+
+// Only ARP and IPv4 as the port itself leave: not a foreign source (the
+// kernel forwarding), not another sender MAC, not IPv6.
+TEST(Exception, ForeignFramesFromTheKernelAreRejected) {
+  Harness h(Options{});
+  ASSERT_TRUE(h.ok()) << h.error();
+  const std::uint8_t other_mac[6] = {0x02, 0, 0, 0, 0x30, 0x01};
+  h.from_kernel(ethernet(router_mac, outside_mac, 0x0800, udp_packet({ipv4(198, 51, 100, 99), router}, 1, 2)));
+  h.from_kernel(ethernet(broadcast, outside_mac, 0x0806, arp(1, outside_mac, ipv4(198, 51, 100, 99), peer)));
+  h.from_kernel(ethernet(broadcast, outside_mac, 0x0806, arp(1, other_mac, outside_address, peer)));
+  h.from_kernel(ethernet(router_mac, outside_mac, 0x86dd, Bytes(40, 0x60)));
+  h.from_kernel(Bytes(outside_mac, outside_mac + 6));  // a runt
+  // The one that may: with the kernel interface's MAC replaced by the port's.
+  const Bytes ok = udp_packet({outside_address, router}, 3784, 49152);
+  h.from_kernel(ethernet(router_mac, other_mac, 0x0800, ok));
+  const auto seen = h.sync();
+  ASSERT_EQ(seen.port.size(), 1u);
+  EXPECT_EQ(seen.port[0].bytes, ethernet(router_mac, outside_mac, 0x0800, ok));
+  const stats::PortCounters c = h.outside();
+  EXPECT_EQ(c.get(PortDrop::exception_rejected), 5u);
+  EXPECT_EQ(c.exception_from_kernel, 1u);
+}
+
+// ---------------------------------------------------------------- limits
+
+// allow is checked first (a stranger takes no token), then the bucket.
+TEST(Exception, AllowAndRateDropsAreCounted) {
+  Harness h(Options{.exception = "{rate: 1, burst: 3, allow: [198.51.100.254/32, 192.0.2.0/24]}"});
+  ASSERT_TRUE(h.ok()) << h.error();
+  for (std::uint16_t i = 0; i < 2; ++i) h.wire_ip(tcp_packet({peer, outside_address}, 40000 + i, 22, 0x02));
+  h.wire(outside_mac, peer_mac_7, 0x0806, arp(2, peer_mac_7, peer, outside_address, outside_mac));
+  for (std::uint16_t i = 0; i < 5; ++i) h.wire_ip(tcp_packet({router, outside_address}, 40000 + i, 179, 0x02));
+  const auto seen = h.sync();
+  EXPECT_EQ(seen.kernel.size(), 3u);
+  const stats::PortCounters c = h.outside();
+  EXPECT_EQ(c.get(PortDrop::exception_not_allowed), 3u) << "two SYNs and the ARP reply from .7";
+  EXPECT_EQ(c.get(PortDrop::exception_rate_limited), 2u);
+  EXPECT_EQ(c.exception_to_kernel, 3u);
+  EXPECT_EQ(c.arp_replies_learned, 1u) << "learned by the dataplane all the same";
+}
+
+// ---------------------------------------------------------------- workers
+
+// Each worker polls its own queue of the kernel interface and sends on its
+// own queue of the port; another worker's copy of an ARP frame (learn only)
+// never reaches the kernel.
+TEST(Exception, TwoWorkersEachUseTheirOwnQueue) {
+  Harness h(Options{.workers = 2});
+  ASSERT_TRUE(h.ok()) << h.error();
+  const Bytes a = udp_packet({outside_address, router}, 3784, 49152);
+  const Bytes b = udp_packet({outside_address, router}, 3784, 49153);
+  h.from_kernel(ethernet(router_mac, outside_mac, 0x0800, b), 1);
+  const auto on_1 = h.wait_port_queue(1, 1);
+  ASSERT_EQ(on_1.size(), 1u);
+  EXPECT_EQ(on_1[0].l3, b);
+  h.from_kernel(ethernet(router_mac, outside_mac, 0x0800, a), 0);
+  h.wire(outside_mac, peer_mac_7, 0x0806, arp(2, peer_mac_7, peer, outside_address, outside_mac));
+  auto seen = h.sync();
+  ASSERT_EQ(seen.port.size(), 1u);
+  EXPECT_EQ(seen.port[0].l3, a);
+  // Worker 1 learns from its copy between two of its loop turns: wait for it.
+  for (int i = 0; i < 100; ++i) {
+    if (h.gateway().handoffs_per_worker()[1].second >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  seen = h.sync();
+  std::size_t on_kernel_1 = 0;
+  void* obj;
+  while (rte_ring_dequeue(h.kernel().tx[1], &obj) == 0) {
+    rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
+    ++on_kernel_1;
+  }
+  EXPECT_EQ(on_kernel_1, 0u) << "worker 1's learn-only copy went to the kernel";
+  EXPECT_EQ(h.outside().exception_to_kernel, 1u);
+  EXPECT_EQ(h.outside().exception_from_kernel, 2u);
 }
 
 }  // namespace
