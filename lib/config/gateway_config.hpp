@@ -175,6 +175,9 @@ struct LoadResult {
 };
 
 LoadResult load_gateway_config(const std::string& path);
+// The `iface=` argument of a port's device ("net_af_packet0,iface=pg-out" ->
+// "pg-out"), or empty: the kernel netdev a virtual device reads from.
+std::string_view device_interface(std::string_view device);
 // A listen address for the Prometheus endpoint, the one reader of both
 // control.prometheus and --prometheus: "IPv4:PORT", or a bare "PORT" (or
 // ":PORT") for 127.0.0.1:PORT, so nothing binds beyond loopback unless an

@@ -49,17 +49,6 @@ std::string device_key(std::string_view device) {
   return key;
 }
 
-// The `iface=` argument of a device ("net_af_packet0,iface=pg-out"), or empty:
-// the kernel interface a virtual device opens, which lives in passgate's
-// network namespace beside the exception interfaces.
-std::string_view iface_of(std::string_view device) {
-  for (std::size_t at = device.find(','); at != std::string_view::npos; at = device.find(',', at + 1)) {
-    const std::string_view arg = device.substr(at + 1, device.find(',', at + 1) - at - 1);
-    if (arg.rfind("iface=", 0) == 0) return arg.substr(6);
-  }
-  return {};
-}
-
 // What the kernel takes as an interface name (IFNAMSIZ less the NUL), kept
 // to characters that need no quoting in ip(8), sysctl paths and scripts.
 constexpr std::size_t max_interface_name = 15;
@@ -307,7 +296,7 @@ void check_exceptions(Checker& c, const std::vector<PortSeen>& seen) {
     const ExceptionConfig& e = *p.cfg.exception;
     for (std::size_t j = 0; j < seen.size(); ++j) {
       const PortSeen& q = seen[j];
-      if (p.interface_f && q.device_ok && iface_of(q.cfg.device) == e.interface) {
+      if (p.interface_f && q.device_ok && device_interface(q.cfg.device) == e.interface) {
         c.error(Code::repeated, *p.interface_f,
                 fmt::format("kernel interface '{}' is the interface port '{}' (line {}) opens as its device; expected "
                             "another name (exception.interface)",
@@ -331,6 +320,14 @@ void check_exceptions(Checker& c, const std::vector<PortSeen>& seen) {
 }
 
 }  // namespace
+
+std::string_view device_interface(std::string_view device) {
+  for (std::size_t at = device.find(','); at != std::string_view::npos; at = device.find(',', at + 1)) {
+    const std::string_view arg = device.substr(at + 1, device.find(',', at + 1) - at - 1);
+    if (arg.rfind("iface=", 0) == 0) return arg.substr(6);
+  }
+  return {};
+}
 
 void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
   const auto items = sequence(c, f, "ports (one inside, one outside)", false);

@@ -388,9 +388,6 @@ void Gateway::stop() {
 Gateway::~Gateway() {
   stop();
   for (std::uint16_t id : port_ids_) rte_eth_dev_close(id);
-  // A net_tap's kernel interface goes with it (so would it with the process).
-  for (const auto& id : exception_ids_)
-    if (id) rte_eth_dev_close(*id);
   workers_.clear();
   for (rte_ring* ring : rings_) rte_ring_free(ring);
   if (pool_) rte_mempool_free(pool_);

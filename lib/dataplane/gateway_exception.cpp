@@ -102,6 +102,11 @@ bool Gateway::setup_exceptions(std::string* error) {
         *error = fmt::format("port '{}': kernel interface {}: {}", pc.name, pc.exception->interface, problem);
         return false;
       }
+    if (const std::string data(config::device_interface(pc.device)); !data.empty())
+      if (std::string problem = quiet_data_interface(data); !problem.empty()) {
+        *error = fmt::format("port '{}': its device's interface {}: {}", pc.name, data, problem);
+        return false;
+      }
     if (int rc = rte_eth_dev_start(id); rc != 0) {
       *error = fmt::format("port '{}': kernel interface {}: start failed: {}", pc.name, name, rte_strerror(-rc));
       return false;
@@ -111,12 +116,17 @@ bool Gateway::setup_exceptions(std::string* error) {
   return true;
 }
 
+// Closed, not only stopped: net_tap keeps its receive queues' buffers until
+// then, and stop() returns every buffer to the pool (its report says so).
+// The kernel interface goes at once, so routing peers see passgate leave.
 void Gateway::stop_exceptions() {
-  for (std::size_t i = 0; i < exception_ids_.size(); ++i)
-    if (exception_started_[i]) {
-      rte_eth_dev_stop(*exception_ids_[i]);
-      exception_started_[i] = false;
-    }
+  for (std::size_t i = 0; i < exception_ids_.size(); ++i) {
+    if (!exception_ids_[i]) continue;
+    if (exception_started_[i]) rte_eth_dev_stop(*exception_ids_[i]);
+    exception_started_[i] = false;
+    rte_eth_dev_close(*exception_ids_[i]);
+    exception_ids_[i].reset();
+  }
 }
 
 }  // namespace passgate::dataplane

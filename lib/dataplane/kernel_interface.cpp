@@ -77,6 +77,17 @@ std::string prepare_kernel_interface(const std::string& name, packet::be32 addre
   return {};
 }
 
+std::string quiet_data_interface(const std::string& name) {
+  if (name.empty() || name.size() >= IFNAMSIZ || name.find('/') != std::string::npos)
+    return fmt::format("interface name '{}' is not 1 to {} characters", name, IFNAMSIZ - 1);
+  const std::string conf4 = "net/ipv4/conf/" + name + "/";
+  for (const auto& [path, value, missing_ok] :
+       {std::tuple{"net/ipv6/conf/" + name + "/disable_ipv6", "1", true}, std::tuple{conf4 + "arp_ignore", "8", false},
+        std::tuple{conf4 + "rp_filter", "1", false}})
+    if (std::string problem = write_sysctl(path, value, missing_ok); !problem.empty()) return problem;
+  return {};
+}
+
 std::optional<LinkFlags> kernel_link_flags(const std::string& name) {
   ifreq r;
   if (!fill_name(r, name)) return std::nullopt;

@@ -25,6 +25,15 @@ namespace passgate::dataplane {
 // Empty on success, else what failed (for the start-up error).
 std::string prepare_kernel_interface(const std::string& name, packet::be32 address, std::uint8_t prefix_length);
 
+// A data port's own kernel netdev (the `iface=` of net_af_packet or
+// net_pcap, in the same namespace): once a kernel interface holds the
+// port's address, the kernel would also take that address's traffic on the
+// netdev DPDK reads from, answering ARP beside the dataplane (two replies per
+// request, seen in exception_e2e) and taking packets twice. arp_ignore=8
+// stops the first, rp_filter=1 (strict: the route back is the kernel
+// interface) the second, IPv6 off the noise. A PCI port has no such netdev.
+std::string quiet_data_interface(const std::string& name);
+
 // The interface's IFF_UP and IFF_RUNNING, or nullopt when it cannot be read
 // (gone, or not in this namespace): what a port's link state is for devices
 // that cannot report it (net_af_packet forces its link up).

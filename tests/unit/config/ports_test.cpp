@@ -161,6 +161,13 @@ TEST(GatewayConfig, ExceptionDefaultsAndValues) {
   EXPECT_EQ(restart_required_changes(*r.config, changed).size(), 1u);
 }
 
+TEST(GatewayConfig, DeviceInterface) {
+  EXPECT_EQ(device_interface("net_af_packet0,iface=pg-out"), "pg-out");
+  EXPECT_EQ(device_interface("net_pcap0,rx_pcap=a.pcap,iface=x,tx_pcap=b.pcap"), "x");
+  EXPECT_EQ(device_interface("net_memif0,role=server"), "");
+  EXPECT_EQ(device_interface("0000:03:00.0"), "");
+}
+
 TEST(GatewayConfig, ExceptionErrors) {
   expect_rows({
       {with_exception("\n      interface: this-is-too-long\n"), 12, 18, Code::bad_interface,
