@@ -62,7 +62,7 @@ std::string prepare_kernel_interface(const std::string& name, packet::be32 addre
   const std::string conf4 = "net/ipv4/conf/" + name + "/";
   for (const auto& [path, value, missing_ok] :
        {std::tuple{"net/ipv6/conf/" + name + "/disable_ipv6", "1", true}, std::tuple{conf4 + "arp_ignore", "8", false},
-        std::tuple{conf4 + "arp_announce", "2", false}})
+        std::tuple{conf4 + "arp_announce", "2", false}, std::tuple{conf4 + "arp_notify", "1", false}})
     if (std::string problem = write_sysctl(path, value, missing_ok); !problem.empty()) return problem;
 
   Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));

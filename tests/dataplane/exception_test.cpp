@@ -328,6 +328,18 @@ TEST(Exception, TapInterfaceCarriesThePortsMacAndAddress) {
         << command_output("ip -4 -o addr show dev pgx-out");
     EXPECT_EQ(read_line("/proc/sys/net/ipv4/conf/pgx-out/arp_ignore"), "8");
     EXPECT_EQ(read_line("/proc/sys/net/ipv4/conf/pgx-out/arp_announce"), "2");
+    EXPECT_EQ(read_line("/proc/sys/net/ipv4/conf/pgx-out/arp_notify"), "1");
+    // The kernel announces the port's address when the tap comes up, and the
+    // dataplane sends it on the port: that first frame is also what makes
+    // net_tap's empty polls cheap (kernel_interface.hpp).
+    bool announced = false;
+    for (const Frame& f : h.wait_port_queue(0, 1))
+      announced = announced || (f.ethertype == 0x0806 && f.l3.size() >= 28 && f.l3[7] == 1 &&
+                                std::memcmp(&f.l3[8], outside_mac, 6) == 0 &&
+                                std::memcmp(&f.l3[14], &outside_address.raw, 4) == 0 &&
+                                std::memcmp(&f.l3[24], &outside_address.raw, 4) == 0);
+    EXPECT_TRUE(announced) << "no gratuitous ARP from the kernel interface";
+    EXPECT_EQ(h.outside().exception_from_kernel, 1u);
     if (std::ifstream("/proc/sys/net/ipv6/conf/pgx-out/disable_ipv6")) {
       EXPECT_EQ(read_line("/proc/sys/net/ipv6/conf/pgx-out/disable_ipv6"), "1");
     }
