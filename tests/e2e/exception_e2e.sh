@@ -17,8 +17,11 @@
 # keep answering through it, and passgate logs no EINTR (net_tap's SIGIO,
 # plan risk 2); a clean stop leaves no kernel interface behind and every
 # buffer back. About 25 s. Prints TAP; exits non-zero if a check failed.
-#   tests/e2e/exception_e2e.sh PASSGATE_BINARY PASSGATECTL_BINARY
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
+# With a third argument 2: two workers (af_packet with two queue pairs, the
+# taps with two queues; plan risk 11), the kernel's flows spread over both.
+#   tests/e2e/exception_e2e.sh PASSGATE_BINARY PASSGATECTL_BINARY [WORKERS]
+WORKERS=${3:-1}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$1" "$2"
 e2e_require_root
 e2e_require tshark
 e2e_start exception
@@ -58,17 +61,29 @@ topo_up() {
   pg_ns pgex-gw sysctl -qw net.ipv4.ip_forward=0
 }
 
+DEVARGS= QUEUES= LCORES= WORKER_LIST=
+if [[ $WORKERS == 2 ]]; then
+  # As multiworker_e2e.sh: lcore 2 shares a CPU with the control lcore.
+  DEVARGS=,qpairs=2
+  QUEUES="    rx_queues: 2
+    tx_queues: 2"
+  LCORES=', "--lcores", "0@0,1@1,2@0"'
+  WORKER_LIST="  workers: [1, 2]"
+fi
 cat >"$work/ex.yaml" <<YAML
 dataplane:
-  eal: ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", "$PREFIX", "--log-level", "lib.eal:error"]
+  eal: ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", "$PREFIX", "--log-level", "lib.eal:error"$LCORES]
+$WORKER_LIST
 ports:
   - name: inside
-    device: "net_af_packet0,iface=ex-in"
+    device: "net_af_packet0,iface=ex-in$DEVARGS"
+$QUEUES
     role: inside
     address: 100.64.0.1/24
     exception: {interface: k-in}
   - name: outside
-    device: "net_af_packet1,iface=ex-out"
+    device: "net_af_packet1,iface=ex-out$DEVARGS"
+$QUEUES
     role: outside
     address: $OWN/24
     gateway: $ROUTER
