@@ -86,7 +86,8 @@ void read_nat(Checker& c, const Field& f, GatewayConfig& g, const std::vector<Po
         const std::size_t before = c.count();
         pools.emplace_back();
         pools.back().item = item;
-        read_pool(c, pools.back(), ports);
+        read_pool(c, pools.back(), ports,
+                  static_cast<unsigned>(std::max<std::size_t>(1, g.dataplane.worker_lcores.size())));
         check_pool_against_earlier(c, pools.back(), std::span<const PoolSeen>(pools.data(), pools.size() - 1));
         pools.back().clean = c.count() == before;
       }

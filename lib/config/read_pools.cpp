@@ -1,6 +1,7 @@
-// nat.pools: each pool's subscriber prefixes, public addresses (single,
-// range or prefix, never reserved, never a port's own address), port range,
-// block size and per-subscriber limits, with the RFC 6888 rules between
+// nat.pools: each pool's mode (dynamic blocks or deterministic, RFC 7422),
+// subscriber prefixes, public addresses (single, range or prefix, never
+// reserved, never a port's own address), port range, block size or sharing
+// ratio and per-subscriber limits, with the RFC 6888 rules between
 // them; then each pool against the earlier ones (names, prefixes and public
 // addresses used once).
 #include "config/readers.hpp"
@@ -10,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "nat/deterministic.hpp"
 #include "packet/address_text.hpp"
 
 namespace passgate::config {
@@ -65,12 +67,23 @@ std::string pool_label(const PoolSeen& p) {
                    : fmt::format("the pool on line {}", line_of(p.item.key_mark));
 }
 
-void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
+void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports, unsigned workers) {
   const Mapping m(c, p.item,
-                  {"name", "subscribers", "public", "ports", "block_size", "max_blocks_per_subscriber",
-                   "max_sessions_per_subscriber", "filtering"});
+                  {"name", "mode", "subscribers", "public", "ports", "block_size", "max_blocks_per_subscriber",
+                   "max_sessions_per_subscriber", "filtering", "sharing_ratio", "log_blocks"});
   if (!m.ok()) return;
   PoolConfig& cfg = p.cfg;
+  const Field* mode_f = m.get("mode");
+  if (mode_f) {
+    const std::string_view expected = "dynamic (port blocks on demand) or deterministic (RFC 7422)";
+    if (const auto s = c.text(*mode_f, expected)) {
+      if (*s == "deterministic")
+        cfg.mode = nat::PoolMode::deterministic;
+      else if (*s != "dynamic")
+        c.error(Code::bad_choice, *mode_f, fmt::format("expected {}, got '{}'", expected, *s));
+    }
+  }
+  const bool deterministic = cfg.mode == nat::PoolMode::deterministic;
   if (const Field* f = m.require("name"))
     if (p.name_f = *f; auto n = c.name(*f, "cgn")) {
       cfg.name = *n;
@@ -154,7 +167,30 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
     p.ports_ok = true;  // the default range
   }
 
-  const Field* block_f = m.get("block_size");
+  // A deterministic subscriber's one block is its range: the keys that size
+  // dynamic blocks would be silently ignored, so they are refused.
+  if (deterministic)
+    for (const char* key : {"block_size", "max_blocks_per_subscriber"})
+      if (const Field* f = m.get(key))
+        c.error(Code::conflict, *f,
+                fmt::format("{} does not apply to a deterministic pool (mode on line {}): each subscriber has one "
+                            "range, its ports set by sharing_ratio (RFC 7422); remove it",
+                            key, line_of(mode_f->key_mark)));
+  if (!deterministic)
+    if (const Field* f = m.get("sharing_ratio"))
+      c.error(Code::conflict, *f, "sharing_ratio applies only to a pool with mode: deterministic");
+  const Field* ratio_f = m.get("sharing_ratio");
+  bool ratio_ok = true;
+  if (deterministic && ratio_f) {
+    const auto v = c.integer(*ratio_f, 1, 65535, "subscribers per public address (RFC 7422)");
+    if (v) cfg.sharing_ratio = static_cast<std::uint32_t>(*v);
+    ratio_ok = v.has_value();
+  }
+  cfg.log_blocks = !deterministic;
+  if (const Field* f = m.get("log_blocks"))
+    if (const auto v = c.boolean(*f)) cfg.log_blocks = *v;
+
+  const Field* block_f = deterministic ? nullptr : m.get("block_size");
   if (block_f) {
     if (const auto v = c.integer(*block_f, 1, 65535, "ports per block, RFC 6888 REQ-13/14")) {
       cfg.block_size = static_cast<std::uint16_t>(*v);
@@ -164,14 +200,32 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
     p.block_ok = true;
   }
   const unsigned range = cfg.port_max - cfg.port_min + 1u;
-  if (p.ports_ok && p.block_ok && cfg.block_size > range) {
+  if (!deterministic && p.ports_ok && p.block_ok && cfg.block_size > range) {
     c.error(Code::conflict, block_f ? *block_f : *ports_f,
             fmt::format("block_size {} is larger than the {} ports of the range {}-{}; expected at most {}",
                         cfg.block_size, range, cfg.port_min, cfg.port_max, range));
     p.block_ok = false;
   }
 
-  const Field* blocks_f = m.get("max_blocks_per_subscriber");
+  if (deterministic) {
+    cfg.max_blocks_per_subscriber = 1;
+    // The arithmetic of deterministic.hpp, once the lists and ports read cleanly.
+    if (p.ports_ok && p.publics_ok && ratio_ok && !cfg.subscribers.empty()) {
+      const Field& where = ratio_f ? *ratio_f : ports_f ? *ports_f : *mode_f;
+      if (const std::string why = nat::deterministic_problem(cfg); !why.empty()) {
+        c.error(Code::conflict, where, why);
+      } else {
+        const nat::DeterministicGeometry geo = nat::deterministic_geometry(cfg);
+        if (geo.ports_per_subscriber < workers)
+          c.error(Code::conflict, where,
+                  fmt::format("{} ports per subscriber (ports {}-{} shared by {} subscribers per public address) cannot "
+                              "be split over the {} workers' port combs; expected at least {} ports per subscriber",
+                              geo.ports_per_subscriber, cfg.port_min, cfg.port_max, geo.ratio, workers, workers));
+      }
+    }
+  }
+
+  const Field* blocks_f = deterministic ? nullptr : m.get("max_blocks_per_subscriber");
   bool blocks_ok = !blocks_f;
   if (blocks_f)
     if (const auto v = c.integer(*blocks_f, 1, 64, "port limit = blocks x block_size, RFC 6888 REQ-4")) {
@@ -180,7 +234,7 @@ void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports) {
     }
   // Paired pooling (RFC 6888 REQ-2): a subscriber's blocks all come from one
   // public address, so a limit above what one address holds cannot be reached.
-  if (p.ports_ok && p.block_ok && blocks_ok) {
+  if (!deterministic && p.ports_ok && p.block_ok && blocks_ok) {
     const unsigned per_address = range / cfg.block_size;
     if (cfg.max_blocks_per_subscriber > per_address)
       c.error(Code::conflict,

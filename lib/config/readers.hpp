@@ -105,7 +105,8 @@ void cross_check_with_engine(Checker& c, const GatewayConfig& g, const std::vect
                              const std::vector<StaticSeen>& statics, const NatSeen& seen, const YAML::Mark& root_mark);
 
 std::string pool_label(const PoolSeen& p);  // "pool 'cgn' (line 13)"
-void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports);
+// `workers`: a deterministic range must give each worker's comb a port.
+void read_pool(Checker& c, PoolSeen& p, const std::vector<PortSeen>& ports, unsigned workers);
 void check_pool_against_earlier(Checker& c, const PoolSeen& p, std::span<const PoolSeen> earlier);
 
 void read_static(Checker& c, StaticSeen& s, const std::vector<PoolSeen>& pools, std::span<const StaticSeen> earlier);

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "nat/deterministic.hpp"
+
 namespace passgate::nat {
 
 BlockAllocator::BlockAllocator(std::uint32_t subscribers, std::uint32_t max_blocks, std::uint16_t step,
@@ -22,7 +24,7 @@ BlockAllocator::Comb BlockAllocator::comb_of(const PoolConfig& pc, be32 addr) co
   const std::uint32_t residue = residue_ ? residue_(addr) % step : 0;
   const std::uint32_t base = pc.port_min + (residue + step - pc.port_min % step) % step;
   const std::uint32_t comb_ports = base > pc.port_max ? 0 : (pc.port_max - base) / step + 1;
-  return Comb{static_cast<std::uint16_t>(base), comb_ports / pc.block_size};
+  return Comb{static_cast<std::uint16_t>(base), pc.block_size == 0 ? 0 : comb_ports / pc.block_size};
 }
 
 // One body for the arrays (at start) and for a reload's growth of them.
@@ -32,6 +34,21 @@ std::uint32_t BlockAllocator::append(Addresses& addresses, Blocks& blocks, std::
                                      const PoolConfig& pc) const {
   const Comb comb = comb_of(pc, addr);
   const auto idx = static_cast<std::uint32_t>(index);
+  if (pc.mode == PoolMode::deterministic) {
+    // Block n: this engine's block_size ports of range n, from the first
+    // port of its comb in the range (per_engine made block_size fit).
+    const std::uint32_t ranges = blocks_per_address(pc);
+    const std::uint32_t per = deterministic_geometry(pc).ports_per_subscriber;
+    const std::uint32_t residue = comb.base % step_;
+    addresses.push_back(PublicAddress{addr, pool, static_cast<std::uint32_t>(first_block), ranges, false, comb.base,
+                                      ranges, pc.port_min, static_cast<std::uint16_t>(per)});
+    for (std::uint32_t n = 0; n < ranges; ++n) {
+      const std::uint32_t start = pc.port_min + n * per;
+      const std::uint32_t first = start + (residue + step_ - start % step_) % step_;
+      blocks.push_back(Block{no_index, idx, {0, 0, 0}, static_cast<std::uint16_t>(first)});
+    }
+    return idx;
+  }
   addresses.push_back(
       PublicAddress{addr, pool, static_cast<std::uint32_t>(first_block), comb.blocks, false, comb.base, comb.blocks});
   for (std::uint32_t n = 0; n < comb.blocks; ++n)
@@ -58,6 +75,17 @@ std::size_t BlockAllocator::adopt(Growth& g) {
   addresses_.adopt(g.addresses);
   blocks_.adopt(g.blocks);
   return work;
+}
+
+std::uint32_t BlockAllocator::allocate_at(std::uint32_t sub, std::uint32_t b, std::uint16_t& sub_blocks) {
+  Block& blk = blocks_[b];
+  if (blk.subscriber != no_index) return no_index;
+  blk.subscriber = sub;
+  blk.used[0] = blk.used[1] = blk.used[2] = 0;
+  --addresses_[blk.address].free_blocks;
+  subscriber_blocks_[std::size_t{sub} * max_blocks_ + sub_blocks++] = b;
+  ++blocks_in_use_;
+  return b;
 }
 
 void BlockAllocator::release(std::uint32_t b, std::uint16_t& sub_blocks) {

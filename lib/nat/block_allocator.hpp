@@ -58,6 +58,10 @@ class BlockAllocator {
                            // (a removed pool's addresses keep false: the engine's Pool::retired covers them all)
     std::uint16_t base_port = 0;  // first port of this engine's comb at or above port_min
     std::uint32_t blocks = 0;     // this engine's blocks on the address
+    // Deterministic pools (deterministic.hpp): block n is this engine's
+    // share of range n, ports range_first + n*range_ports onwards; 0: dynamic.
+    std::uint16_t range_first = 0;
+    std::uint16_t range_ports = 0;
   };
   // This engine's comb of a public address's ports: first port and blocks.
   struct Comb {
@@ -101,6 +105,12 @@ class BlockAllocator {
   [[nodiscard]] std::uint32_t block_of_port(const PublicAddress& a, std::uint16_t port,
                                             std::uint16_t block_size) const {
     if (port < a.base_port || !owns_port(a, port)) return no_index;
+    if (a.range_ports != 0) {  // deterministic: the range's block, if its share reaches the port
+      const std::uint32_t n = (port - a.range_first) / a.range_ports;
+      if (n >= a.blocks) return no_index;
+      const std::uint32_t b = a.first_block + n;
+      return port >= blocks_[b].first_port && port <= last_port(b, block_size) ? b : no_index;
+    }
     const std::uint32_t n = (port - a.base_port) / step_ / block_size;
     return n < a.blocks ? a.first_block + n : no_index;
   }
@@ -130,6 +140,8 @@ class BlockAllocator {
   // a free block.
   template <typename Draw>
   std::uint32_t allocate(std::uint32_t sub, std::uint32_t address, std::uint16_t& sub_blocks, Draw&& draw);
+  // Block `b` (a deterministic subscriber's own) for `sub` if it is free.
+  std::uint32_t allocate_at(std::uint32_t sub, std::uint32_t b, std::uint16_t& sub_blocks);
   // Block `b` goes back to its address and leaves its owner's list by a swap
   // with the last entry (the list is unordered; every pick is random anyway).
   void release(std::uint32_t b, std::uint16_t& sub_blocks);

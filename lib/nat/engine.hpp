@@ -31,6 +31,7 @@
 
 #include "table/flow_table.hpp"
 #include "nat/block_allocator.hpp"
+#include "nat/deterministic.hpp"
 #include "nat/event_ring.hpp"
 #include "nat/fragment_tracker.hpp"
 #include "nat/nat_config.hpp"
@@ -121,6 +122,7 @@ struct DrainingAddress {
   be32 address;
   std::string pool;
   std::uint16_t port_min, port_max, block_size;  // the pool's geometry, which identifies it with its name
+  PoolMode mode = PoolMode::dynamic;
   std::uint32_t blocks_in_use;
 };
 
@@ -255,17 +257,21 @@ class Engine {
     std::uint16_t blocks;     // its count in blocks_ (BlockAllocator::blocks_of)
     std::uint16_t esp_held;   // held ESP packets that keep this handle (EspTracker::take_unpinned)
     std::uint32_t preserved;  // mappings on single preserved ports outside the blocks
+    std::uint32_t range;      // deterministic pools: its block on `address` (DeterministicMap::Slot::range)
     LimitEventGate gate{};    // rate of its limit events (issue 11.4)
   };
   struct Pool {
-    PoolConfig config;
+    PoolConfig config;                     // as this engine uses it (per_engine, deterministic.hpp)
     std::vector<std::uint32_t> addresses;  // live ones, in configuration order (kept when the pool is retired)
     std::uint32_t blocks_per_address;
+    std::shared_ptr<const DeterministicMap> map;  // deterministic pools only
     bool retired = false;  // removed by a reload: its addresses drain; only reachable again by a reload
     std::uint32_t subscribers = 0;
     std::uint64_t exhaustion_events = 0;
     LimitEventGate gate{};  // pool_exhausted for hosts that got no subscriber record
   };
+  // The pool as this engine runs it (policy.cpp).
+  static Pool pool_of(const PoolConfig& pc, std::uint16_t step);
   struct HeldMapping {
     std::uint32_t mapping;
     std::uint32_t until;

@@ -33,12 +33,6 @@ constexpr std::uint32_t held_ring_size(std::uint32_t sessions) { return sessions
 // removed by a reload, still carrying sessions, freed with the last one.
 constexpr std::uint8_t static_draining = 2;
 
-inline std::uint32_t blocks_per_address(const PoolConfig& pc) {
-  return static_cast<std::uint32_t>((pc.port_max - pc.port_min + 1u) / pc.block_size);
-}
-inline bool same_geometry(const PoolConfig& a, const PoolConfig& b) {
-  return a.port_min == b.port_min && a.port_max == b.port_max && a.block_size == b.block_size;
-}
 inline bool same_static(const StaticMapping& a, const StaticMapping& b) {
   return a.protocol == b.protocol && a.inside_address == b.inside_address && a.inside_port == b.inside_port &&
          a.public_address == b.public_address && a.public_port == b.public_port;

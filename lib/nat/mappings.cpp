@@ -40,6 +40,8 @@ bool Engine::Impl::try_preserve(Engine& e, std::uint32_t sub, Proto proto, be32 
   if (port >= pl.config.port_min && port <= pl.config.port_max) {
     block = block_of_port(e, a, port);
     if (block == no_index || e.blocks_.block(block).subscriber != sub) return false;
+  } else if (pl.map) {
+    return false;  // a deterministic subscriber's ports stay in its range, so the lookup needs no log
   }
   const std::uint64_t h_out = hash_mapping(e, proto, out_addr, in_port);
   if (find_mapping_out(e, h_out, proto, out_addr, in_port) != no_index) return false;

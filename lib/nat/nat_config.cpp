@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "nat/deterministic.hpp"
 #include "packet/headers.hpp"
 
 namespace passgate::nat {
@@ -14,6 +15,8 @@ const char* to_string(Filtering f) {
   }
   return "?";
 }
+
+const char* to_string(PoolMode m) { return m == PoolMode::deterministic ? "deterministic" : "dynamic"; }
 
 namespace {
 
@@ -89,7 +92,13 @@ std::vector<NatProblem> NatConfig::problems() const {
     if (p.port_min == 0 || p.port_min > p.port_max)
       error(fmt::format("{}: port range {}-{} is empty or starts at 0", name, p.port_min, p.port_max));
     const unsigned ports = p.port_max >= p.port_min ? p.port_max - p.port_min + 1u : 0u;
-    if (p.block_size == 0 || p.block_size > ports)
+    if (p.mode == PoolMode::deterministic) {
+      // One block per subscriber range on every address (RFC 7422).
+      if (std::string why = deterministic_problem(p); !why.empty())
+        error(fmt::format("{}: {}", name, why));
+      else
+        total_blocks += addresses * deterministic_geometry(p).ranges;
+    } else if (p.block_size == 0 || p.block_size > ports)
       error(fmt::format("{}: block_size {} does not fit the {} ports of the range", name, p.block_size, ports));
     else
       total_blocks += addresses * (ports / p.block_size);

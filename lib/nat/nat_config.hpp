@@ -32,8 +32,15 @@ enum class Filtering : std::uint8_t {
   address_and_port_dependent // only the exact remote address and port
 };
 
+// How a pool gives subscribers their ports.
+enum class PoolMode : std::uint8_t {
+  dynamic,       // port blocks on demand, each logged (RFC 6888 REQ-13/14)
+  deterministic  // a fixed address and port range per subscriber address (RFC 7422, deterministic.hpp)
+};
+
 struct PoolConfig {
   std::string name;
+  PoolMode mode = PoolMode::dynamic;
   std::vector<Ipv4Prefix> subscribers;         // inside sources this pool serves
   std::vector<AddressRange> public_addresses;  // may be non-contiguous (RFC 6888 REQ-3)
   std::uint16_t port_min = 1024;
@@ -42,6 +49,16 @@ struct PoolConfig {
   std::uint16_t max_blocks_per_subscriber = 4;  // port limit = blocks * block size (REQ-4)
   std::uint32_t max_sessions_per_subscriber = 4096;  // RFC 6888 REQ-5
   Filtering filtering = Filtering::endpoint_independent;
+  // Deterministic pools: subscribers per public address (RFC 7422's
+  // compression ratio); 0 takes ceil(subscriber addresses / public
+  // addresses). block_size and max_blocks_per_subscriber do not apply: the
+  // subscriber's one block is its range.
+  std::uint32_t sharing_ratio = 0;
+  // Block allocated/released events. The configuration reader turns them
+  // off by default for deterministic pools, whose mapping event says it all.
+  bool log_blocks = true;
+
+  friend bool operator==(const PoolConfig&, const PoolConfig&) = default;
 };
 
 // Seconds. Defaults are the RFC minimums operators expect.
@@ -118,5 +135,6 @@ struct NatConfig {
 };
 
 const char* to_string(Filtering f);
+const char* to_string(PoolMode m);
 
 }  // namespace passgate::nat

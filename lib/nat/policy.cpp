@@ -3,6 +3,8 @@
 // public addresses the inbound path recognises. Reloads are reload.cpp.
 #include "nat/engine_internal.hpp"
 
+#include <fmt/format.h>
+
 #include <unordered_map>
 
 namespace passgate::nat {
@@ -118,6 +120,13 @@ Engine::Engine(const NatConfig& config, PortShare share)
 
 Engine::~Engine() = default;
 
+Engine::Pool Engine::pool_of(const PoolConfig& config, std::uint16_t step) {
+  Pool p{per_engine(config, step), {}, 0, nullptr};
+  p.blocks_per_address = blocks_per_address(p.config);
+  if (config.mode == PoolMode::deterministic) p.map = std::make_shared<const DeterministicMap>(config);
+  return p;
+}
+
 std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std::string>* errors, PortShare share) {
   std::vector<std::string> problems = config.validate();
   if (!problems.empty()) {
@@ -125,6 +134,16 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
     return nullptr;
   }
   if (share.step == 0 || share.workers == 0) share.step = 1;
+  // A deterministic range must hold at least one port of every worker's comb.
+  for (const PoolConfig& pc : config.pools)
+    if (pc.mode == PoolMode::deterministic && per_engine(pc, share.step).block_size == 0) {
+      if (errors)
+        errors->push_back(fmt::format(
+            "pool '{}': {} ports per subscriber cannot be shared by {} workers; expected a lower sharing_ratio, a wider "
+            "port range or fewer workers",
+            pc.name, deterministic_geometry(pc).ports_per_subscriber, share.step));
+      return nullptr;
+    }
   std::unique_ptr<Engine> e(new Engine(config, std::move(share)));
   // Hash keys are common to every worker (the same subscriber is paired with
   // the same public address whichever worker sees it); port choices differ.
@@ -148,8 +167,8 @@ std::unique_ptr<Engine> Engine::create(const NatConfig& config, std::vector<std:
   for (std::uint32_t i = 0; i < config.max_subscribers; ++i) e->free_subscribers_[i] = config.max_subscribers - 1 - i;
 
   for (std::uint32_t pi = 0; pi < config.pools.size(); ++pi) {
-    const PoolConfig& pc = config.pools[pi];
-    e->pools_.push_back(Pool{pc, {}, blocks_per_address(pc)});
+    e->pools_.push_back(pool_of(config.pools[pi], e->share_.step));
+    const PoolConfig& pc = e->pools_[pi].config;
     e->pool_order_.push_back(pi);
     for (const AddressRange& r : pc.public_addresses)
       for (std::uint64_t a = r.first.host(); a <= r.last.host(); ++a)

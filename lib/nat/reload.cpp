@@ -44,7 +44,14 @@ std::vector<std::string> Engine::reconfigure_problems(const NatConfig& running, 
   for (const PoolConfig& now : next.pools)
     for (const PoolConfig& was : running.pools) {
       if (was.name == now.name) {
-        if (!same_geometry(was, now))
+        if (!same_geometry(was, now) && (was.mode == PoolMode::deterministic || now.mode == PoolMode::deterministic))
+          problems.push_back(fmt::format(
+              "pool '{}': its mode or deterministic mapping (subscriber prefixes, public addresses, ports or "
+              "sharing_ratio) changes, which would move subscribers' ranges under sessions that may be in use; "
+              "restart passgate to change it (the new mapping is logged at start), or remove the pool (reload), let it "
+              "drain, then add it back",
+              now.name));
+        else if (!same_geometry(was, now))
           problems.push_back(fmt::format(
               "pool '{}': port_min, port_max or block_size changes under port blocks that may be in use; remove the "
               "pool (reload), let it drain, then add it back, or restart passgate",
@@ -86,7 +93,9 @@ std::vector<std::string> Engine::reconfigure_problems(const NatConfig& running, 
     auto it = std::upper_bound(ranges.begin(), ranges.end(), a, [](std::uint32_t v, const Range& r) { return v < r.first; });
     if (it == ranges.begin() || (--it)->last < a) continue;  // not in the next policy: keeps draining
     const PoolConfig& to = next.pools[it->pool];
-    if (to.name == d.pool && to.port_min == d.port_min && to.port_max == d.port_max && to.block_size == d.block_size)
+    // (A deterministic pool's block size is per engine: its mode and ports identify it.)
+    if (to.name == d.pool && to.port_min == d.port_min && to.port_max == d.port_max && to.mode == d.mode &&
+        (d.mode == PoolMode::deterministic || to.block_size == d.block_size))
       continue;  // back in its own pool
     Moved& m = moved[{it->pool, d.pool}];
     m.blocks += d.blocks_in_use;  // every engine's blocks on it
@@ -115,7 +124,8 @@ template <typename Pools, typename Out>
 void report_draining(const BlockAllocator::PublicAddress& a, const Pools& pools, Out& out) {
   if (a.free_blocks == a.blocks) return;  // drained (a retired address never gets a block again)
   const PoolConfig& pc = pools[a.pool].config;
-  out.push_back(DrainingAddress{a.addr, pc.name, pc.port_min, pc.port_max, pc.block_size, a.blocks - a.free_blocks});
+  out.push_back(
+      DrainingAddress{a.addr, pc.name, pc.port_min, pc.port_max, pc.block_size, pc.mode, a.blocks - a.free_blocks});
 }
 }  // namespace
 

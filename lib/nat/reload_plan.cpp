@@ -16,12 +16,6 @@ ReloadPlan::~ReloadPlan() = default;
 
 namespace {
 
-std::uint32_t blocks_per_address(const PoolConfig& pc) {
-  return static_cast<std::uint32_t>((pc.port_max - pc.port_min + 1u) / pc.block_size);
-}
-bool same_geometry(const PoolConfig& a, const PoolConfig& b) {
-  return a.port_min == b.port_min && a.port_max == b.port_max && a.block_size == b.block_size;
-}
 using StaticKey = std::tuple<std::uint8_t, std::uint32_t, std::uint16_t, std::uint32_t, std::uint16_t>;
 StaticKey key_of(const StaticMapping& s) {
   return {s.protocol, s.inside_address.raw, s.inside_port.raw, s.public_address.raw, s.public_port.raw};
@@ -51,7 +45,7 @@ std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
       if (pools_[i].config.name == pc.name && same_geometry(pools_[i].config, pc) && !live[i]) pi = i;
     if (pi == no_index) {
       pi = old_pools + static_cast<std::uint32_t>(p.new_pools_.size());
-      p.new_pools_.push_back(Pool{pc, {}, blocks_per_address(pc)});
+      p.new_pools_.push_back(pool_of(pc, share_.step));
       ++r.pools_added;
     } else {
       live[pi] = true;
@@ -69,7 +63,7 @@ std::unique_ptr<ReloadPlan> Engine::plan_reload(const NatConfig& next) const {
   std::vector<bool> in_next(blocks_.address_count(), false);
   for (std::size_t k = 0; k < next.pools.size(); ++k) {
     const std::uint32_t pi = index_of[k];
-    const PoolConfig& pc = next.pools[k];
+    const PoolConfig pc = per_engine(next.pools[k], share_.step);
     std::vector<std::uint32_t> list;
     std::uint64_t n = 0;
     for (const AddressRange& range : pc.public_addresses) n += range.size();

@@ -33,17 +33,27 @@ DropReason Engine::Impl::subscriber_for(Engine& e, be32 addr, std::uint32_t& out
     log_event_raw(e, NatEvent::Type::pool_exhausted, addr, be32{0}, 0, 0, pool, e.pools_[pool].gate);
     return DropReason::pool_exhausted;
   }
-  const std::uint32_t start = static_cast<std::uint32_t>(hash_subscriber(e, addr) % n);
   std::uint32_t chosen = no_index;
-  for (std::uint32_t k = 0; k < n; ++k) {
-    const std::uint32_t a = pl.addresses[(start + k) % n];
-    if (e.blocks_.address(a).free_blocks > 0) {
-      chosen = a;
-      break;
+  std::uint32_t range = 0;
+  if (pl.map) {
+    // RFC 7422: the address and range follow from the subscriber's own
+    // address; a prefix's network or broadcast address has none.
+    const auto slot = pl.map->forward(addr);
+    if (!slot || slot->address_index >= n) return DropReason::no_pool;
+    chosen = pl.addresses[slot->address_index];
+    range = slot->range;
+  } else {
+    const std::uint32_t start = static_cast<std::uint32_t>(hash_subscriber(e, addr) % n);
+    for (std::uint32_t k = 0; k < n; ++k) {
+      const std::uint32_t a = pl.addresses[(start + k) % n];
+      if (e.blocks_.address(a).free_blocks > 0) {
+        chosen = a;
+        break;
+      }
     }
+    // A host behind a port forward needs no block for the forward itself.
+    if (chosen == no_index && !need_blocks) chosen = pl.addresses[start];
   }
-  // A host behind a port forward needs no block for the forward itself.
-  if (chosen == no_index && !need_blocks) chosen = pl.addresses[start];
   if (chosen == no_index) {
     log_event_raw(e, NatEvent::Type::pool_exhausted, addr, be32{0}, 0, 0, pool, e.pools_[pool].gate);
     return DropReason::pool_exhausted;
@@ -56,6 +66,7 @@ DropReason Engine::Impl::subscriber_for(Engine& e, be32 addr, std::uint32_t& out
   e.subscribers_[i].addr = addr;
   e.subscribers_[i].pool = pool;
   e.subscribers_[i].address = chosen;
+  e.subscribers_[i].range = range;
   ++e.pools_[pool].subscribers;
   ++e.subscriber_count_;
   e.counters_.add(NatCounter::subscribers_created);
@@ -107,7 +118,13 @@ void Engine::Impl::release_if_unused(Engine& e, std::uint32_t sub) {
 // and logs it for the subscriber.
 std::uint32_t Engine::Impl::allocate_block(Engine& e, std::uint32_t sub) {
   Subscriber& s = e.subscribers_[sub];
-  const std::uint32_t b = e.blocks_.allocate(sub, s.address, s.blocks, [&e] { return xoshiro_next(e.rng_); });
+  const BlockAllocator::PublicAddress& a = e.blocks_.address(s.address);
+  // A deterministic subscriber's block is fixed (RFC 7422); on an engine
+  // whose comb gives the range no port there is none.
+  const std::uint32_t b =
+      e.pools_[s.pool].map
+          ? (s.range < a.blocks ? e.blocks_.allocate_at(sub, a.first_block + s.range, s.blocks) : no_index)
+          : e.blocks_.allocate(sub, s.address, s.blocks, [&e] { return xoshiro_next(e.rng_); });
   if (b == no_index) return no_index;
   e.counters_.add(NatCounter::blocks_allocated);
   log_block(e, NatEvent::Type::block_allocated, sub, b);
@@ -125,6 +142,8 @@ void Engine::Impl::release_block(Engine& e, std::uint32_t b) {
 
 void Engine::Impl::log_block(Engine& e, NatEvent::Type type, std::uint32_t sub, std::uint32_t b) {
   const Subscriber& s = e.subscribers_[sub];
+  // A deterministic pool's mapping event already names every block's owner.
+  if (!e.pools_[s.pool].config.log_blocks) return;
   NatEvent ev{type, e.now_ms_, s.addr, e.blocks_.address(s.address).addr, e.blocks_.block(b).first_port,
               e.blocks_.last_port(b, e.pools_[s.pool].config.block_size), s.pool};
   ev.port_step = e.share_.step;

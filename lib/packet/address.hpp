@@ -24,6 +24,7 @@ struct Ipv4Prefix {
 struct AddressRange {  // inclusive
   be32 first, last;
   [[nodiscard]] std::uint32_t size() const { return last.host() - first.host() + 1; }
+  friend bool operator==(const AddressRange&, const AddressRange&) = default;
 };
 
 struct Ipv4Endpoint {

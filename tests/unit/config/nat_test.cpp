@@ -111,5 +111,45 @@ TEST(GatewayConfig, StaticMappings) {
   });
 }
 
+
+// mode: deterministic (RFC 7422, nat/deterministic.hpp): its defaults, and
+// each way the geometry can be wrong, at the key that makes it so.
+TEST(GatewayConfig, DeterministicPools) {
+  const std::string pub = "[198.51.100.10-198.51.100.13]";
+  const std::string det = with(with(minimal, "[100.64.0.0/10]", "[100.64.0.0/22]"), pub, pub + "\n      mode: deterministic");
+  {
+    const LoadResult r = parse(det);
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    const nat::PoolConfig& p = r.config->nat.pools.at(0);
+    EXPECT_EQ(p.mode, nat::PoolMode::deterministic);
+    EXPECT_EQ(p.sharing_ratio, 0u) << "derived: ceil(1022 / 4) = 256";
+    EXPECT_FALSE(p.log_blocks) << "the mapping event replaces block events by default";
+    EXPECT_EQ(p.max_blocks_per_subscriber, 1u);
+  }
+  {
+    const LoadResult r = parse(det + "      sharing_ratio: 300\n      log_blocks: true\n");
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    EXPECT_EQ(r.config->nat.pools.at(0).sharing_ratio, 300u);
+    EXPECT_TRUE(r.config->nat.pools.at(0).log_blocks);
+  }
+  expect_rows({
+      {with(minimal, pub, pub + "\n      mode: fixed"), 16, 13, Code::bad_choice,
+       "expected dynamic (port blocks on demand) or deterministic (RFC 7422), got 'fixed'"},
+      {with(minimal, pub, pub + "\n      sharing_ratio: 8"), 16, 22, Code::conflict,
+       "sharing_ratio applies only to a pool with mode: deterministic"},
+      {det + "      block_size: 64\n", 17, 19, Code::conflict, "block_size does not apply to a deterministic pool"},
+      {det + "      max_blocks_per_subscriber: 2\n", 17, 34, Code::conflict,
+       "max_blocks_per_subscriber does not apply to a deterministic pool"},
+      {det + "      sharing_ratio: 100\n", 17, 22, Code::conflict, "expected a sharing_ratio of at least 256"},
+      {det + "      ports: 1024-1200\n", 17, 14, Code::conflict,
+       "are too few for a sharing ratio of 256 subscribers per public address"},
+      {with(with(minimal, "[100.64.0.0/10]", "[100.64.0.0/10]"), pub, pub + "\n      mode: deterministic"), 16, 13,
+       Code::conflict, "too few for a sharing ratio of 1048576"},
+      {"dataplane:\n  workers: [1, 2, 3]\n" + det + "      ports: 1024-1535\n", 19, 14, Code::conflict,
+       "2 ports per subscriber (ports 1024-1535 shared by 256 subscribers per public address) cannot be split over "
+       "the 3 workers' port combs"},
+  });
+}
+
 }  // namespace
 }  // namespace passgate::config::testing
