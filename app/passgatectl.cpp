@@ -37,6 +37,11 @@ constexpr const char* commands_help = R"(Commands:
   public PROTO ADDRESS PORT   who holds a public address and port (PROTO: tcp, udp, icmp)
                               (both list sessions without their remote endpoint;
                               --destinations shows it)
+  lookup ADDRESS:PORT         who holds a public address and port now: the port block's
+                              subscriber (any pool), a deterministic pool's owner, a static
+                              or preserved mapping, and the sessions on it
+  lookup SUBSCRIBER           a subscriber's pool, public address and port ranges
+                              (past times: passgate-lookup reads the logs)
   passthrough                 ESP SAs, PPTP calls, GRE tunnels
   exports                     NAT events handed over and exported (IPFIX, syslog)
   steering                    workers, how each port is steered (rss, handoff, single), handoffs
@@ -193,6 +198,37 @@ int show(const std::string& command, const YAML::Node& v) {
     for (const auto& s : sessions) fmt::print("  {}\n", s);
     if (!sessions.empty() && text(v, "destinations") != "shown")
       fmt::print("(remote endpoints not shown; --destinations shows them)\n");
+    return 0;
+  }
+  if (command == "lookup") {
+    if (!text(v, "query").empty()) {
+      const std::string who = text(v, "subscriber");
+      if (who.empty()) {
+        fmt::print("{}: nobody holds this port now\n", text(v, "query"));
+        return 1;
+      }
+      fmt::print("{} -> subscriber {} ({}, pool {} {}, range {})\n", text(v, "query"), who, text(v, "how"),
+                 text(v, "pool"), text(v, "mode"), text(v, "range"));
+      if (!text(v, "deterministic_owner").empty() && text(v, "deterministic_owner") != who)
+        fmt::print("  note: the deterministic mapping names {} (range {})\n", text(v, "deterministic_owner"),
+                   text(v, "deterministic_range"));
+      for (const auto& m : lines(v, "mappings")) fmt::print("  mapping {}\n", m);
+      const auto sessions = lines(v, "sessions");
+      for (const auto& s : sessions) fmt::print("  {}\n", s);
+      if (!sessions.empty() && text(v, "destinations") != "shown")
+        fmt::print("(remote endpoints not shown; --destinations shows them)\n");
+      return 0;
+    }
+    const std::string pool = text(v, "pool");
+    fmt::print("subscriber {}: {}\n", text(v, "subscriber"),
+               pool.empty() ? "no NAT state now"
+                            : fmt::format("pool {} ({}), public address {}", pool, text(v, "mode"),
+                                          text(v, "public_address")));
+    if (!text(v, "deterministic_pool").empty())
+      fmt::print("  deterministic mapping (pool {}): {} ports {}\n", text(v, "deterministic_pool"),
+                 text(v, "deterministic_public_address"), text(v, "deterministic_range"));
+    for (const auto& b : lines(v, "port_blocks")) fmt::print("  port block {}\n", b);
+    fmt::print("  sessions: {}\n", number(v, "sessions"));
     return 0;
   }
   if (command == "config") {

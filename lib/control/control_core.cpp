@@ -11,6 +11,7 @@
 
 #include "control/log.hpp"
 #include "control/operator_commands.hpp"
+#include "nat/deterministic.hpp"
 #include "packet/address_text.hpp"
 #include "packet/headers.hpp"
 
@@ -126,6 +127,100 @@ std::string session_line(const dataplane::SessionView& s, bool destinations) {
                                destinations);
 }
 
+// Each block as first-last, with its step when several workers share the
+// address (every step-th port of the range: RFC 8158 portRangeStepSize).
+std::vector<std::string> block_texts(const dataplane::SubscriberView& v) {
+  std::vector<std::string> out;
+  for (std::uint16_t first : v.block_first_ports) {
+    const unsigned last = first + (v.block_size - 1u) * v.port_step;
+    out.push_back(v.port_step > 1 ? fmt::format("{}-{} step {}", first, last, v.port_step)
+                                  : fmt::format("{}-{}", first, last));
+  }
+  return out;
+}
+
+// /passgate/lookup,ADDRESS:PORT[,destinations] or ADDRESS[,destinations]:
+// the lawful-intercept question answered from the live state and the
+// policy in force. For a public port: who holds the block covering it (or
+// the static or preserved mapping on it), and for a deterministic pool the
+// subscriber its mapping names even while that one has no state. For a
+// subscriber: its pool, public address and ranges.
+int cmd_lookup(ControlCore& core, const char* params, rte_tel_data* d) {
+  auto args = split_params(params);
+  const bool destinations = take_destinations(args);
+  if (args.size() != 1) return -EINVAL;
+  const config::GatewayConfig cfg = core.gateway().config();
+  rte_tel_data_start_dict(d);
+  if (const auto ep = packet::text::parse_endpoint(args[0])) {
+    const dataplane::PortLookupView v = core.gateway().lookup_port(ep->address, ep->port, 50);
+    add_string(d, "query", endpoint(ep->address, ep->port));
+    std::string who, how, pool, mode, range;
+    if (v.holder) {
+      const auto& h = *v.holder;
+      who = nat::to_string(h.subscriber);
+      how = "port block";
+      pool = h.pool;
+      mode = h.deterministic ? "deterministic" : "dynamic";
+      range = h.step > 1 ? fmt::format("{}-{} step {} (worker {})", h.first_port, h.last_port, h.step, h.worker)
+                         : fmt::format("{}-{}", h.first_port, h.last_port);
+    }
+    for (const nat::PoolConfig& pc : cfg.nat.pools) {
+      if (pc.mode != nat::PoolMode::deterministic) continue;
+      const nat::DeterministicMap map(pc);
+      if (const auto owner = map.reverse(ep->address, ep->port)) {
+        const auto slot = *map.forward(*owner);
+        add_string(d, "deterministic_owner", nat::to_string(*owner));
+        add_string(d, "deterministic_range", fmt::format("{}-{}", slot.first_port, slot.last_port));
+        if (who.empty()) {
+          who = nat::to_string(*owner);
+          how = "deterministic mapping (no state now)";
+          pool = pc.name;
+          mode = "deterministic";
+          range = fmt::format("{}-{}", slot.first_port, slot.last_port);
+        }
+      }
+    }
+    std::vector<std::string> mappings, sessions;
+    for (const auto& m : v.mappings) {
+      mappings.push_back(fmt::format("{} {} -> {} {} sessions {}", m.protocol, endpoint(m.inside_address, m.inside_port),
+                                     endpoint(m.public_address, m.public_port), m.is_static ? "static" : "dynamic",
+                                     m.sessions));
+      if (who.empty()) {
+        who = nat::to_string(m.inside_address);
+        how = m.is_static ? "static mapping" : "preserved port";
+      }
+      for (const auto& sv : m.session_list) sessions.push_back(session_line(sv, destinations));
+    }
+    add_string(d, "subscriber", who);
+    add_string(d, "how", who.empty() ? "nobody holds this port now" : how);
+    add_string(d, "pool", pool);
+    add_string(d, "mode", mode);
+    add_string(d, "range", range);
+    add_string_array(d, "mappings", mappings);
+    add_string_array(d, "sessions", sessions);
+    rte_tel_data_add_dict_string(d, "destinations", destinations ? "shown" : "hidden");
+    return 0;
+  }
+  nat::be32 address;
+  if (!parse_ipv4(args[0], address)) return -EINVAL;
+  const dataplane::SubscriberView v = core.gateway().subscriber(address, 50);
+  add_string(d, "subscriber", nat::to_string(address));
+  add_string(d, "public_address", v.public_address.raw ? nat::to_string(v.public_address) : "");
+  add_string(d, "pool", v.pool);
+  add_string(d, "mode", v.pool.empty() ? "" : v.deterministic ? "deterministic" : "dynamic");
+  add_string_array(d, "port_blocks", block_texts(v));
+  for (const nat::PoolConfig& pc : cfg.nat.pools) {
+    if (pc.mode != nat::PoolMode::deterministic) continue;
+    if (const auto slot = nat::DeterministicMap(pc).forward(address)) {
+      add_string(d, "deterministic_pool", pc.name);
+      add_string(d, "deterministic_public_address", nat::to_string(slot->public_address));
+      add_string(d, "deterministic_range", fmt::format("{}-{}", slot->first_port, slot->last_port));
+    }
+  }
+  rte_tel_data_add_dict_u64(d, "sessions", v.sessions.size());
+  return 0;
+}
+
 // /passgate/subscriber,ADDRESS[,LIMIT][,destinations]: its public address,
 // port blocks and sessions (remote endpoints only with `destinations`).
 int cmd_subscriber(ControlCore& core, const char* params, rte_tel_data* d) {
@@ -140,10 +235,7 @@ int cmd_subscriber(ControlCore& core, const char* params, rte_tel_data* d) {
   rte_tel_data_add_dict_string(d, "subscriber", nat::to_string(address).c_str());
   rte_tel_data_add_dict_string(d, "public_address", v.public_address.raw ? nat::to_string(v.public_address).c_str() : "");
   rte_tel_data_add_dict_u64(d, "block_size", v.block_size);
-  std::vector<std::string> blocks;
-  for (std::uint16_t first : v.block_first_ports)
-    blocks.push_back(fmt::format("{}-{}", first, first + v.block_size - 1));
-  add_string_array(d, "port_blocks", blocks);
+  add_string_array(d, "port_blocks", block_texts(v));
   std::vector<std::string> sessions;
   for (const auto& s : v.sessions) sessions.push_back(session_line(s, destinations));
   rte_tel_data_add_dict_u64(d, "sessions_shown", sessions.size());
@@ -255,11 +347,33 @@ bool ControlCore::open_exporters(const config::GatewayConfig& cfg, std::string* 
   return true;
 }
 
+// RFC 7422: the mapping of every deterministic pool, in force from now on,
+// to the log, IPFIX and syslog (at start and after each applied reload), so
+// that the logs prove who held any of its ports at any time.
+void ControlCore::log_mappings(const config::GatewayConfig& cfg) {
+  const std::uint64_t now = unix_ms_now();
+  std::lock_guard<std::mutex> lock(export_mutex_);
+  for (std::uint32_t i = 0; i < cfg.nat.pools.size(); ++i) {
+    const nat::PoolConfig& pc = cfg.nat.pools[i];
+    if (pc.mode != nat::PoolMode::deterministic) continue;
+    const nat::DeterministicGeometry g = nat::deterministic_geometry(pc);
+    const DeterministicMappingEvent e{now, i, pc.name, pc.port_min, pc.port_max, g.ratio, g.ports_per_subscriber,
+                                      nat::describe_mapping(pc)};
+    log(Level::notice, "deterministic pool '{}' (RFC 7422): {}", pc.name, e.line);
+    if (ipfix_) ipfix_->add_mapping(e);
+    if (syslog_) syslog_->add_mapping(e);
+    ++exports_.events;
+  }
+  if (ipfix_) ipfix_->flush(now);
+  if (syslog_) syslog_->flush(now);
+}
+
 bool ControlCore::start(TelemetryRegistry& telemetry) {
   const config::GatewayConfig cfg = gateway_.config();
   std::string error;
   const bool ok = open_exporters(cfg, &error);
   if (!ok) log(Level::error, "NAT event export: {}", error);
+  log_mappings(cfg);
   if (cfg.control.ipfix) log(Level::info, "NAT events to IPFIX collector {}", cfg.control.ipfix->collector);
   if (cfg.control.syslog) log(Level::info, "NAT events to syslog server {}", cfg.control.syslog->server);
   telemetry_ = &telemetry;
@@ -277,6 +391,8 @@ bool ControlCore::start(TelemetryRegistry& telemetry) {
                     "Params: ADDRESS[,LIMIT][,destinations]. Public address, port blocks, sessions");
   registered &= add("/passgate/public", cmd_public,
                     "Params: tcp|udp|icmp,ADDRESS,PORT[,destinations]. Who holds a public port");
+  registered &= add("/passgate/lookup", cmd_lookup,
+                    "Params: ADDRESS:PORT or SUBSCRIBER[,destinations]. Who held a public port; a subscriber's ranges");
   registered &= add("/passgate/exports", cmd_exports, "NAT events handed over and exported (IPFIX, syslog)");
   if (!registered) log(Level::warning, "some /passgate telemetry commands could not be registered");
   return ok;
@@ -295,6 +411,7 @@ dataplane::ReloadOutcome ControlCore::reload() {
       std::string error;
       if (!open_exporters(*loaded.config, &error))
         log(Level::error, "reload applied, but NAT event export could not be reopened: {}", error);
+      log_mappings(*loaded.config);
       if (const auto level = parse_level(loaded.config->control.log_level)) set_min_level(*level);
     }
   }

@@ -45,6 +45,8 @@ class ControlCore {
 
  private:
   bool open_exporters(const config::GatewayConfig& cfg, std::string* error);
+  // The deterministic pools' mapping events (takes export_mutex_).
+  void log_mappings(const config::GatewayConfig& cfg);
   void note_loaded(const std::string& text);
   // Adds the counts of the open exporters (export_mutex_ held).
   void add_export_stats(stats::ExportState& to) const;

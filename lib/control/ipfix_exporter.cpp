@@ -59,6 +59,18 @@ constexpr std::array kSessionDestinationFields{kTime,
                                                FieldSpec{ie::postNAPTDestinationTransportPort, 2},
                                                kPool};
 
+// A deterministic pool's mapping: the pool, its port range and P, and the
+// whole mapping as a line (nat::describe_mapping). No natEvent: RFC 8158
+// has no value for it; the template says what the record is.
+constexpr std::array kDeterministicMappingFields{kTime,
+                                                 kPool,
+                                                 FieldSpec{ie::natPoolName, variable_length},
+                                                 FieldSpec{ie::portRangeStart, 2},
+                                                 FieldSpec{ie::portRangeEnd, 2},
+                                                 FieldSpec{ie::portRangeNumPorts, 2},
+                                                 FieldSpec{ie::deterministicMapping, variable_length,
+                                                           ie::passgate_enterprise}};
+
 constexpr std::size_t sum_lengths(std::span<const FieldSpec> fields) {
   std::size_t n = 0;
   for (const FieldSpec& f : fields) n += f.length;
@@ -131,6 +143,7 @@ std::span<const FieldSpec> fields_of(Shape shape) {
     case Shape::block: return kBlockFields;
     case Shape::mapping: return kMappingFields;
     case Shape::session_destination: return kSessionDestinationFields;
+    case Shape::deterministic_mapping: return kDeterministicMappingFields;
   }
   return {};
 }
@@ -181,12 +194,8 @@ IpfixEncoder::IpfixEncoder(const IpfixConfig& config)
       max_bytes_(std::max(config.max_message_bytes, min_message_bytes)),
       log_destination_(config.log_destination) {}
 
-void IpfixEncoder::add(const nat::NatEvent& e, std::vector<IpfixMessage>* out) {
-  now_ms_ = std::max(now_ms_, e.time_ms);
-  const Shape shape = shape_of(e, log_destination_);
-  const auto needed = [&] {
-    return record_bytes(shape) + (set_shape_ == static_cast<int>(shape) ? 0 : set_header_bytes);
-  };
+void IpfixEncoder::open_record(Shape shape, std::size_t bytes, std::vector<IpfixMessage>* out) {
+  const auto needed = [&] { return bytes + (set_shape_ == static_cast<int>(shape) ? 0 : set_header_bytes); };
   if (records_ > 0 && current_.size() + needed() > max_bytes_) finish_message(out);
   if (current_.empty()) put_header(current_, 0, 0, domain_);  // export time and sequence set when finished
   if (set_shape_ != static_cast<int>(shape)) {
@@ -196,7 +205,42 @@ void IpfixEncoder::add(const nat::NatEvent& e, std::vector<IpfixMessage>* out) {
     put_be(current_, 0, 2);
     set_shape_ = static_cast<int>(shape);
   }
+}
+
+void IpfixEncoder::add(const nat::NatEvent& e, std::vector<IpfixMessage>* out) {
+  now_ms_ = std::max(now_ms_, e.time_ms);
+  const Shape shape = shape_of(e, log_destination_);
+  open_record(shape, record_bytes(shape), out);
   for (const FieldSpec& f : fields_of(shape)) put_be(current_, field_value(f.id, e), f.length);
+  ++records_;
+}
+
+// RFC 7011 section 7: a length below 255 in one byte, else 255 and two
+// bytes. A mapping longer than max_message_bytes goes in a message of its
+// own, larger than the limit (IP fragments it) rather than not at all.
+void IpfixEncoder::add_mapping(const DeterministicMappingEvent& e, std::vector<IpfixMessage>* out) {
+  now_ms_ = std::max(now_ms_, e.time_ms);
+  const auto prefix = [](std::size_t n) -> std::size_t { return n < 255 ? 1 : 3; };
+  const std::size_t name = std::min<std::size_t>(e.pool_name.size(), 0xfffe);
+  const std::size_t line = std::min<std::size_t>(e.line.size(), 0xfffe);
+  const std::size_t bytes = 8 + 4 + prefix(name) + name + 2 + 2 + 2 + prefix(line) + line;
+  open_record(Shape::deterministic_mapping, bytes, out);
+  const auto put_string = [&](const std::string& text, std::size_t n) {
+    if (n < 255) {
+      put_be(current_, n, 1);
+    } else {
+      put_be(current_, 255, 1);
+      put_be(current_, n, 2);
+    }
+    current_.insert(current_.end(), text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n));
+  };
+  put_be(current_, e.time_ms, 8);
+  put_be(current_, e.pool, 4);
+  put_string(e.pool_name, name);
+  put_be(current_, e.port_min, 2);
+  put_be(current_, e.port_max, 2);
+  put_be(current_, std::min<std::uint32_t>(e.ports_per_subscriber, 0xffff), 2);
+  put_string(e.line, line);
   ++records_;
 }
 
@@ -231,7 +275,8 @@ void IpfixEncoder::emit_templates(std::vector<IpfixMessage>* out) {
     const Shape shape = static_cast<Shape>(s);
     if (shape == Shape::session_destination && !log_destination_) continue;
     const std::span<const FieldSpec> fields = fields_of(shape);
-    const std::size_t bytes = 4 + 4 * fields.size();  // RFC 7011 section 3.4.1
+    std::size_t bytes = 4 + 4 * fields.size();  // RFC 7011 section 3.4.1
+    for (const FieldSpec& f : fields) bytes += f.enterprise != 0 ? 4 : 0;
     if (!m.empty() && m.size() + bytes > max_bytes_) finish();
     if (m.empty()) {
       put_header(m, static_cast<std::uint32_t>(now_ms_ / 1000), sequence_, domain_);
@@ -242,8 +287,9 @@ void IpfixEncoder::emit_templates(std::vector<IpfixMessage>* out) {
     put_be(m, template_id(shape), 2);
     put_be(m, fields.size(), 2);
     for (const FieldSpec& f : fields) {
-      put_be(m, f.id, 2);  // enterprise bit clear: IANA elements
+      put_be(m, f.enterprise != 0 ? (f.id | 0x8000u) : f.id, 2);  // RFC 7011 section 3.2: the enterprise bit
       put_be(m, f.length, 2);
+      if (f.enterprise != 0) put_be(m, f.enterprise, 4);
     }
   }
   if (!m.empty()) finish();
@@ -301,6 +347,12 @@ IpfixExporter::~IpfixExporter() = default;
 void IpfixExporter::add(const nat::NatEvent& e) {
   ++stats_.events;
   encoder_.add(e, &pending_);
+  if (!pending_.empty()) send(pending_);
+}
+
+void IpfixExporter::add_mapping(const DeterministicMappingEvent& e) {
+  ++stats_.events;
+  encoder_.add_mapping(e, &pending_);
   if (!pending_.empty()) send(pending_);
 }
 

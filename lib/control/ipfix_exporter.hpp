@@ -37,6 +37,18 @@ namespace passgate::control {
 
 class UdpSender;
 
+// The mapping of one deterministic pool in force from time_ms on (RFC 7422):
+// logged at start and at every reload, so the logs prove which subscriber
+// held any public port at any time without per-block records.
+struct DeterministicMappingEvent {
+  std::uint64_t time_ms;   // Unix milliseconds
+  std::uint32_t pool;      // index, as in block events
+  std::string pool_name;
+  std::uint16_t port_min, port_max;
+  std::uint32_t ratio, ports_per_subscriber;
+  std::string line;        // nat::describe_mapping: the whole mapping, parse_mapping reads it back
+};
+
 struct ExportStats {
   std::uint64_t events = 0, records_sent = 0, messages_sent = 0, send_errors = 0;
 };
@@ -73,13 +85,22 @@ inline constexpr std::uint16_t postNAPTSourceTransportPort = 227;
 inline constexpr std::uint16_t postNAPTDestinationTransportPort = 228;
 inline constexpr std::uint16_t natEvent = 230;
 inline constexpr std::uint16_t natPoolId = 283;
+inline constexpr std::uint16_t natPoolName = 284;
 inline constexpr std::uint16_t observationTimeMilliseconds = 323;
 inline constexpr std::uint16_t portRangeStart = 361;
 inline constexpr std::uint16_t portRangeEnd = 362;
 inline constexpr std::uint16_t portRangeStepSize = 363;
 inline constexpr std::uint16_t portRangeNumPorts = 364;
 inline constexpr std::uint16_t natQuotaExceededEvent = 466;
+// passgate's own element (enterprise bit set, RFC 7011 section 3.2), under
+// the Private Enterprise Number IANA reserves for documentation (RFC 5612),
+// as the syslog SD-ID is: the deterministic mapping line, a string.
+inline constexpr std::uint32_t passgate_enterprise = 32473;
+inline constexpr std::uint16_t deterministicMapping = 1;
 }  // namespace ie
+
+// RFC 7011 section 7: a field of variable length.
+inline constexpr std::uint16_t variable_length = 0xffff;
 
 // natEvent values, RFC 8158 section 4.3 (IANA "NAT Event Type"). 1 and 2
 // are historic; NAT44 sessions are 4 and 5.
@@ -111,12 +132,15 @@ enum class QuotaExceeded : std::uint32_t {
 //   mapping  a single translated port: a preserved port (NAT44 BIB entry)
 //            or a session without destination
 //   session_destination  a session with the remote end (log_destination only)
-enum class Shape : std::uint8_t { limit, quota, block, mapping, session_destination };
-inline constexpr unsigned shape_count = 5;
+//   deterministic_mapping  a deterministic pool's mapping (variable length:
+//            the pool's name and the mapping line; IpfixEncoder::add_mapping)
+enum class Shape : std::uint8_t { limit, quota, block, mapping, session_destination, deterministic_mapping };
+inline constexpr unsigned shape_count = 6;
 
 struct FieldSpec {
   std::uint16_t id;
-  std::uint16_t length;
+  std::uint16_t length;          // variable_length: a 1 or 3 byte length prefix in each record
+  std::uint32_t enterprise = 0;  // 0: an IANA element
 };
 
 std::span<const FieldSpec> fields_of(Shape shape);
@@ -142,6 +166,7 @@ class IpfixEncoder {
 
   // Appends the event's record; messages that became full go to *out.
   void add(const nat::NatEvent& e, std::vector<IpfixMessage>* out);
+  void add_mapping(const DeterministicMappingEvent& e, std::vector<IpfixMessage>* out);
   // The buffered records as a message, and a template message first when the
   // templates are due (also when nothing is buffered: a refresh).
   void flush(std::uint64_t now_unix_ms, std::vector<IpfixMessage>* out);
@@ -155,6 +180,8 @@ class IpfixEncoder {
   void emit_templates(std::vector<IpfixMessage>* out);
   void finish_message(std::vector<IpfixMessage>* out);
   void close_set();
+  // Room for a record of `bytes` of `shape`, the set opened if need be.
+  void open_record(ipfix::Shape shape, std::size_t bytes, std::vector<IpfixMessage>* out);
 
   std::uint32_t domain_;
   std::uint64_t refresh_ms_;
@@ -187,6 +214,7 @@ class IpfixExporter {
   IpfixExporter& operator=(const IpfixExporter&) = delete;
 
   void add(const nat::NatEvent& e);            // buffers; sends a full message at once
+  void add_mapping(const DeterministicMappingEvent& e);
   void flush(std::uint64_t now_unix_ms);       // sends what is buffered; resends templates when due
   [[nodiscard]] const ExportStats& stats() const { return stats_; }
 

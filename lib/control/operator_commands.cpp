@@ -6,7 +6,9 @@
 
 namespace passgate::control {
 
-bool reveals_destinations(const std::string& command) { return command == "subscriber" || command == "public"; }
+bool reveals_destinations(const std::string& command) {
+  return command == "subscriber" || command == "public" || command == "lookup";
+}
 
 CtlRequest ctl_request(const std::vector<std::string>& words, bool destinations) {
   CtlRequest r;
@@ -18,7 +20,7 @@ CtlRequest ctl_request(const std::vector<std::string>& words, bool destinations)
   const std::string& command = words[0];
   const std::size_t args = words.size() - 1;
   if (destinations && !reveals_destinations(command)) {
-    r.error = fmt::format("--destinations applies to subscriber and public only, not to '{}'", command);
+    r.error = fmt::format("--destinations applies to subscriber, public and lookup only, not to '{}'", command);
     r.problem = CtlRequest::Problem::destinations_not_applicable;
     return r;
   }
@@ -43,6 +45,11 @@ CtlRequest ctl_request(const std::vector<std::string>& words, bool destinations)
   if (command == "subscriber") {
     if (args < 1 || args > 2) return usage("[--destinations] subscriber ADDRESS [LIMIT]");
     r.path = "/passgate/subscriber," + words[1] + (args > 1 ? "," + words[2] : "") + tail;
+    return r;
+  }
+  if (command == "lookup") {
+    if (args != 1) return usage("[--destinations] lookup PUBLIC-ADDRESS:PORT | SUBSCRIBER-ADDRESS");
+    r.path = "/passgate/lookup," + words[1] + tail;
     return r;
   }
   if (command == "public") {

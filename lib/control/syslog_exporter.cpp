@@ -137,6 +137,19 @@ std::string format_syslog(const NatEvent& e, const SyslogConfig& config, std::st
                      syslog_msgid(e.type), sd, msg);
 }
 
+std::string format_syslog_mapping(const DeterministicMappingEvent& e, const SyslogConfig& config,
+                                  std::string_view procid) {
+  // Pool names are [a-z0-9_-] (configuration), so no SD escape is needed.
+  const std::string sd =
+      fmt::format("[{} pool=\"{}\" pool-name=\"{}\" algorithm=\"rfc7422\" port-start=\"{}\" port-end=\"{}\" "
+                  "ports-per-subscriber=\"{}\" sharing-ratio=\"{}\"]",
+                  config.sd_id, e.pool, e.pool_name, e.port_min, e.port_max, e.ports_per_subscriber, e.ratio);
+  const int prival = config.facility * 8 + syslog_informational;
+  return fmt::format("<{}>1 {} {} passgate {} NAT-DET-MAP {} deterministic mapping in force: {}", prival,
+                     timestamp(e.time_ms), config.hostname.empty() ? "-" : config.hostname,
+                     procid.empty() ? "-" : procid, sd, e.line);
+}
+
 std::string validate_syslog_config(const SyslogConfig& config) {
   if (config.facility < 0 || config.facility > 23) return "syslog facility must be 0..23";
   if (config.hostname.size() > 255 || !printable_ascii(config.hostname))
@@ -175,6 +188,12 @@ SyslogExporter::~SyslogExporter() { flush(0); }
 void SyslogExporter::add(const NatEvent& e) {
   ++stats_.events;
   queue_.push_back(format_syslog(e, config_, procid_));
+  if (queue_.size() >= max_queued) flush(0);
+}
+
+void SyslogExporter::add_mapping(const DeterministicMappingEvent& e) {
+  ++stats_.events;
+  queue_.push_back(format_syslog_mapping(e, config_, procid_));
   if (queue_.size() >= max_queued) flush(0);
 }
 

@@ -61,6 +61,12 @@ int syslog_severity(nat::NatEvent::Type type);
 // empty config.hostname becomes the NILVALUE "-".
 std::string format_syslog(const nat::NatEvent& e, const SyslogConfig& config, std::string_view procid);
 
+// A deterministic pool's mapping (MSGID NAT-DET-MAP, informational): the
+// structured data names the pool; MSG is "deterministic mapping in force: "
+// and the mapping line (nat::describe_mapping), which passgate-lookup reads.
+std::string format_syslog_mapping(const DeterministicMappingEvent& e, const SyslogConfig& config,
+                                  std::string_view procid);
+
 // Checks what format_syslog trusts: facility 0..23, hostname and SD-ID in
 // RFC 5424's character sets and lengths. Empty string when fine.
 std::string validate_syslog_config(const SyslogConfig& config);
@@ -75,6 +81,7 @@ class SyslogExporter {
   static constexpr std::size_t max_queued = 4096;
 
   void add(const nat::NatEvent& e);            // formats and queues (flushes at max_queued)
+  void add_mapping(const DeterministicMappingEvent& e);
   void flush(std::uint64_t now_unix_ms);       // sends everything queued
   [[nodiscard]] const ExportStats& stats() const { return stats_; }
   [[nodiscard]] std::size_t queued() const { return queue_.size(); }

@@ -57,7 +57,10 @@ struct SessionView {
 struct SubscriberView {
   be32 address;
   be32 public_address;  // 0 when it has no state
-  std::uint16_t block_size = 0;
+  std::uint16_t block_size = 0;  // ports of each block, `port_step` apart
+  std::uint16_t port_step = 1;
+  std::string pool;              // empty when it has no state
+  bool deterministic = false;
   std::vector<std::uint16_t> block_first_ports;
   std::vector<SessionView> sessions;  // at most the limit asked for
 };
@@ -70,6 +73,24 @@ struct PublicPortView {
   bool is_static;
   std::uint32_t sessions;
   std::vector<SessionView> session_list;
+};
+
+// Who holds the port block covering a public address and port.
+struct PortHolderView {
+  be32 subscriber;
+  std::string pool;
+  bool deterministic;
+  std::uint16_t first_port, last_port, step;  // ports first, first+step, ... last
+  unsigned worker;
+};
+
+// passgatectl lookup ADDRESS:PORT: the block holder, and each protocol's
+// mapping of the port with its sessions.
+struct PortLookupView {
+  be32 address;
+  std::uint16_t port;
+  std::optional<PortHolderView> holder;
+  std::vector<PublicPortView> mappings;
 };
 
 // How a reload went.
@@ -129,6 +150,7 @@ class Gateway {
   [[nodiscard]] SubscriberView subscriber(be32 address, std::size_t session_limit) const;
   [[nodiscard]] std::optional<PublicPortView> public_port(std::uint8_t protocol, be32 address, std::uint16_t port,
                                                           std::size_t session_limit) const;
+  [[nodiscard]] PortLookupView lookup_port(be32 address, std::uint16_t port, std::size_t session_limit) const;
 
   // Control core only: hands every NAT event the workers queued to `sink`,
   // with its time turned into Unix milliseconds. Returns how many.

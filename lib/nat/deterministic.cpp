@@ -158,7 +158,10 @@ std::optional<PoolConfig> parse_mapping(const std::string& line, std::string* er
     if (error) *error = std::move(why);
     return std::nullopt;
   };
-  std::istringstream words(line);
+  // From the first field on: what precedes it (a syslog header and its
+  // structured data) uses the same words with quoted values.
+  const std::size_t from = line.find("algorithm=rfc7422 ");
+  std::istringstream words(from == std::string::npos ? line : line.substr(from));
   std::string word, algorithm;
   std::optional<std::uint32_t> per_subscriber;
   bool have_subs = false, have_pubs = false, have_ports = false;

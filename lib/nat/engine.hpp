@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -202,6 +203,17 @@ class Engine {
   [[nodiscard]] std::vector<std::uint16_t> subscriber_blocks(be32 subscriber, std::uint16_t* block_size) const;
   // The mapping holding a public address and port, if any.
   [[nodiscard]] const Mapping* find_mapping_public(Proto proto, be32 public_addr, be16 public_port) const;
+  // Who holds the port block covering a public address and port (the lawful
+  // intercept question), whether or not a session uses the port now.
+  struct PortHolder {
+    be32 subscriber;
+    std::string pool;
+    bool deterministic;
+    std::uint16_t first_port, last_port, step;  // the block: first, first+step, ... last
+  };
+  [[nodiscard]] std::optional<PortHolder> port_holder(be32 public_addr, std::uint16_t port) const;
+  // The pool of a subscriber with state here.
+  [[nodiscard]] const PoolConfig* subscriber_pool(be32 subscriber) const;
 
   // Translate packets in place. Up to max_burst packets per call.
   void process_burst(Direction dir, std::span<PacketRef> packets, std::uint64_t now_ms);

@@ -111,6 +111,23 @@ const Mapping* Engine::find_mapping_public(Proto proto, be32 public_addr, be16 p
   return m == no_index ? nullptr : &mappings_[m];
 }
 
+std::optional<Engine::PortHolder> Engine::port_holder(be32 public_addr, std::uint16_t port) const {
+  const PublicSet::Entry* x = public_set_->find(public_addr);
+  if (x == nullptr || x->address == no_index) return std::nullopt;
+  const BlockAllocator::PublicAddress& a = blocks_.address(x->address);
+  const std::uint32_t b = Impl::block_of_port(*this, a, port);
+  if (b == no_index || blocks_.block(b).subscriber == no_index) return std::nullopt;
+  const Subscriber& s = subscribers_[blocks_.block(b).subscriber];
+  const PoolConfig& pc = pools_[s.pool].config;
+  return PortHolder{s.addr, pc.name, pc.mode == PoolMode::deterministic, blocks_.block(b).first_port,
+                    blocks_.last_port(b, pools_[s.pool].config.block_size), share_.step};
+}
+
+const PoolConfig* Engine::subscriber_pool(be32 subscriber) const {
+  const std::uint32_t i = Impl::find_subscriber(*this, subscriber);
+  return i == no_index ? nullptr : &pools_[subscribers_[i].pool].config;
+}
+
 MemoryUse Engine::memory_use() const {
   MemoryUse m{};
   m.sessions = sessions_.size() * sizeof(Session) + free_sessions_.size() * 4;

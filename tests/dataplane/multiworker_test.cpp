@@ -27,6 +27,7 @@
 
 #include "config/gateway_config.hpp"
 #include "dataplane/gateway.hpp"
+#include "nat/deterministic.hpp"
 #include "packet/headers.hpp"
 #include "ring_harness.hpp"
 #include "support/packet_builder.hpp"
@@ -62,7 +63,20 @@ be32 forward_host(unsigned workers) {
   return ipv4(100, 64, 0, 200);
 }
 
-std::string yaml(unsigned workers, unsigned queues, const std::string& in, const std::string& out, bool handoff) {
+// The same subscribers in a deterministic pool (RFC 7422): 254 hosts over 4
+// addresses, ratio 64, 1008 ports each.
+const std::string deterministic_pool_yaml = R"(nat:
+  random_seed: 2026
+  max_sessions: 65536
+  pools:
+    - name: cgn
+      mode: deterministic
+      subscribers: [100.64.0.0/24]
+      public: [198.51.100.10-198.51.100.13]
+)";
+
+std::string yaml(unsigned workers, unsigned queues, const std::string& in, const std::string& out, bool handoff,
+                 const std::string& pool_yaml) {
   std::string workers_list;
   for (unsigned w = 1; w <= workers; ++w) workers_list += fmt::format("{}{}", w == 1 ? "" : ", ", w);
   std::string neighbours;
@@ -80,13 +94,15 @@ ports:
                      workers_list, handoff ? "handoff" : "auto",
                      ports_yaml({.inside_device = in, .outside_device = out, .rx_queues = queues, .tx_queues = workers,
                                  .descriptors = 256, .macs = true, .inside_neighbours = neighbours}),
-                     nat_pool_yaml, nat::to_string(forward_host(workers)), forward_inside_port,
+                     pool_yaml, nat::to_string(forward_host(workers)), forward_inside_port,
                      nat::to_string(forward_public), forward_public_port);
 }
 
 // What the run produced, to compare worker counts with each other.
 struct Outcome {
   std::map<std::uint32_t, std::uint32_t> public_of;  // subscriber -> public address (host order)
+  // subscriber -> the public endpoints of its sessions (address, port)
+  std::map<std::uint32_t, std::vector<std::pair<std::uint32_t, std::uint16_t>>> public_endpoints;
   unsigned answered_udp = 0, answered_tcp = 0, answered_icmp = 0, answered_esp = 0, hairpinned = 0;
   unsigned forward_answered = 0, forward_sessions = 0;
   std::uint64_t handoffs_tcp_udp = 0, handoffs_total = 0;
@@ -97,12 +113,14 @@ struct Outcome {
 
 class Harness {
  public:
-  Harness(unsigned workers, bool emulate_rss, bool handoff_mode, const std::string& tag)
+  Harness(unsigned workers, bool emulate_rss, bool handoff_mode, const std::string& tag,
+          const std::string& pool_yaml = nat_pool_yaml)
       : workers_(workers), emulate_rss_(emulate_rss) {
     const unsigned queues = emulate_rss ? workers : 1;
     in_ = std::make_unique<RingPort>("mwin_" + tag, queues, workers, 4096, RING_F_SP_ENQ | RING_F_SC_DEQ);
     out_ = std::make_unique<RingPort>("mwout_" + tag, queues, workers, 4096, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    auto loaded = config::parse_gateway_config(yaml(workers, queues, in_->name, out_->name, handoff_mode), "test.yaml");
+    auto loaded =
+        config::parse_gateway_config(yaml(workers, queues, in_->name, out_->name, handoff_mode, pool_yaml), "test.yaml");
     EXPECT_TRUE(loaded.config.has_value()) << (loaded.errors.empty() ? "" : config::to_string(loaded.errors[0]));
     std::string error;
     gateway_ = dataplane::Gateway::create(*loaded.config, &error);
@@ -212,9 +230,10 @@ Bytes answer(const Bytes& ip) {
   return icmp_echo({ip_dst(ip), ip_src(ip)}, packet::icmp_type::echo_reply, l4_sport(ip), 1);
 }
 
-Outcome run(unsigned workers, bool emulate_rss, bool handoff_mode, const std::string& tag) {
+Outcome run(unsigned workers, bool emulate_rss, bool handoff_mode, const std::string& tag,
+            const std::string& pool_yaml = nat_pool_yaml) {
   Outcome o;
-  Harness h(workers, emulate_rss, handoff_mode, tag);
+  Harness h(workers, emulate_rss, handoff_mode, tag, pool_yaml);
   if (!h.ok()) {
     o.problems = "harness did not start";
     return o;
@@ -248,6 +267,8 @@ Outcome run(unsigned workers, bool emulate_rss, bool handoff_mode, const std::st
   for (unsigned i = 0; i < subscribers; ++i) {
     const dataplane::SubscriberView v = h.gateway().subscriber(subscriber(i), 100);
     o.public_of[subscriber(i).host()] = v.public_address.host();
+    for (const auto& sv : v.sessions)
+      o.public_endpoints[subscriber(i).host()].emplace_back(sv.public_address.host(), sv.public_port);
     const unsigned owner = h.owner(true, udp_packet({subscriber(i), server}, 1, 1));
     for (const auto& s : v.sessions)
       if (s.worker != owner) {
@@ -383,6 +404,38 @@ TEST_P(Workers, OneQueueEverythingThroughHandoffStillCorrect) {
   EXPECT_EQ(many.answered_icmp, one.answered_icmp);
   EXPECT_EQ(many.answered_esp, one.answered_esp);
   EXPECT_EQ(many.public_of, one.public_of);
+}
+
+// Issue 14: a deterministic pool with several workers. Each subscriber's
+// sessions use its own public address and ports of its own range, on the
+// worker that owns them, whichever worker that is; the results equal one
+// worker's.
+TEST_P(Workers, DeterministicPoolKeepsEverySubscriberInItsRange) {
+  const unsigned w = GetParam();
+  const Outcome one = run(1, false, false, fmt::format("d1{}", w), deterministic_pool_yaml);
+  const Outcome many = run(w, true, false, fmt::format("dr{}", w), deterministic_pool_yaml);
+  EXPECT_EQ(many.problems, "");
+  EXPECT_TRUE(many.sessions_on_owner);
+  EXPECT_EQ(many.answered_udp, one.answered_udp);
+  EXPECT_EQ(many.answered_tcp, one.answered_tcp);
+  EXPECT_EQ(many.answered_udp, subscribers * udp_flows);
+  nat::PoolConfig pool;  // deterministic_pool_yaml's
+  pool.mode = nat::PoolMode::deterministic;
+  pool.subscribers.push_back({ipv4(100, 64, 0, 0), 24});
+  pool.public_addresses.push_back({ipv4(198, 51, 100, 10), ipv4(198, 51, 100, 13)});
+  const nat::DeterministicMap map(pool);
+  ASSERT_EQ(map.geometry().ports_per_subscriber, 1008u);
+  for (unsigned i = 0; i < subscribers; ++i) {
+    const auto slot = map.forward(subscriber(i));
+    ASSERT_TRUE(slot);
+    EXPECT_EQ(many.public_of.at(subscriber(i).host()), slot->public_address.host());
+    ASSERT_EQ(many.public_endpoints.at(subscriber(i).host()).size(), udp_flows + 1);
+    for (const auto& [address, port] : many.public_endpoints.at(subscriber(i).host())) {
+      EXPECT_EQ(address, slot->public_address.host());
+      EXPECT_GE(port, slot->first_port) << nat::to_string(subscriber(i));
+      EXPECT_LE(port, slot->last_port) << nat::to_string(subscriber(i));
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(TwoAndFour, Workers, ::testing::Values(2u, 4u));

@@ -111,7 +111,7 @@ t_destinations_hidden() {
     ! grep -q "$PG_SERVER" "$work/sub" "$work/sub.json" "$work/public-plain" &&
     expect_in "remote endpoints not shown; --destinations shows them" "$work/sub" &&
     ! "$CTL" --destinations stats >/dev/null 2>"$work/dest-stats" && cat "$work/dest-stats" &&
-    expect_in "destinations applies to subscriber and public only" "$work/dest-stats"
+    expect_in "destinations applies to subscriber, public and lookup only" "$work/dest-stats"
 }
 check "without --destinations no answer names the subscriber's remote endpoint (RFC 6888 REQ-12)" t_destinations_hidden
 t_destinations_shown() {

@@ -22,7 +22,7 @@ check() {
 }
 
 expect_in() {
-  grep -Eq "$1" "$2" || { echo "expected /$1/ in:"; cat "$2"; return 1; }
+  grep -Eq -e "$1" "$2" || { echo "expected /$1/ in:"; cat "$2"; return 1; }
 }
 
 report() {

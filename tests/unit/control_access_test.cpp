@@ -131,7 +131,7 @@ TEST(OperatorCommands, SessionListsGoWithoutDestinationsUnlessAsked) {
 TEST(OperatorCommands, TheSwitchBelongsToSessionListsOnly) {
   const CtlRequest r = ctl_request({"stats"}, true);
   EXPECT_TRUE(r.path.empty());
-  EXPECT_NE(r.error.find("--destinations applies to subscriber and public only"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("--destinations applies to subscriber, public and lookup only"), std::string::npos) << r.error;
   EXPECT_EQ(r.problem, CtlRequest::Problem::destinations_not_applicable);
   EXPECT_TRUE(reveals_destinations("subscriber"));
   EXPECT_TRUE(reveals_destinations("public"));

@@ -33,6 +33,7 @@
 #include "control/log.hpp"
 #include "control/syslog_exporter.hpp"
 #include "control/udp_sender.hpp"
+#include "nat/deterministic.hpp"
 #include "support/nat_events.hpp"
 
 extern char** environ;
@@ -99,6 +100,7 @@ using Record = std::map<std::uint16_t, std::uint64_t>;  // element id -> value
 struct Stream {
   std::map<std::uint16_t, Template> templates;
   std::vector<std::pair<std::uint16_t, Record>> records;  // template id, values
+  std::vector<std::map<std::uint16_t, std::string>> texts;  // per record: its variable-length fields
 
   void feed(const std::vector<std::uint8_t>& b) {
     const Message m = parse(b);
@@ -111,8 +113,15 @@ struct Stream {
           const auto count = read_be(b, at + 2, 2);
           at += 4;
           Template t;
-          for (std::uint64_t i = 0; i < count; ++i, at += 4)
-            t.push_back({static_cast<std::uint16_t>(read_be(b, at, 2)), static_cast<std::uint16_t>(read_be(b, at + 2, 2))});
+          for (std::uint64_t i = 0; i < count; ++i, at += 4) {
+            const auto raw = static_cast<std::uint16_t>(read_be(b, at, 2));
+            ipfix::FieldSpec f{static_cast<std::uint16_t>(raw & 0x7fff), static_cast<std::uint16_t>(read_be(b, at + 2, 2))};
+            if (raw & 0x8000) {  // RFC 7011 section 3.2: an enterprise number follows
+              f.enterprise = static_cast<std::uint32_t>(read_be(b, at + 4, 4));
+              at += 4;
+            }
+            t.push_back(f);
+          }
           templates[id] = t;
         }
         EXPECT_EQ(at, end) << "template set fully used";
@@ -120,16 +129,36 @@ struct Stream {
         ASSERT_TRUE(templates.count(s.id)) << "data set " << s.id << " before its template";
         const Template& t = templates[s.id];
         std::size_t size = 0;
-        for (const auto& f : t) size += f.length;
-        EXPECT_EQ((end - at) % size, 0u) << "no padding, whole records only";
+        bool variable = false;
+        for (const auto& f : t) {
+          if (f.length == ipfix::variable_length) variable = true;
+          else size += f.length;
+        }
+        if (!variable) EXPECT_EQ((end - at) % size, 0u) << "no padding, whole records only";
         while (at + size <= end) {
           Record r;
+          std::map<std::uint16_t, std::string> text;
           for (const auto& f : t) {
+            if (f.length == ipfix::variable_length) {  // RFC 7011 section 7
+              std::size_t n = read_be(b, at, 1);
+              at += 1;
+              if (n == 255) {
+                n = read_be(b, at, 2);
+                at += 2;
+              }
+              ASSERT_LE(at + n, end) << "a variable-length field runs past its set";
+              text[f.id].assign(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at + n));
+              r[f.id] = n;
+              at += n;
+              continue;
+            }
             r[f.id] = read_be(b, at, f.length);
             at += f.length;
           }
           records.emplace_back(s.id, r);
+          texts.push_back(std::move(text));
         }
+        EXPECT_EQ(at, end) << "whole records only";
       }
     }
   }
@@ -437,6 +466,75 @@ TEST(SyslogFormat, SessionDestinationOnlyWhenConfigured) {
   const std::string shown = format_syslog(e, c, "1");
   EXPECT_NE(shown.find(" dest=\"198.51.100.7\" dest-port=\"443\""), std::string::npos) << shown;
   EXPECT_NE(shown.find("-> 192.0.2.1:1100 to 198.51.100.7:443 created"), std::string::npos) << shown;
+}
+
+// RFC 7422: a deterministic pool's mapping, once in syslog and once in
+// IPFIX, reads back (nat::parse_mapping) as the same mapping.
+nat::PoolConfig mapping_pool() {
+  nat::PoolConfig p;
+  p.name = "det";
+  p.mode = nat::PoolMode::deterministic;
+  p.subscribers.push_back({ipv4(100, 64, 0, 0), 22});
+  p.public_addresses.push_back({ipv4(198, 51, 100, 10), ipv4(198, 51, 100, 25)});
+  return p;
+}
+
+DeterministicMappingEvent mapping_event(const nat::PoolConfig& p) {
+  const nat::DeterministicGeometry g = nat::deterministic_geometry(p);
+  return {t0, 2, p.name, p.port_min, p.port_max, g.ratio, g.ports_per_subscriber, nat::describe_mapping(p)};
+}
+
+TEST(SyslogFormat, DeterministicMapping) {
+  const nat::PoolConfig p = mapping_pool();
+  const std::string line = format_syslog_mapping(mapping_event(p), syslog_config(), "7");
+  EXPECT_EQ(line,
+            "<134>1 2026-11-21T10:00:00.123Z cgn1 passgate 7 NAT-DET-MAP [passgate@32473 pool=\"2\" "
+            "pool-name=\"det\" algorithm=\"rfc7422\" port-start=\"1024\" port-end=\"65535\" "
+            "ports-per-subscriber=\"1008\" sharing-ratio=\"64\"] deterministic mapping in force: algorithm=rfc7422 "
+            "pool=det subscribers=100.64.0.0/22 public=198.51.100.10-198.51.100.25 ports=1024-65535 ratio=64 "
+            "ports_per_subscriber=1008");
+  std::string error;
+  const auto back = nat::parse_mapping(line, &error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_TRUE(nat::same_geometry(p, *back));
+}
+
+TEST(IpfixEncode, DeterministicMappingRecord) {
+  const nat::PoolConfig p = mapping_pool();
+  IpfixEncoder encoder{IpfixConfig{}};
+  std::vector<IpfixMessage> out;
+  encoder.add_mapping(mapping_event(p), &out);
+  encoder.flush(t0 + 10, &out);
+  Stream s;
+  for (const IpfixMessage& m : out) s.feed(m.bytes);
+  const Template& t = s.templates.at(ipfix::template_id(ipfix::Shape::deterministic_mapping));
+  ASSERT_EQ(t.size(), 7u);
+  EXPECT_EQ(t[2].id, ipfix::ie::natPoolName);
+  EXPECT_EQ(t[2].length, ipfix::variable_length);
+  EXPECT_EQ(t[6].id, ipfix::ie::deterministicMapping);
+  EXPECT_EQ(t[6].enterprise, ipfix::ie::passgate_enterprise);
+  ASSERT_EQ(s.records.size(), 1u);
+  EXPECT_EQ(s.records[0].second.at(ipfix::ie::observationTimeMilliseconds), t0);
+  EXPECT_EQ(s.records[0].second.at(ipfix::ie::natPoolId), 2u);
+  EXPECT_EQ(s.records[0].second.at(ipfix::ie::portRangeNumPorts), 1008u);
+  EXPECT_EQ(s.texts[0].at(ipfix::ie::natPoolName), "det");
+  std::string error;
+  const auto back = nat::parse_mapping(s.texts[0].at(ipfix::ie::deterministicMapping), &error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_TRUE(nat::same_geometry(p, *back));
+  // A long mapping (here 300 prefixes) takes the three-byte length form.
+  nat::PoolConfig wide = p;
+  wide.subscribers.clear();
+  for (std::uint32_t i = 0; i < 300; ++i) wide.subscribers.push_back({packet::be32::from_host(0x0a000000u + (i << 8)), 24});
+  out.clear();
+  IpfixEncoder second{IpfixConfig{}};
+  second.add_mapping(mapping_event(wide), &out);
+  second.flush(t0, &out);
+  Stream w;
+  for (const IpfixMessage& m : out) w.feed(m.bytes);
+  ASSERT_EQ(w.texts.size(), 1u);
+  EXPECT_GT(w.texts[0].at(ipfix::ie::deterministicMapping).size(), 255u);
+  EXPECT_EQ(w.texts[0].at(ipfix::ie::deterministicMapping), nat::describe_mapping(wide));
 }
 
 TEST(SyslogFormat, PriorityTimestampAndNilValues) {
