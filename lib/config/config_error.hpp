@@ -27,6 +27,7 @@ namespace passgate::config {
   X(bad_range)        /* not an address or port range, or one that ends before it starts */                           \
   X(bad_endpoint)     /* not IPv4ADDRESS:PORT */                                                                      \
   X(bad_mac)          /* not a unicast MAC address */                                                                 \
+  X(bad_interface)    /* not a Linux interface name: 1 to 15 letters, digits, '.', '_' or '-' */                        \
   X(host_bits)        /* a prefix with host bits set */                                                               \
   X(reserved_address) /* an address in a block that names no single host (0/8, 127/8, 224/4, 240/4) */                \
   X(not_a_host)  /* the network or broadcast address of a subnet, or the port's own address, where a host is meant */ \

@@ -38,6 +38,19 @@ struct Route {
   friend bool operator==(const Route&, const Route&) = default;
 };
 
+// A kernel interface beside a port (lib/dataplane/kernel_interface.hpp):
+// what reaches the port's own address and the dataplane does not answer
+// itself (BGP, BFD, SSH) goes to it, and what the kernel sends on it leaves
+// through the port, so a routing daemon runs unchanged beside passgate.
+struct ExceptionConfig {
+  std::string interface;            // kernel netdev name: the port's name unless written; at most 15 characters
+  std::uint32_t rate = 2000;        // packets per second per worker handed to the kernel (a token bucket)
+  std::uint32_t burst = 200;        // packets the bucket holds
+  std::vector<Ipv4Prefix> allow;    // sources that may reach the kernel; empty = any
+  std::string device;               // an ethdev instead of net_tap (virtio_user, a ring port in tests); empty = net_tap
+  friend bool operator==(const ExceptionConfig&, const ExceptionConfig&) = default;
+};
+
 struct PortConfig {
   std::string name;                 // operator's label, used in counters
   std::string device;               // PCI address (0000:03:00.0) or vdev devargs (net_af_packet0,iface=eth1)
@@ -60,6 +73,8 @@ struct PortConfig {
   // The port's MAC address, set on the device at start; absent: the
   // device's own.
   std::optional<MacAddress> mac;
+  // Present: the port has a kernel interface for its own address.
+  std::optional<ExceptionConfig> exception;
 
   [[nodiscard]] Ipv4Prefix subnet() const { return Ipv4Prefix{address, prefix_length}; }
   friend bool operator==(const PortConfig&, const PortConfig&) = default;
@@ -160,6 +175,9 @@ struct LoadResult {
 };
 
 LoadResult load_gateway_config(const std::string& path);
+// The `iface=` argument of a port's device ("net_af_packet0,iface=pg-out" ->
+// "pg-out"), or empty: the kernel netdev a virtual device reads from.
+std::string_view device_interface(std::string_view device);
 // A listen address for the Prometheus endpoint, the one reader of both
 // control.prometheus and --prometheus: "IPv4:PORT", or a bare "PORT" (or
 // ":PORT") for 127.0.0.1:PORT, so nothing binds beyond loopback unless an

@@ -25,14 +25,18 @@ MbufBudget mbuf_budget(const GatewayConfig& cfg, unsigned workers) {
   b.tx_buffers = w * ports * tx_buffer_mbufs;
   b.lcore_caches = (w + 1) * (std::uint64_t{d.mbuf_cache} * 3 / 2);
   b.in_flight = w * (std::uint64_t{d.burst} + generated_reserve_mbufs);
+  for (const PortConfig& p : cfg.ports)
+    if (p.exception) b.exception += w * (2 * std::uint64_t{exception_descriptors} + exception_buffer_mbufs);
   return b;
 }
 
 std::string MbufBudget::explain() const {
   std::string s = fmt::format("rx descriptors {} + tx descriptors {}", rx_descriptors, tx_descriptors);
   if (handoff_rings) s += fmt::format(" + handoff rings {} + handoff buffers {}", handoff_rings, handoff_buffers);
-  s += fmt::format(" + neighbour queues {} + tx buffers {} + lcore caches {} + in flight {} ({} worker{}) = {}",
-                   neighbour_queues, tx_buffers, lcore_caches, in_flight, workers, workers == 1 ? "" : "s", total());
+  s += fmt::format(" + neighbour queues {} + tx buffers {} + lcore caches {} + in flight {}", neighbour_queues,
+                   tx_buffers, lcore_caches, in_flight);
+  if (exception) s += fmt::format(" + kernel interfaces {}", exception);
+  s += fmt::format(" ({} worker{}) = {}", workers, workers == 1 ? "" : "s", total());
   return s;
 }
 

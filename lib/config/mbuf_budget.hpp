@@ -10,6 +10,9 @@
 //   - the ARP queues of every neighbour table (per port, per worker),
 //     bounded in all by neighbour.held;
 //   - the transmit buffers of every worker (per port);
+//   - per port with a kernel interface (ports[].exception), its queues (one
+//     pair per worker; net_tap fills each receive queue with buffers at
+//     setup) and each worker's buffer of packets for the kernel;
 //   - the mempool cache of every lcore that takes or frees buffers (the
 //     workers and the main lcore), which DPDK lets grow to 1.5 times its size;
 //   - what a worker has in hand: one receive burst and the packets made from
@@ -37,6 +40,13 @@ inline constexpr std::uint32_t handoff_buffer_mbufs = 64;
 // at most one packet's fragments (9000-byte MTU down to 576: 17 fragments,
 // each a header and a data mbuf) or one ICMP error or ARP request each.
 inline constexpr std::uint32_t generated_reserve_mbufs = 64;
+// A kernel interface's queue pair per worker: control traffic is a few
+// hundred packets a second, so small rings do. The transmit side is counted
+// too although net_tap frees what it writes at once: another device
+// (virtio_user, a ring port) may hold them.
+inline constexpr std::uint32_t exception_descriptors = 64;
+// Packets one worker gathers for a kernel interface before its transmit burst.
+inline constexpr std::uint32_t exception_buffer_mbufs = 32;
 
 struct MbufBudget {
   unsigned workers = 1;
@@ -48,10 +58,12 @@ struct MbufBudget {
   std::uint64_t tx_buffers = 0;        // workers x ports x tx_buffer_mbufs
   std::uint64_t lcore_caches = 0;      // (workers + 1) x mbuf_cache x 3 / 2
   std::uint64_t in_flight = 0;         // workers x (burst + generated_reserve_mbufs)
+  // Ports with ports[].exception x workers x (2 x exception_descriptors + exception_buffer_mbufs).
+  std::uint64_t exception = 0;
 
   [[nodiscard]] std::uint64_t total() const {
     return rx_descriptors + tx_descriptors + handoff_rings + handoff_buffers + neighbour_queues + tx_buffers +
-           lcore_caches + in_flight;
+           lcore_caches + in_flight + exception;
   }
   // "rx descriptors 2048 + tx descriptors 2048 + ... = 21744", for messages.
   [[nodiscard]] std::string explain() const;

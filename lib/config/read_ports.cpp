@@ -1,7 +1,8 @@
-// ports: each port's device, role, addresses, next hops and neighbours, then
-// the rules between ports (names, devices and subnets used once; exactly one
-// inside and one outside port). Next hops and neighbours must be on-link,
-// which is checked only when the port's own address parsed.
+// ports: each port's device, role, addresses, next hops, neighbours and
+// kernel interface (exception), then the rules between ports (names, devices,
+// subnets and kernel interface names used once; exactly one inside and one
+// outside port). Next hops and neighbours must be on-link, which is checked
+// only when the port's own address parsed.
 #include "config/readers.hpp"
 
 #include <fmt/format.h>
@@ -48,6 +49,17 @@ std::string device_key(std::string_view device) {
   return key;
 }
 
+// What the kernel takes as an interface name (IFNAMSIZ less the NUL), kept
+// to characters that need no quoting in ip(8), sysctl paths and scripts.
+constexpr std::size_t max_interface_name = 15;
+bool is_interface_name(std::string_view s) {
+  return !s.empty() && s.size() <= max_interface_name && s != "." && s != ".." &&
+         std::all_of(s.begin(), s.end(), [](char ch) {
+           return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                  ch == '-' || ch == '.';
+         });
+}
+
 // A host on the port's subnet: gateway, route next hop, static neighbour.
 bool on_link(Checker& c, const Field& f, be32 a, const PortConfig& port, std::string_view what) {
   const Ipv4Prefix subnet = port.subnet();
@@ -72,10 +84,58 @@ bool on_link(Checker& c, const Field& f, be32 a, const PortConfig& port, std::st
   return true;
 }
 
+// ports[].exception (written after name, which is its default interface).
+void read_exception(Checker& c, const Field& f, PortSeen& p) {
+  // `exception:` with nothing under it: the defaults, as `exception: {}`.
+  const Field f_map = f.node.IsNull() ? Field{YAML::Node(YAML::NodeType::Map), f.key_mark, f.path} : f;
+  const Mapping m(c, f_map, {"interface", "rate", "burst", "allow", "device"});
+  if (!m.ok()) return;
+  ExceptionConfig e;
+  const std::string_view expected = "a Linux interface name of 1 to 15 letters, digits, '.', '_' or '-' like outside";
+  if (const Field* inf = m.get("interface")) {
+    if (auto s = c.text(*inf, expected)) {
+      if (is_interface_name(*s)) {
+        e.interface = *s;
+        p.interface_f = *inf;
+      } else {
+        c.error(Code::bad_interface, *inf, fmt::format("expected {}, got '{}'", expected, *s));
+      }
+    }
+  } else if (p.name_ok) {
+    if (p.cfg.name.size() > max_interface_name)
+      c.error_at_key(Code::bad_interface, f,
+                     fmt::format("the kernel interface would take the port's name '{}', {} characters, and the kernel "
+                                 "takes at most {}; expected exception.interface with a shorter name",
+                                 p.cfg.name, p.cfg.name.size(), max_interface_name));
+    else {
+      e.interface = p.cfg.name;
+      p.interface_f = f;
+    }
+  }
+  set_integer(c, m, "rate", e.rate, 1, 1000000, "packets per second per worker");
+  set_integer(c, m, "burst", e.burst, 1, 100000, "packets");
+  if (const Field* af = m.get("allow"))
+    if (const auto items = sequence(c, *af, "source prefixes like [198.51.100.254/32]", false))
+      for (const Field& item : *items)
+        if (const auto pre = c.network_prefix(item, "198.51.100.254/32")) e.allow.push_back(*pre);
+  if (const Field* df = m.get("device")) {
+    const std::string_view dev_expected = "a virtual device like net_virtio_user0,path=/dev/vhost-net or a PCI address";
+    if (auto s = c.text(*df, dev_expected)) {
+      if (is_pci_address(*s) || is_vdev(*s)) {
+        e.device = *s;
+        p.exception_device_f = *df;
+      } else {
+        c.error(Code::bad_device, *df, fmt::format("expected {}, got '{}'", dev_expected, *s));
+      }
+    }
+  }
+  p.cfg.exception = std::move(e);
+}
+
 void read_port(Checker& c, PortSeen& p) {
   const Mapping m(c, p.item,
                   {"name", "device", "role", "address", "gateway", "routes", "mtu", "vlan", "neighbours", "rx_queues",
-                   "tx_queues", "rx_descriptors", "tx_descriptors", "promiscuous", "mac"});
+                   "tx_queues", "rx_descriptors", "tx_descriptors", "promiscuous", "mac", "exception"});
   if (!m.ok()) return;
   PortConfig& cfg = p.cfg;
 
@@ -222,9 +282,52 @@ void read_port(Checker& c, PortSeen& p) {
   set_integer(c, m, "tx_descriptors", cfg.tx_descriptors, 64, 32768);
   set_bool(c, m, "promiscuous", cfg.promiscuous);
   if (const Field* mf = m.get("mac")) cfg.mac = unicast_mac(c, *mf);
+  if (const Field* ef = m.get("exception")) read_exception(c, *ef, p);
+}
+
+// Kernel interfaces and exception devices against every port and each other:
+// all live in passgate's network namespace and on EAL's device list, so a
+// name used twice would make one of them fail at start, or worse, open the
+// data port's own interface as the exception interface.
+void check_exceptions(Checker& c, const std::vector<PortSeen>& seen) {
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    const PortSeen& p = seen[i];
+    if (!p.cfg.exception) continue;
+    const ExceptionConfig& e = *p.cfg.exception;
+    for (std::size_t j = 0; j < seen.size(); ++j) {
+      const PortSeen& q = seen[j];
+      if (p.interface_f && q.device_ok && device_interface(q.cfg.device) == e.interface) {
+        c.error(Code::repeated, *p.interface_f,
+                fmt::format("kernel interface '{}' is the interface port '{}' (line {}) opens as its device; expected "
+                            "another name (exception.interface)",
+                            e.interface, q.cfg.name, line_of(q.item.key_mark)));
+      }
+      if (p.exception_device_f && q.device_ok && device_key(e.device) == device_key(q.cfg.device))
+        c.error(Code::repeated, *p.exception_device_f,
+                fmt::format("exception device {} is port '{}' (line {}) itself; expected another device",
+                            device_key(e.device), q.cfg.name, line_of(q.item.key_mark)));
+      if (j >= i || !q.cfg.exception) continue;
+      if (p.interface_f && q.interface_f && q.cfg.exception->interface == e.interface)
+        c.error(Code::repeated, *p.interface_f,
+                fmt::format("kernel interface '{}' is already port '{}''s (line {}); expected one per port",
+                            e.interface, q.cfg.name, line_of(q.item.key_mark)));
+      if (p.exception_device_f && q.exception_device_f && device_key(e.device) == device_key(q.cfg.exception->device))
+        c.error(Code::repeated, *p.exception_device_f,
+                fmt::format("exception device {} is already port '{}''s (line {}); expected one per port",
+                            device_key(e.device), q.cfg.name, line_of(q.item.key_mark)));
+    }
+  }
 }
 
 }  // namespace
+
+std::string_view device_interface(std::string_view device) {
+  for (std::size_t at = device.find(','); at != std::string_view::npos; at = device.find(',', at + 1)) {
+    const std::string_view arg = device.substr(at + 1, device.find(',', at + 1) - at - 1);
+    if (arg.rfind("iface=", 0) == 0) return arg.substr(6);
+  }
+  return {};
+}
 
 void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
   const auto items = sequence(c, f, "ports (one inside, one outside)", false);
@@ -266,6 +369,7 @@ void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen) {
           break;
         }
   }
+  check_exceptions(c, seen);
   if (all_roles && !seen.empty()) {
     for (PortRole role : {PortRole::inside, PortRole::outside})
       if (std::none_of(seen.begin(), seen.end(), [&](const PortSeen& p) { return p.cfg.role == role; }))

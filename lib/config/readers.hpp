@@ -52,6 +52,10 @@ struct PortSeen {
   Field item;
   bool name_ok = false, device_ok = false, role_ok = false, address_ok = false;
   std::optional<Field> name_f, device_f, role_f, address_f;
+  // ports[].exception: where its kernel interface name and device were
+  // written (the `exception` key itself when the name is the port's), for the
+  // rules between ports; set only when they read cleanly.
+  std::optional<Field> interface_f, exception_device_f;
 };
 
 void read_ports(Checker& c, const Field& f, std::vector<PortSeen>& seen);

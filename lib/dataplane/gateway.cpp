@@ -60,13 +60,16 @@ std::vector<std::string> eal_arguments(const config::GatewayConfig& cfg, const s
     args.push_back("-l");
     args.push_back(lcores);
   }
-  for (const auto& port : cfg.ports) {
-    if (is_vdev(port.device)) args.push_back("--vdev=" + port.device);
+  const auto add_device = [&](const std::string& device) {
+    if (is_vdev(device)) args.push_back("--vdev=" + device);
     else {
       args.push_back("-a");
-      args.push_back(port.device);
+      args.push_back(device);
     }
-  }
+  };
+  for (const auto& port : cfg.ports) add_device(port.device);
+  for (std::size_t i = 0; i < cfg.ports.size(); ++i)
+    if (cfg.ports[i].exception) add_device(exception_devargs(cfg.ports[i], i));
   return args;
 }
 
@@ -151,7 +154,7 @@ std::unique_ptr<Gateway> Gateway::create(const config::GatewayConfig& cfg, std::
     }
     g->rules_ = steering::DispatchRules{&*g->rss_, 0};
   }
-  if (!g->setup_ports(error)) return nullptr;
+  if (!g->setup_ports(error) || !g->setup_exceptions(error)) return nullptr;
   return g;
 }
 
@@ -285,7 +288,7 @@ bool Gateway::start(std::string* error) {
   for (std::size_t i = 0; i < cfg_.ports.size(); ++i) {
     const auto& pc = cfg_.ports[i];
     PortView v{&pc, port_ids_[i], {}, pc.role == config::PortRole::inside,
-               pc.prefix_length >= 31 ? 0u : 0xffffffffu >> pc.prefix_length};
+               pc.prefix_length >= 31 ? 0u : 0xffffffffu >> pc.prefix_length, exception_ids_[i]};
     rte_ether_addr mac;
     if (int rc = rte_eth_macaddr_get(port_ids_[i], &mac); rc != 0) {
       *error = fmt::format("port '{}': cannot read its MAC address: {}", pc.name, rte_strerror(-rc));
@@ -379,6 +382,7 @@ void Gateway::stop() {
       rte_eth_dev_stop(port_ids_[i]);
       port_started_[i] = false;
     }
+  stop_exceptions();
 }
 
 Gateway::~Gateway() {
@@ -521,6 +525,8 @@ void Gateway::print(std::FILE* out) const {
       fmt::print(out, "  icmp time_exceeded {} frag_needed {} rate_limited {}, fragmented {} into {}, arp not learned {}\n",
                  c.icmp_time_exceeded_sent, c.icmp_frag_needed_sent, c.icmp_errors_rate_limited, c.packets_fragmented,
                  c.fragments_sent, c.arp_unsolicited_not_learned);
+    if (c.exception_to_kernel + c.exception_from_kernel)
+      fmt::print(out, "  exception to_kernel {} from_kernel {}\n", c.exception_to_kernel, c.exception_from_kernel);
     for (unsigned d = 0; d < stats::port_drop_count; ++d)
       if (c.drop[d]) fmt::print(out, "  drop {:<24} {}\n", stats::port_drop_name(static_cast<stats::PortDrop>(d)), c.drop[d]);
   }

@@ -7,7 +7,10 @@
 //   rx burst -> Ethernet/802.1Q -> ARP (answer, learn) | IPv4 to us (echo) |
 //   NAT burst (inside port: outbound, outside port: inbound) -> TTL, MTU ->
 //   next hop (on-link, route, gateway) -> neighbour MAC or ARP queue ->
-//   tx buffer -> tx burst.
+//   tx buffer -> tx burst. With ports[].exception, what is for the port's
+//   own address and not answered here goes to the port's kernel interface
+//   (one queue per worker), and what the kernel sends leaves through the
+//   port (worker_exception.cpp).
 // The main lcore runs the control loop: it sleeps, watches for the stop
 // signal and reads counters; it never polls ports.
 #pragma once
@@ -108,6 +111,10 @@ inline constexpr unsigned reload_apply_timeout_ms = 2000;
 // port, an allow-list entry for every PCI port, and the lcore list when the
 // operator gave none.
 std::vector<std::string> eal_arguments(const config::GatewayConfig& cfg, const std::vector<std::string>& extra);
+// The device behind port `index`'s kernel interface (ports[].exception), as
+// EAL takes it: its `device`, else a net_tap named after the port's index
+// ("net_tap_pg1,iface=outside"). Empty when the port has none.
+std::string exception_devargs(const config::PortConfig& port, std::size_t index);
 
 class Gateway {
  public:
@@ -167,6 +174,10 @@ class Gateway {
  private:
   explicit Gateway(const config::GatewayConfig& cfg);
   bool setup_ports(std::string* error);
+  // The kernel interfaces, after the ports have started and their MACs are
+  // known (gateway_exception.cpp).
+  bool setup_exceptions(std::string* error);
+  void stop_exceptions();
   std::unique_ptr<Policy> make_policy(const config::GatewayConfig& cfg, std::uint64_t generation) const;
   // Runs fn on every worker's thread in turn; false if one did not answer.
   bool on_workers(const std::function<void(Worker&)>& fn) const;
@@ -189,6 +200,9 @@ class Gateway {
   rte_mempool* pool_ = nullptr;
   std::vector<std::uint16_t> port_ids_;
   std::vector<bool> port_started_;
+  // By configuration port: the ethdev of its kernel interface, if it has one.
+  std::vector<std::optional<std::uint16_t>> exception_ids_;
+  std::vector<bool> exception_started_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // What each worker lcore's entry point gets: it must outlive the workers'
   // run, hence a member and not a local of start().

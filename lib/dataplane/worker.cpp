@@ -1,5 +1,6 @@
-// One worker's life: its loop (poll each port's queue, take handed-over
-// packets, transmit, run timers, report quiescence), policy adoption under
+// One worker's life: its loop (poll each port's queue and its kernel
+// interface's, take handed-over packets, transmit, run timers, report
+// quiescence), policy adoption under
 // RCU, control calls, and the buffers it holds. What a received burst goes
 // through is worker_receive.cpp.
 #include "dataplane/worker.hpp"
@@ -37,6 +38,14 @@ Worker::Worker(const config::GatewayConfig& c, std::vector<PortView> p, rte_memp
     auto table = std::make_unique<NeighbourTable>(cfg.dataplane.neighbour);
     for (const auto& n : pv.cfg->neighbours) table->add_static(n.address, n.mac);
     neighbours.push_back(std::move(table));
+    if (pv.cfg->exception) {
+      ExceptionPath& x = exception_[index_of(s)];
+      for (const auto& prefix : pv.cfg->exception->allow) x.allow.add(prefix.address, prefix.length);
+      x.allow.build();
+      x.rate = pv.cfg->exception->rate;
+      x.burst = pv.cfg->exception->burst;
+      x.tokens_milli = x.burst * 1000;  // full at start: a daemon's first burst (BGP OPENs, BFD) passes
+    }
   }
 }
 
@@ -51,6 +60,9 @@ void Worker::run(const std::atomic<bool>* stop) {
   // Fewer queues than workers: this worker does not poll that port, others
   // hand its packets over.
   const bool polls[2] = {queue < rx_queues[index_of(Side::inside)], queue < rx_queues[index_of(Side::outside)]};
+  // Every worker polls its own queue of each kernel interface, whatever it
+  // polls of the ports: the kernel spreads its flows over all of them.
+  const bool kernel[2] = {port(Side::inside).exception_id.has_value(), port(Side::outside).exception_id.has_value()};
   // The engine's clock starts at 1 s so that "0" never means "now".
   now_ms = 1000;
   start_unix_ms = static_cast<std::uint64_t>(
@@ -69,11 +81,18 @@ void Worker::run(const std::atomic<bool>* stop) {
       const std::uint16_t n = rte_eth_rx_burst(port(s).id, queue, mbufs, burst);
       if (n) (this->*wire_[index_of(s)])(mbufs, n);
     }
+    for (Side s : sides)
+      if (kernel[index_of(s)]) poll_kernel(s, mbufs, burst);
     if (rules) {
       receive_handoffs();
       flush_handoffs();
     }
-    for (Side s : sides) flush(s);
+    // The kernel's share first: once the port's frames are out, what came
+    // before them for the kernel is too (tests/dataplane wait on that).
+    for (Side s : sides) {
+      flush_kernel(s);
+      flush(s);
+    }
     const std::uint64_t tsc = rte_rdtsc();
     if (tsc >= next_tick) {
       next_tick = tsc + tick;
@@ -83,7 +102,10 @@ void Worker::run(const std::atomic<bool>* stop) {
     free_discarded();
     if (qsbr) rte_rcu_qsbr_quiescent(qsbr, reader_id);
   }
-  for (Side s : sides) flush(s);
+  for (Side s : sides) {
+    flush_kernel(s);
+    flush(s);
+  }
   free_discarded();
   running.store(false, std::memory_order_release);
   serve_control_call();  // one posted while stopping must not wait for its timeout
@@ -172,6 +194,10 @@ void Worker::release_buffers() {
   for (unsigned p = 0; p < tx.size(); ++p) {
     for (unsigned i = 0; i < tx[p].count; ++i) rte_pktmbuf_free(tx[p].mbufs[i]);
     tx[p].count = 0;
+  }
+  for (ExceptionPath& x : exception_) {
+    for (unsigned i = 0; i < x.count; ++i) rte_pktmbuf_free(x.mbufs[i]);
+    x.count = 0;
   }
   free_discarded();
   neighbours.clear();  // frees queued packets

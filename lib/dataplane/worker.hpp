@@ -1,4 +1,6 @@
-// One worker lcore's state and loop. See gateway.hpp for the data flow.
+// One worker lcore's state and loop. See gateway.hpp for the data flow; a
+// port with a kernel interface (ports[].exception) also has its queue of
+// that interface polled and filled by the worker (worker_exception.cpp).
 #pragma once
 
 #include <rte_ether.h>
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -54,6 +57,9 @@ struct PortView {
   // The port subnet's host bits (0 for /31 and /32, which have no broadcast
   // address): a destination with all of them set is the subnet broadcast.
   std::uint32_t host_mask = 0;
+  // The ethdev of the port's kernel interface (ports[].exception), if any:
+  // the worker polls and fills its own queue of it (worker_exception.cpp).
+  std::optional<std::uint16_t> exception_id;
 };
 
 // A function the control core runs on a worker's own thread, between two
@@ -82,6 +88,18 @@ enum class Side : std::uint8_t { inside = 0, outside = 1 };
 inline constexpr unsigned index_of(Side s) { return static_cast<unsigned>(s); }
 inline constexpr Side other_side(Side s) { return s == Side::inside ? Side::outside : Side::inside; }
 inline constexpr Side sides[] = {Side::inside, Side::outside};
+
+// A port's exception path in one worker (worker_exception.cpp): who may
+// reach the kernel, the token bucket that bounds how fast, and the packets
+// gathered for the kernel interface's transmit burst.
+struct ExceptionPath {
+  static constexpr unsigned capacity = 32;
+  table::PrefixSet allow;  // empty: any source
+  std::uint64_t rate = 0, burst = 0;  // per second, and what the bucket holds
+  std::uint64_t tokens_milli = 0, refilled_ms = 0;
+  rte_mbuf* mbufs[capacity];
+  unsigned count = 0;
+};
 
 struct Burst;
 
@@ -164,6 +182,16 @@ struct Worker {
   void send_l2(Side egress, rte_mbuf* m, const MacAddress& dst);
   void transmit(Side s, rte_mbuf* m);
   void flush(Side s);
+
+  // The kernel interface of a port (worker_exception.cpp): what the
+  // dataplane does not answer for the port's own address goes there, and
+  // what the kernel sends leaves through the port.
+  void to_kernel(Side s, rte_mbuf* m, unsigned l2, be32 source);
+  void flush_kernel(Side s);
+  void poll_kernel(Side s, rte_mbuf** mbufs, std::uint16_t burst);
+  void from_kernel(Side s, rte_mbuf* m);
+  [[nodiscard]] bool take_exception_token(ExceptionPath& x);
+  ExceptionPath exception_[2];
 
   // Router duties (worker_router.cpp). Per packet: the common case inline,
   // the rest out of line.

@@ -99,24 +99,38 @@ void Worker::handle_arp(Side s, rte_mbuf* m, unsigned l2, bool learn_only) {
     transmit(s, m);
     return;
   }
+  // The kernel interface learns its peers from the same replies (it never
+  // answers ARP itself, kernel_interface.hpp): a reply to the port's address
+  // or a gratuitous announcement, after the dataplane learned it.
+  if (on_link && pv.exception_id &&
+      ((arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) && target == pv.cfg->address) || sender == target)) {
+    to_kernel(s, m, l2, sender);
+    return;
+  }
   if (!on_link || arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REPLY)) c.add(PortDrop::arp_ignored);
   discard(m);
 }
 
 // ICMP echo to the gateway's own address on this port: answered in place
-// (RFC 1122 3.2.2.6). Anything else addressed to us is dropped and counted.
+// (RFC 1122 3.2.2.6), so ping never depends on the kernel. Anything else
+// addressed to the port goes to its kernel interface when it has one (BGP,
+// BFD, SSH, ICMP errors for the kernel's connections: the kernel checks it
+// as any host would), else it is dropped and counted. From the inside to the
+// outside port's address it is always dropped: subscribers never reach the
+// box's control plane.
 void Worker::answer_echo(Side s, rte_mbuf* m, unsigned l2) {
   stats::PortCounters& c = counters_of(s);
   std::uint8_t* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
   const unsigned len = rte_pktmbuf_data_len(m);
+  auto* ip = reinterpret_cast<Ipv4Header*>(frame + l2);
   packet::ParsedIpv4 p;
   const auto err = packet::parse_ipv4(std::span<const std::uint8_t>(frame + l2, len - l2), p);
   if (err != packet::ParseError::ok || p.kind != packet::L4Kind::icmp_query ||
       p.icmp_type != packet::icmp_type::echo_request || p.fragmented) {
-    drop(s, m, PortDrop::not_for_us);
+    if (port(s).exception_id && ip->dst == port(s).cfg->address) to_kernel(s, m, l2, ip->src);
+    else drop(s, m, PortDrop::not_for_us);
     return;
   }
-  auto* ip = reinterpret_cast<Ipv4Header*>(frame + l2);
   const be32 requester = ip->src;
   ip->src = ip->dst;
   ip->dst = requester;

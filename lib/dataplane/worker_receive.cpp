@@ -8,9 +8,12 @@
 //
 //   l2_stage    rx counters, one buffer per frame, packet::classify_frame
 //               (VLAN, MAC, ethertype, runts) -> the ARP and IPv4 stacks
-//   arp_stage   answers and learns (worker_l2.cpp); with several workers the
-//               others learn from a copy
-//   l3_stage    address checks (martians, broadcasts, ours: echo), the wrong
+//   arp_stage   answers and learns (worker_l2.cpp), hands replies to the
+//               port's address to its kernel interface; with several workers
+//               the others learn from a copy (never handed to the kernel)
+//   l3_stage    address checks (martians, broadcasts, ours: echo, the rest
+//               to the port's kernel interface if it has one,
+//               worker_exception.cpp), the wrong
 //               side (subscriber addresses only from the inside, the inside
 //               subnet never back through the NAT), toward the outside the
 //               TTL and MTU before translation (the ICMP error quotes the

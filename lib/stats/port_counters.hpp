@@ -32,7 +32,11 @@ namespace passgate::stats {
   X(broadcast_destination, "IPv4 to a broadcast or multicast address: never translated") \
   X(martian_source, "source in 0/8, 127/8, 224/4, 240/4 or broadcast (RFC 1812 5.3.7)") \
   X(own_address_source, "from outside with the gateway's own or a pool address as source") \
-  X(arp_off_subnet, "ARP request from a sender outside the port's subnet")
+  X(arp_off_subnet, "ARP request from a sender outside the port's subnet") \
+  X(exception_rate_limited, "for the kernel interface, over ports[].exception rate") \
+  X(exception_not_allowed, "for the kernel interface, from a source outside ports[].exception.allow") \
+  X(exception_kernel_full, "the kernel interface did not take it") \
+  X(exception_rejected, "from the kernel interface: not ARP or IPv4 from the port's own address and MAC")
 
 #define PASSGATE_ENUM_ENTRY(name, text) name,
 enum class PortDrop : std::uint8_t { PASSGATE_PORT_DROPS(PASSGATE_ENUM_ENTRY) count_ };
@@ -63,7 +67,10 @@ const char* port_drop_help(PortDrop d);
   X(packets_fragmented, packets_fragmented, "Packets fragmented to fit the port's MTU (RFC 1812 5.2.6).")      \
   X(fragments_sent, fragments_sent, "Fragments sent on the port after fragmenting.")                           \
   X(arp_unsolicited_not_learned, arp_unsolicited_not_learned,                                                  \
-    "ARP requests for us whose sender was not cached: the unsolicited share of the neighbour table was full.")
+    "ARP requests for us whose sender was not cached: the unsolicited share of the neighbour table was full.")  \
+  X(exception_to_kernel, exception_to_kernel,                                                                   \
+    "Packets for the port's own address, and ARP replies, handed to its kernel interface (ports[].exception).") \
+  X(exception_from_kernel, exception_from_kernel, "Frames from the port's kernel interface sent on the port.")
 
 struct alignas(64) PortCounters {
 #define PASSGATE_PORT_FIELD(field, metric, help) std::uint64_t field = 0;

@@ -54,6 +54,24 @@ TEST(MbufBudget, EveryHolderFourWorkers) {
   EXPECT_NE(text.find("(4 workers) = " + std::to_string(b.total())), std::string::npos) << text;
 }
 
+// A port with a kernel interface (ports[].exception): its queue pair per
+// worker (net_tap fills the receive queue at setup) and each worker's buffer
+// of packets for it; a port without one adds nothing.
+TEST(MbufBudget, KernelInterfacesPerPortAndWorker) {
+  GatewayConfig g = two_ports();
+  const std::uint64_t without = mbuf_budget(g, 2).total();
+  EXPECT_EQ(mbuf_budget(g, 2).exception, 0u);
+  EXPECT_EQ(mbuf_budget(g, 2).explain().find("kernel interfaces"), std::string::npos);
+  g.ports[1].exception = ExceptionConfig{};
+  EXPECT_EQ(mbuf_budget(g, 1).exception, 1u * (2 * 64 + 32));
+  const MbufBudget b = mbuf_budget(g, 2);
+  EXPECT_EQ(b.exception, 2u * (2 * 64 + 32)) << "a queue pair and a buffer per worker";
+  EXPECT_EQ(b.total(), without + b.exception);
+  EXPECT_NE(b.explain().find("kernel interfaces 320 (2 workers)"), std::string::npos) << b.explain();
+  g.ports[0].exception = ExceptionConfig{};
+  EXPECT_EQ(mbuf_budget(g, 2).exception, 2u * b.exception) << "per port that has one";
+}
+
 // neighbour.held bounds what ARP can hold, whatever the table and queue sizes.
 TEST(MbufBudget, NeighbourHeldBoundsTheArpQueues) {
   GatewayConfig g = two_ports();

@@ -16,6 +16,8 @@ stats::GatewaySnapshot sample() {
   s.ports.resize(2);
   s.ports[0].rx_packets = 10;
   s.ports[1].add(stats::PortDrop::no_route, 3);
+  s.ports[1].exception_to_kernel = 4;
+  s.ports[1].add(stats::PortDrop::exception_rate_limited, 2);
   s.nat.add(stats::NatCounter::sessions_created, 7);
   s.nat.add(stats::DropReason::filtered);
   s.nat.add(packet::ParseError::bad_ip_checksum);
@@ -32,6 +34,16 @@ TEST(Prometheus, CountersGaugesAndLabels) {
   EXPECT_NE(text.find("passgate_port_receive_packets_total{port=\"inside\"} 10\n"), std::string::npos);
   EXPECT_NE(text.find("passgate_port_drops_total{port=\"out\\\"side\",reason=\"no_route\"} 3\n"), std::string::npos)
       << "label values are escaped";
+  // The exception path (ports[].exception): its counters and drop reasons.
+  EXPECT_NE(text.find("# TYPE passgate_port_exception_to_kernel_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_port_exception_to_kernel_total{port=\"out\\\"side\"} 4\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_port_exception_from_kernel_total{port=\"inside\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_port_drops_total{port=\"out\\\"side\",reason=\"exception_rate_limited\"} 2\n"),
+            std::string::npos);
+  for (const char* reason : {"exception_not_allowed", "exception_kernel_full", "exception_rejected"})
+    EXPECT_NE(text.find(std::string("passgate_port_drops_total{port=\"inside\",reason=\"") + reason + "\"} 0\n"),
+              std::string::npos)
+        << reason;
   EXPECT_NE(text.find("passgate_nat_sessions_created_total 7\n"), std::string::npos);
   EXPECT_NE(text.find("passgate_nat_drops_total{reason=\"filtered\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("passgate_nat_drops_total{reason=\"malformed\"} 1\n"), std::string::npos);

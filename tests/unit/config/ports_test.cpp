@@ -1,5 +1,6 @@
 // ports (lib/config/read_ports.cpp): addresses and prefixes, devices, roles,
-// next hops and neighbours on-link, and the router knobs.
+// next hops and neighbours on-link, the router knobs, and the kernel
+// interface (exception).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -122,6 +123,82 @@ TEST(GatewayConfig, RouterDutiesKnobs) {
       {"dataplane:\n  icmp_errors: {every: 1}\n" + minimal, 2, 17, Code::unknown_key, "every"},
       {"dataplane:\n  neighbour: {unsolicited_percent: 101}\n" + minimal, 2, 36, Code::out_of_range, "from 0 to 100"},
   });
+}
+
+
+// The outside port's `exception` written after its gateway (line 11 on).
+std::string with_exception(const std::string& body) {
+  return with(minimal, "    gateway: 198.51.100.254\n", "    gateway: 198.51.100.254\n    exception:" + body);
+}
+
+TEST(GatewayConfig, ExceptionDefaultsAndValues) {
+  for (const char* empty : {" {}\n", "\n"}) {
+    const LoadResult r = parse(with_exception(empty));
+    ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+    ASSERT_FALSE(r.config->ports[0].exception.has_value()) << "only the port that asks has one";
+    ASSERT_TRUE(r.config->ports[1].exception.has_value()) << "'exception:" << empty << "' asks for the defaults";
+    const ExceptionConfig& e = *r.config->ports[1].exception;
+    EXPECT_EQ(e.interface, "outside") << "the port's name by default";
+    EXPECT_EQ(e.rate, 2000u);
+    EXPECT_EQ(e.burst, 200u);
+    EXPECT_TRUE(e.allow.empty());
+    EXPECT_TRUE(e.device.empty());
+  }
+  const LoadResult r = parse(with_exception(
+      "\n      interface: k-out.1\n      rate: 10\n      burst: 5\n"
+      "      allow: [198.51.100.254/32, 192.0.2.0/24]\n      device: \"net_ring_kout\"\n"));
+  ASSERT_TRUE(r.config.has_value()) << describe(r.errors);
+  const ExceptionConfig& e = *r.config->ports[1].exception;
+  EXPECT_EQ(e.interface, "k-out.1");
+  EXPECT_EQ(e.rate, 10u);
+  EXPECT_EQ(e.burst, 5u);
+  ASSERT_EQ(e.allow.size(), 2u);
+  EXPECT_EQ(e.allow[0], (Ipv4Prefix{packet::ipv4(198, 51, 100, 254), 32}));
+  EXPECT_EQ(e.device, "net_ring_kout");
+  // Restart-only, as every port setting.
+  GatewayConfig changed = *r.config;
+  changed.ports[1].exception->rate = 11;
+  EXPECT_EQ(restart_required_changes(*r.config, changed).size(), 1u);
+}
+
+TEST(GatewayConfig, DeviceInterface) {
+  EXPECT_EQ(device_interface("net_af_packet0,iface=pg-out"), "pg-out");
+  EXPECT_EQ(device_interface("net_pcap0,rx_pcap=a.pcap,iface=x,tx_pcap=b.pcap"), "x");
+  EXPECT_EQ(device_interface("net_memif0,role=server"), "");
+  EXPECT_EQ(device_interface("0000:03:00.0"), "");
+}
+
+TEST(GatewayConfig, ExceptionErrors) {
+  expect_rows({
+      {with_exception("\n      interface: this-is-too-long\n"), 12, 18, Code::bad_interface,
+       "expected a Linux interface name of 1 to 15"},
+      {with_exception("\n      interface: a/b\n"), 12, 18, Code::bad_interface, "got 'a/b'"},
+      {with_exception(" {colour: blue}\n"), 11, 17, Code::unknown_key,
+       "unknown key 'colour' in ports[1].exception; expected one of: interface, rate, burst, allow, device"},
+      {with_exception(" [a]\n"), 11, 16, Code::wrong_type, "expected a mapping"},
+      {with_exception("\n      rate: 0\n"), 12, 13, Code::out_of_range, "rate"},
+      {with_exception("\n      burst: 100001\n"), 12, 14, Code::out_of_range, "burst"},
+      {with_exception("\n      allow: [198.51.100.1/24]\n"), 12, 15, Code::host_bits, "host bits"},
+      {with_exception("\n      allow: []\n"), 12, 14, Code::empty_list, "expected at least one of source prefixes"},
+      {with_exception("\n      device: tap0\n"), 12, 15, Code::bad_device, "got 'tap0'"},
+      // The kernel interface beside a data port's own af_packet interface.
+      {with_exception("\n      interface: pg-in\n"), 12, 18, Code::repeated,
+       "kernel interface 'pg-in' is the interface port 'inside' (line 2) opens as its device"},
+      {with_exception("\n      device: \"net_af_packet0,iface=x\"\n"), 12, 15, Code::repeated,
+       "exception device net_af_packet0 is port 'inside' (line 2) itself"},
+  });
+  // The default name, the port's, too long for the kernel: at `exception`.
+  expect_one_error(with(with_exception(" {}\n"), "name: outside", "name: outside-interface"), 11, 5,
+                   Code::bad_interface, "'outside-interface', 17 characters, and the kernel takes at most 15");
+  // Two ports, one kernel interface name or one device.
+  const std::string both = with(with_exception(" {interface: k0, device: net_ring_k}\n"), "    address: 100.64.0.1/24\n",
+                                "    address: 100.64.0.1/24\n    exception: {interface: k0, device: net_ring_k}\n");
+  const LoadResult r = parse(both);
+  ASSERT_EQ(r.errors.size(), 2u) << describe(r.errors);
+  EXPECT_EQ(r.errors[0].line, 12);
+  EXPECT_EQ(r.errors[0].code, Code::repeated);
+  EXPECT_TRUE(mentions(r.errors, "kernel interface 'k0' is already port 'inside''s (line 2)"));
+  EXPECT_TRUE(mentions(r.errors, "exception device net_ring_k is already port 'inside''s (line 2)"));
 }
 
 }  // namespace
