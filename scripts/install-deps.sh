@@ -15,6 +15,8 @@ PACKAGES=(
   iproute2 iputils-ping iputils-tracepath traceroute ethtool tshark iperf3 netcat-openbsd python3 python3-scapy nftables curl prometheus
   # NAT event collectors (IPFIX: nfcapd/nfdump; RFC 5424: rsyslogd) and result plots
   nfdump rsyslog python3-matplotlib
+  # BIRD 2: the routing daemon beside passgate (issue 15; conf/bird/)
+  bird2
   # strongSwan (IKEv2 + NAT-T end to end; userspace ESP via kernel-libipsec)
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
 )
