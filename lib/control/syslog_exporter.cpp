@@ -6,6 +6,7 @@
 #include <ctime>
 #include <span>
 
+#include "control/log_lookup.hpp"
 #include "control/udp_sender.hpp"
 
 namespace passgate::control {
@@ -30,14 +31,9 @@ std::string protocol_name(std::uint8_t p) {
   }
 }
 
-// RFC 5424 section 6.2.3: FULL-DATE "T" FULL-TIME with TIME-SECFRAC, in UTC.
-std::string timestamp(std::uint64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm t{};
-  gmtime_r(&seconds, &t);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
-                     t.tm_hour, t.tm_min, t.tm_sec, unix_ms % 1000);
-}
+// RFC 5424 section 6.2.3: FULL-DATE "T" FULL-TIME with TIME-SECFRAC, in UTC,
+// the form passgate-lookup reads back (log_lookup.hpp).
+std::string timestamp(std::uint64_t unix_ms) { return format_utc_time(unix_ms); }
 
 // PRINTUSASCII (RFC 5424 section 6): %d33-126.
 bool printable_ascii(std::string_view s) {
