@@ -149,6 +149,10 @@ EXTRA_PIDS="$EXTRA_PIDS $!"
 pg_ns rt-srv taskset -c 0 $TOOL tcp-echo 9100 >/dev/null 2>&1 &
 EXTRA_PIDS="$EXTRA_PIDS $!"
 
+# rt-agg's route changes with timestamps, for the record (KEEP=1 keeps it).
+ip -n rt-agg -ts monitor route >"$work/agg-routes.log" 2>&1 &
+EXTRA_PIDS="$EXTRA_PIDS $!"
+
 # The box BIRDs start before passgate (router id explicit; they wait for the
 # kernel interfaces), as they would on a box at boot.
 for pair in "agg rt-agg" "up rt-up" "a rt-a" "b rt-b"; do
@@ -159,6 +163,7 @@ t_start=$(now)
 for box in a b; do
   start_box "$box" "$work/passgate-$box.log" || { echo "1..0 # passgate $box did not start"; exit 1; }
 done
+t_boxes=$(now)
 
 # 1. Sessions.
 t_sessions() {
@@ -167,7 +172,8 @@ t_sessions() {
     ((SECONDS < deadline)) || return 1
     sleep 0.2
   done
-  echo "# bgp up after $(elapsed "$t_start" "$(now)") s" >"$work/bgp-up"
+  echo "# bgp up after $(elapsed "$t_start" "$(now)") s (both passgates up and announced after $(elapsed "$t_start" "$t_boxes") s)" \
+    >"$work/bgp-up"
 }
 rcheck "BGP Established and BFD Up on both boxes, the aggregation and the upstream router" t_sessions
 cat "$work/bgp-up" 2>/dev/null
@@ -295,6 +301,12 @@ probe_until_seen() {
   done
 }
 
+# BFD sessions that went down so far: none should have (plan risk 5: a
+# false detection on two shared CPUs). Reported, not asserted here: a flap
+# fails the checks above when it matters.
+flaps=$(cat "$work"/bird-*.log | grep -c "changed state from Up to Down")
+echo "# bfd flaps before the kill: $flaps"
+
 # 7. SIGKILL of box A.
 t_sigkill() {
   local sub t deadline
@@ -310,7 +322,9 @@ t_sigkill() {
     ((SECONDS < deadline)) || { echo "taps still there"; return 1; }
     sleep 0.05
   done
-  until agg_nexthops 1 && ! bc agg show bfd sessions | grep -qE "^${RT_INSIDE[a]//./\\.} .* Up " &&
+  # BIRD A loses its neighbours with the interfaces ("Neighbor lost": check link).
+  until agg_nexthops 1 && ! bc a show protocols | grep -q ' BGP .*Established' &&
+    ! bc agg show bfd sessions | grep -qE "^${RT_INSIDE[a]//./\\.} .* Up " &&
     ! bc up show bfd sessions | grep -qE "^${RT_OUTSIDE[a]//./\\.} .* Up "; do
     ((SECONDS < deadline)) || { echo "A not dropped by the routers"; return 1; }
     sleep 0.05
@@ -325,20 +339,27 @@ t_sigkill() {
   cat "$work/failover-kill"
   awk -v x="$to_b" 'BEGIN { exit !(x < 3) }'
 }
-rcheck "SIGKILL of box A: its kernel interfaces vanish, both routers drop it (BFD), new flows go through B in < 3 s" t_sigkill
+rcheck "SIGKILL of box A: its kernel interfaces vanish, BIRD A loses its sessions, both routers drop A (BFD), new flows go through B in < 3 s" t_sigkill
 cat "$work/failover-kill" 2>/dev/null
 
 # 8. Restart A: its share comes back.
 t_restart() {
-  local t deadline sub pub
+  local t t_up deadline sub pub
   t=$(now)
-  start_box a "$work/passgate-a2.log" || return 1
   deadline=$((SECONDS + 15))
+  start_box a "$work/passgate-a2.log" || return 1
+  t_up=$(now)
   until agg_nexthops 2; do
     ((SECONDS < deadline)) || return 1
     sleep 0.1
   done
-  echo "# recovery $(elapsed "$t" "$(now)") s" >"$work/recovery"
+  # Most of it: passgate's own start-up (EAL, 512 MB without hugepages) on
+  # busy CPUs, BIRD's connect delay (1 s) and, now and then, 3 s more: BIRD
+  # 2.0.12's main loop can sleep its 3 s poll with the first UPDATE pending
+  # (an event scheduled from a timer or work event; fixed in BIRD 2.14,
+  # "IO: Fix race condition in event processing").
+  echo "# recovery $(elapsed "$t" "$(now)") s (passgate up and announced after $(elapsed "$t" "$t_up") s)" \
+    >"$work/recovery"
   cat "$work/recovery"
   ip -n rt-agg route show default
   # Wait for the upstream too: A's return traffic needs its pool there.

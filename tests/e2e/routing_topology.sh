@@ -175,13 +175,14 @@ rt_sed() {
 # (so the shipped files are the tested ones) with the test's addresses,
 # prefixes and timers: BFD 100 ms x 5 (500 ms detection: two shared CPUs must
 # not flap it), error wait 1 to 10 s (recovery in seconds, plan 2), a log
-# file instead of syslog, with protocol states and events in it.
+# file instead of syslog, with protocol states and events in it
+# (RT_BIRD_DEBUG=all for every message and route).
 # rt_bird_config WHO LOG: WHO is a, b, agg or up; the configuration on stdout.
 rt_bird_config() {
   local who=$1 log=$2 out
   out=$(mktemp)
   local common=(
-    "s|^log syslog all;|log \"$log\" all;\ndebug protocols { states, events };|"
+    "s|^log syslog all;|log \"$log\" all;\ndebug protocols ${RT_BIRD_DEBUG:-{ states, events \}};|"
     's/multiplier 3;/multiplier 5;/'
     's/error wait time 5, 60;/error wait time 1, 10;/'
   )
