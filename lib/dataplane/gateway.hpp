@@ -166,6 +166,14 @@ class Gateway {
   [[nodiscard]] unsigned worker_count() const { return worker_count_; }
   // Per worker: packets handed out and received, summed over ports.
   [[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> handoffs_per_worker() const;
+  // For the health monitor (gateway_health.cpp). Per port, in configuration
+  // order: whether its link is up, as the device reports it or, for a
+  // device reading a kernel netdev (af_packet, pcap: their link is forced
+  // up), as that netdev does; nullopt when it cannot be read.
+  [[nodiscard]] std::vector<std::optional<bool>> link_states() const;
+  // Each worker's clock in ms, which its loop advances once a millisecond:
+  // one that stops moving belongs to a stalled worker. No round trip.
+  [[nodiscard]] std::vector<std::uint64_t> worker_clocks() const;
   // Runs fn on worker w's own thread between two of its loop turns; the
   // worker does nothing else until fn returns (a test stalls a worker so).
   // False if the worker did not take it within timeout_ms.
