@@ -57,9 +57,48 @@ HealthMonitor::~HealthMonitor() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (pool_thread_.joinable()) pool_thread_.join();
 }
 
-void HealthMonitor::start() { thread_ = std::thread([this] { run(); }); }
+void HealthMonitor::start() {
+  thread_ = std::thread([this] { run(); });
+  pool_thread_ = std::thread([this] { read_pools(); });
+}
+
+void HealthMonitor::read_pools() {
+  for (;;) {
+    config::HealthConfig cfg;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      cfg = cfg_;
+    }
+    // The pools need every worker to answer: not while one is stalled.
+    if (!worker_stalled_) {
+      const stats::GatewaySnapshot s = gateway_.snapshot(true);
+      std::lock_guard<std::mutex> lock(mutex_);
+      std::map<std::string, bool> next;
+      pool_detail_.clear();
+      for (const stats::PoolUsage& u : s.pools) {
+        if (u.retired) continue;  // draining after a reload: it takes no new subscribers
+        const auto known = pool_exhausted_.find(u.name);
+        const bool was = known != pool_exhausted_.end() && known->second;
+        const bool now = pool_exhausted(was, u.blocks_in_use, u.blocks_total, cfg.pool_withdraw_percent,
+                                        cfg.pool_restore_percent);
+        next[u.name] = now;
+        if (now)
+          pool_detail_ += fmt::format("{}pool '{}' {} of {} port blocks in use (>= {}%{})",
+                                      pool_detail_.empty() ? "" : "; ", u.name, u.blocks_in_use, u.blocks_total,
+                                      cfg.pool_withdraw_percent,
+                                      was ? fmt::format(", restored at {}%", cfg.pool_restore_percent) : "");
+      }
+      pool_exhausted_ = std::move(next);
+      pools_read_ = true;
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait_for(lock, std::chrono::milliseconds(cfg.pool_check_ms), [&] { return stopping_; });
+  }
+}
 
 void HealthMonitor::configure(const config::HealthConfig& cfg) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -91,12 +130,12 @@ std::uint32_t HealthMonitor::check(std::uint64_t now_ms, std::string& detail) {
   }
   std::uint32_t failing = 0;
   std::vector<std::string> what;
-  const config::GatewayConfig gc = gateway_.config();
+  const std::vector<std::string> names = gateway_.port_names();
   const std::vector<std::optional<bool>> links = gateway_.link_states();
   for (std::size_t i = 0; i < links.size(); ++i)
     if (!links[i] || !*links[i]) {
       failing |= reason_bit(HealthReason::link_down);
-      what.push_back(fmt::format("port '{}' link {}", i < gc.ports.size() ? gc.ports[i].name : "?",
+      what.push_back(fmt::format("port '{}' link {}", i < names.size() ? names[i] : "?",
                                  links[i] ? "down" : "state unreadable"));
     }
   const std::vector<std::uint64_t> clocks = gateway_.worker_clocks();
@@ -115,36 +154,20 @@ std::uint32_t HealthMonitor::check(std::uint64_t now_ms, std::string& detail) {
     }
   }
   if (stalled) failing |= reason_bit(HealthReason::worker_stalled);
-  // The pools need every worker to answer: not while one is stalled.
-  if (!stalled && now_ms >= next_pool_check_ms_) {
-    next_pool_check_ms_ = now_ms + cfg.pool_check_ms;
-    const stats::GatewaySnapshot s = gateway_.snapshot(true);
-    std::map<std::string, bool> next;
-    pool_detail_.clear();
-    for (const stats::PoolUsage& u : s.pools) {
-      if (u.retired) continue;  // draining after a reload: it takes no new subscribers
-      const bool was = pool_exhausted_.count(u.name) ? pool_exhausted_[u.name] : false;
-      const bool now = pool_exhausted(was, u.blocks_in_use, u.blocks_total, cfg.pool_withdraw_percent,
-                                      cfg.pool_restore_percent);
-      next[u.name] = now;
-      if (now)
-        pool_detail_ += fmt::format("{}pool '{}' {} of {} port blocks in use (>= {}%{})", pool_detail_.empty() ? "" : "; ",
-                                    u.name, u.blocks_in_use, u.blocks_total, cfg.pool_withdraw_percent,
-                                    was ? fmt::format(", restored at {}%", cfg.pool_restore_percent) : "");
+  worker_stalled_ = stalled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [name, exhausted] : pool_exhausted_)
+      if (exhausted) failing |= reason_bit(HealthReason::pool_exhausted);
+    if (failing & reason_bit(HealthReason::pool_exhausted)) what.push_back(pool_detail_);
+    if (!pools_read_) {
+      failing |= reason_bit(HealthReason::starting);
+      what.push_back("first check not complete");
     }
-    pool_exhausted_ = std::move(next);
-    pools_read_ = true;
   }
-  for (const auto& [name, exhausted] : pool_exhausted_)
-    if (exhausted) failing |= reason_bit(HealthReason::pool_exhausted);
-  if (failing & reason_bit(HealthReason::pool_exhausted)) what.push_back(pool_detail_);
   if (drained) {
     failing |= reason_bit(HealthReason::drained);
     what.push_back("drained by the operator");
-  }
-  if (!pools_read_) {
-    failing |= reason_bit(HealthReason::starting);
-    what.push_back("first check not complete");
   }
   detail.clear();
   for (const auto& w : what) detail += (detail.empty() ? "" : "; ") + w;
@@ -242,6 +265,7 @@ std::uint32_t HealthMonitor::withdraw_for_stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (pool_thread_.joinable()) pool_thread_.join();
   const std::uint64_t now = steady_ms();
   policy_.update(reason_bit(HealthReason::stopping), now);
   log(Level::notice, "health: withdrawn (stopping)");

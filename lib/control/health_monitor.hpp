@@ -1,11 +1,12 @@
 // The health monitor (issue 15): decides whether the box announces itself to
 // the routed network, and tells the routing daemon (BIRD) so.
 //
-// A thread of the control side. Every health.check_ms it reads, without a
-// round trip to the workers, each port's link and each worker's clock
-// (dataplane/gateway_health.cpp); every health.pool_check_ms the pools'
-// port blocks in use (a round trip, skipped while a worker is stalled, which
-// would only make it wait). health_policy.hpp turns the failing checks into
+// Two threads of the control side. Every health.check_ms the first reads,
+// without a round trip to the workers, each port's link and each worker's
+// clock (dataplane/gateway_health.cpp). Every health.pool_check_ms the
+// second reads the pools' port blocks in use: a round trip to every worker,
+// which a stalled worker makes wait up to a second, so it must never hold
+// up the first (skipped while a worker is known stalled). health_policy.hpp turns the failing checks into
 // withdrawn / holding / announced. Whenever that changes, and every
 // health.reconcile_ms anyway, each daemon protocol is enabled or disabled:
 // level-triggered, so a restarted BIRD or a `birdc configure` (which
@@ -53,6 +54,7 @@ class HealthMonitor {
 
  private:
   void run();
+  void read_pools();
   // One round of checks: the failing reasons and what failed, in words.
   std::uint32_t check(std::uint64_t now_ms, std::string& detail);
   // Tells the daemon the policy's wish for every protocol; false on any failure.
@@ -66,17 +68,18 @@ class HealthMonitor {
   bool drained_ = false;
   bool stopping_ = false;
   stats::HealthState state_;
-  std::thread thread_;
+  std::thread thread_, pool_thread_;
+  std::atomic<bool> worker_stalled_{false};  // the check thread's finding, for the pool thread
 
   // The thread's own (and withdraw_for_stop's once the thread has ended).
   std::unique_ptr<BirdClient> daemon_;
   HealthPolicy policy_;
   std::vector<std::uint64_t> last_clock_;       // per worker
   std::vector<std::uint64_t> clock_moved_ms_;   // when it last moved
+  // The pool thread's findings, under mutex_.
   std::map<std::string, bool> pool_exhausted_;  // by pool name, with hysteresis
   std::string pool_detail_;
   bool pools_read_ = false;
-  std::uint64_t next_pool_check_ms_ = 0;
   std::uint64_t next_reconcile_ms_ = 0;
   bool daemon_ok_ = false;  // last exchange with the daemon succeeded
   std::uint64_t daemon_errors_ = 0;

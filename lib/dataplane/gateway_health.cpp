@@ -12,11 +12,11 @@ namespace passgate::dataplane {
 
 std::vector<std::optional<bool>> Gateway::link_states() const {
   std::vector<std::optional<bool>> out;
-  for (std::size_t i = 0; i < cfg_.ports.size() && i < port_ids_.size(); ++i) {
+  for (std::size_t i = 0; i < port_links_.size(); ++i) {
     // net_af_packet and net_pcap force their link up (DPDK 22.11): the
     // netdev they read from knows. A veth whose peer went down, or a cable
     // pulled, shows as not running.
-    if (const std::string iface(config::device_interface(cfg_.ports[i].device)); !iface.empty()) {
+    if (const std::string& iface = port_links_[i].interface; !iface.empty()) {
       const auto flags = kernel_link_flags(iface);
       out.push_back(flags ? std::optional<bool>(flags->up && flags->running) : std::nullopt);
       continue;
@@ -28,6 +28,12 @@ std::vector<std::optional<bool>> Gateway::link_states() const {
     }
     out.push_back(link.link_status == RTE_ETH_LINK_UP);
   }
+  return out;
+}
+
+std::vector<std::string> Gateway::port_names() const {
+  std::vector<std::string> out;
+  for (const PortLink& p : port_links_) out.push_back(p.name);
   return out;
 }
 
