@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "stats/health.hpp"
 #include "stats/nat_counters.hpp"
 #include "stats/port_counters.hpp"
 
@@ -54,6 +55,7 @@ struct GatewaySnapshot {
   std::vector<PoolUsage> pools;     // only when asked for (needs a round trip to every worker)
   ConfigState config;
   ExportState exports;
+  HealthState health;  // configured = false without a health: section
 };
 
 }  // namespace passgate::stats
