@@ -12,7 +12,7 @@
 # address, TCP on the same); SIGKILL of box A moves new flows to box B in
 # under 3 s (BFD); A restarted takes its share back; a clean stop returns
 # every buffer. Reports "# bgp up after", "# spread", "# failover sigkill"
-# and "# recovery". About 60 s. Prints TAP; exits non-zero if a check failed.
+# and "# recovery". About 15 s. Prints TAP; exits non-zero if a check failed.
 #   tests/e2e/routing_e2e.sh PASSGATE_BINARY PASSGATECTL_BINARY
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
 source "$here/routing_topology.sh"
@@ -57,9 +57,10 @@ bird_start() {
   done
 }
 
-# What passgate's health monitor will do (issue 15, plan 3): withdraw the
-# box's announcements before passgate starts, announce once it serves. Until
-# that monitor exists, the script stands in for it here, in one place.
+# What passgate's health monitor does (issue 15, plan 3): withdraw the box's
+# announcements before passgate starts, announce once it serves. Until the
+# boxes' configuration has a health: section, the script stands in for it
+# here, in one place.
 withdraw_box() { bc "$1" disable announce_pools >/dev/null; bc "$1" disable announce_default >/dev/null; }
 announce_box() {
   local p out
