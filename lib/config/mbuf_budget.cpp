@@ -18,7 +18,7 @@ MbufBudget mbuf_budget(const GatewayConfig& cfg, unsigned workers) {
   }
   if (w > 1) {
     b.handoff_rings = w * (handoff_ring_slots - 1);
-    b.handoff_buffers = w * w * handoff_buffer_mbufs;
+    b.handoff_buffers = w * (w * handoff_buffer_mbufs + waiting_fragment_mbufs);
   }
   b.neighbour_queues = w * ports * std::min<std::uint64_t>(std::uint64_t{d.neighbour.table_size} * d.neighbour.queue_packets,
                                                           d.neighbour.held_packets);

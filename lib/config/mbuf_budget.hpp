@@ -36,6 +36,9 @@ inline constexpr std::uint32_t handoff_ring_slots = 16384;
 // worker before a ring enqueue (dataplane::TxBuffer, dataplane::HandoffBuffer).
 inline constexpr std::uint32_t tx_buffer_mbufs = 64;
 inline constexpr std::uint32_t handoff_buffer_mbufs = 64;
+// Later fragments from outside one worker keeps while their first fragment
+// has not reached it (several workers: dataplane/worker_fragments.cpp).
+inline constexpr std::uint32_t waiting_fragment_mbufs = 32;
 // Packets made from one received burst before they reach a transmit buffer:
 // at most one packet's fragments (9000-byte MTU down to 576: 17 fragments,
 // each a header and a data mbuf) or one ICMP error or ARP request each.
@@ -53,7 +56,8 @@ struct MbufBudget {
   std::uint64_t rx_descriptors = 0;    // sum over ports of rx_queues x rx_descriptors
   std::uint64_t tx_descriptors = 0;    // sum over ports of tx_queues x tx_descriptors
   std::uint64_t handoff_rings = 0;     // workers x (handoff_ring_slots - 1), several workers only
-  std::uint64_t handoff_buffers = 0;   // workers x workers x handoff_buffer_mbufs, several workers only
+  // workers x (workers x handoff_buffer_mbufs + waiting_fragment_mbufs), several workers only
+  std::uint64_t handoff_buffers = 0;
   std::uint64_t neighbour_queues = 0;  // workers x ports x min(table_size x queue, held)
   std::uint64_t tx_buffers = 0;        // workers x ports x tx_buffer_mbufs
   std::uint64_t lcore_caches = 0;      // (workers + 1) x mbuf_cache x 3 / 2

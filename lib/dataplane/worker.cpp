@@ -102,6 +102,7 @@ void Worker::run(const std::atomic<bool>* stop) {
     free_discarded();
     if (qsbr) rte_rcu_qsbr_quiescent(qsbr, reader_id);
   }
+  expire_waiting_fragments(true);
   for (Side s : sides) {
     flush_kernel(s);
     flush(s);
@@ -163,6 +164,7 @@ bool Worker::call_on_worker(ControlCall& c, unsigned timeout_ms) {
 void Worker::timers() {
   engine->expire(now_ms, 1024);
   release_fragments();
+  if (waiting_fragment_count_) expire_waiting_fragments(false);
   for (Side s : sides) {
     neighbours[index_of(s)]->tick(
         now_ms, [&](be32 target) { send_arp_request(s, target); },

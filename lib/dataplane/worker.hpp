@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/gateway_config.hpp"
+#include "config/mbuf_budget.hpp"
 #include "dataplane/neighbour_table.hpp"
 #include "nat/engine.hpp"
 #include "nat/reload_plan.hpp"
@@ -25,6 +26,7 @@
 #include "packet/route_table.hpp"
 #include "stats/port_counters.hpp"
 #include "steering/dispatch.hpp"
+#include "steering/fragment_owners.hpp"
 #include "table/prefix_set.hpp"
 
 struct rte_ring;
@@ -68,6 +70,17 @@ struct ControlCall {
   std::function<void(struct Worker&)> run;
   std::atomic<bool> done{false};
 };
+
+// Handed-over mbufs carry what the first worker learned: the port in
+// m->port, the L2 length in m->l2_len, and in m->packet_type whether it is
+// an IPv4 packet to translate or a copy of an ARP frame to learn from
+// (worker_handoff.cpp).
+inline constexpr std::uint32_t handed_ipv4 = RTE_PTYPE_L3_IPV4;
+inline constexpr std::uint32_t handed_arp_copy = RTE_PTYPE_L2_ETHER_ARP;
+
+// Later fragments one worker keeps while their first fragment has not come
+// (several workers; counted in the buffer budget, config/mbuf_budget.cpp).
+inline constexpr unsigned max_waiting_fragments = config::waiting_fragment_mbufs;
 
 struct TxBuffer {
   static constexpr unsigned capacity = 64;
@@ -229,6 +242,23 @@ struct Worker {
 
   void timers();
   void release_fragments();
+
+  // Several workers: inbound fragments meet at their rendezvous worker,
+  // which sends each to the worker its first fragment names
+  // (worker_fragments.cpp, steering/fragment_owners.hpp). Later fragments
+  // that overtake their first wait here, a bounded few, counted.
+  void rendezvous_fragment(Burst& b, rte_mbuf* m, unsigned l2, const steering::FragmentInfo& f);
+  void deliver_inbound(Burst& b, rte_mbuf* m, unsigned l2, unsigned owner);
+  void expire_waiting_fragments(bool all);
+  struct WaitingFragment {
+    rte_mbuf* m;
+    std::uint8_t l2;
+    steering::FragmentKey key;
+    std::uint64_t expires_ms;
+  };
+  std::optional<steering::FragmentOwners> fragment_owners_;
+  WaitingFragment waiting_fragments_[max_waiting_fragments];
+  unsigned waiting_fragment_count_ = 0;
 
   // Buffers to free, gathered and freed in bulk at the end of each burst
   // (and of each loop turn): one rte_pktmbuf_free_bulk instead of one call

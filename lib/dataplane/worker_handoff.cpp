@@ -12,12 +12,6 @@ namespace passgate::dataplane {
 
 using stats::PortDrop;
 
-// Handed-over mbufs carry what the first worker learned: the port in
-// m->port, the L2 length in m->l2_len, and in m->packet_type whether it is
-// an IPv4 packet to translate or a copy of an ARP frame to learn from.
-namespace {
-constexpr std::uint32_t handed_arp_copy = RTE_PTYPE_L2_ETHER_ARP;
-}  // namespace
 
 void Worker::hand_to(unsigned worker, Side s, rte_mbuf* m, unsigned l2) {
   m->port = port(s).id;

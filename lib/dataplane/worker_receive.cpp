@@ -41,11 +41,6 @@ namespace passgate::dataplane {
 using packet::Ipv4Header;
 using stats::PortDrop;
 
-namespace {
-// Handed-over mbufs carry what the first worker learned (worker_handoff.cpp).
-constexpr std::uint32_t handed_ipv4 = RTE_PTYPE_L3_IPV4;
-constexpr std::uint32_t handed_arp_copy = RTE_PTYPE_L2_ETHER_ARP;
-}  // namespace
 
 void Worker::choose_receive() {
   if (cfg.dataplane.forward_only) {  // the I/O ceiling: route, never translate
@@ -92,6 +87,17 @@ void Worker::receive_handed(rte_mbuf** mbufs, unsigned n) {
       continue;
     }
     counters_of(S).handoff_in++;
+    if constexpr (S == Side::outside) {
+      // A fragment handed here for its rendezvous (from a worker that read
+      // it off a queue without RSS, or hairpinned), not by it.
+      const std::span<const std::uint8_t> bytes(rte_pktmbuf_mtod_offset(m, const std::uint8_t*, m->l2_len),
+                                                rte_pktmbuf_data_len(m) - m->l2_len);
+      if (const auto f = steering::fragment_info(bytes)) [[unlikely]]
+        if (rules->rss->worker_of_outside_portless(f->key.dst) == index) {
+          rendezvous_fragment(b, m, m->l2_len, *f);
+          continue;
+        }
+    }
     push_nat<S>(b, m, m->l2_len);
   }
   nat_stage<S>(b);
@@ -159,6 +165,12 @@ void Worker::l3_stage(Burst& b) {
       const unsigned owner = S == Side::inside
                                  ? steering::owner_outbound(*rules, bytes, index, &policy->static_endpoints)
                                  : steering::owner_inbound(*rules, bytes, index);
+      if constexpr (S == Side::outside)
+        if (owner == index)
+          if (const auto f = steering::fragment_info(bytes)) [[unlikely]] {
+            rendezvous_fragment(b, m, l2, *f);  // worker_fragments.cpp
+            continue;
+          }
       if (owner != index) {
         m->packet_type = handed_ipv4;
         hand_to(owner, S, m, l2);
@@ -232,6 +244,8 @@ void Worker::nat_stage(Burst& b) {
   if (engine->has_released()) release_fragments();
 }
 
+// Called from worker_fragments.cpp.
+template void Worker::push_nat<Side::outside>(Burst&, rte_mbuf*, unsigned);
 // Called from worker_handoff.cpp.
 template void Worker::receive_handed<Side::inside>(rte_mbuf**, unsigned);
 template void Worker::receive_handed<Side::outside>(rte_mbuf**, unsigned);

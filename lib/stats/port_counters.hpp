@@ -36,7 +36,9 @@ namespace passgate::stats {
   X(exception_rate_limited, "for the kernel interface, over ports[].exception rate") \
   X(exception_not_allowed, "for the kernel interface, from a source outside ports[].exception.allow") \
   X(exception_kernel_full, "the kernel interface did not take it") \
-  X(exception_rejected, "from the kernel interface: not ARP or IPv4 from the port's own address and MAC")
+  X(exception_rejected, "from the kernel interface: not ARP or IPv4 from the port's own address and MAC") \
+  X(fragment_unmatched, "several workers: a later fragment from outside whose first fragment did not come within nat.timeouts.fragment_ms") \
+  X(fragment_wait_full, "several workers: a later fragment from outside overtook its first and the worker's waiting room was full")
 
 #define PASSGATE_ENUM_ENTRY(name, text) name,
 enum class PortDrop : std::uint8_t { PASSGATE_PORT_DROPS(PASSGATE_ENUM_ENTRY) count_ };

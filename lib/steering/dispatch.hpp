@@ -12,9 +12,10 @@
 //   outside -> inside   TCP/UDP: the owner of the destination port's comb;
 //                       ICMP queries: of the identifier's; ICMP errors: of
 //                       the quoted packet's source port (ours); ESP, GRE:
-//                       the VPN worker; later fragments: the address's
-//                       port-less RSS worker (its first fragment's session
-//                       may be elsewhere: see README, known limits).
+//                       the VPN worker; fragments, the first included:
+//                       the address's port-less RSS worker, the rendezvous
+//                       that sends each to the worker the first fragment
+//                       names (fragment_owners.hpp).
 #pragma once
 
 #include <algorithm>
@@ -97,7 +98,9 @@ inline unsigned owner_outbound(const DispatchRules& r, std::span<const std::uint
   return r.rss->worker_of_subscriber(load_addr(&ip[12]));
 }
 
-inline unsigned owner_inbound(const DispatchRules& r, std::span<const std::uint8_t> ip, unsigned self) {
+// The owner by the transport header, the fragment flags not looked at: for
+// an unfragmented packet, and for a first fragment at its rendezvous worker.
+inline unsigned owner_inbound_by_transport(const DispatchRules& r, std::span<const std::uint8_t> ip, unsigned self) {
   using namespace detail;
   if (ip.size() < 20) return self;
   const unsigned ihl = (ip[0] & 0x0f) * 4u;
@@ -105,7 +108,7 @@ inline unsigned owner_inbound(const DispatchRules& r, std::span<const std::uint8
   const std::uint8_t proto = ip[9];
   const be32 dst = load_addr(&ip[16]);
   if (proto == proto_esp || proto == proto_gre) return r.vpn_worker;
-  if ((load16(&ip[6]) & 0x1fff) != 0) return r.rss->worker_of_outside_portless(dst);  // later fragment
+  if ((load16(&ip[6]) & 0x1fff) != 0) return r.rss->worker_of_outside_portless(dst);  // no transport header
   const std::uint8_t* l4 = &ip[ihl];
   const std::size_t l4_len = ip.size() - ihl;
   if (proto == proto_tcp || proto == proto_udp) {
@@ -135,6 +138,18 @@ inline unsigned owner_inbound(const DispatchRules& r, std::span<const std::uint8
     return self;
   }
   return self;
+}
+
+// The worker that takes an inbound packet first. Fragments (MF set or an
+// offset) all meet at the destination's port-less worker, the first one
+// too: only it can say where the later ones belong.
+inline unsigned owner_inbound(const DispatchRules& r, std::span<const std::uint8_t> ip, unsigned self) {
+  if (ip.size() >= 20 && ((ip[6] << 8 | ip[7]) & 0x3fff) != 0) {
+    be32 dst;
+    __builtin_memcpy(&dst.raw, &ip[16], 4);
+    return r.rss->worker_of_outside_portless(dst);
+  }
+  return owner_inbound_by_transport(r, ip, self);
 }
 
 }  // namespace passgate::steering

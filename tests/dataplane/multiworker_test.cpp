@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -149,10 +150,11 @@ class Harness {
     std::uint32_t words[2];
     unsigned len;
     const auto& key = inside ? rss.inside_key() : rss.outside_key();
+    const bool fragment = ((ip[6] << 8 | ip[7]) & 0x3fff) != 0;  // NICs hash fragments by address
     if (inside) {
       words[0] = src.host();  // L3_SRC_ONLY
       len = 1;
-    } else if (proto == 6 || proto == 17) {
+    } else if ((proto == 6 || proto == 17) && !fragment) {
       words[0] = dst.host();  // L3_DST_ONLY | L4_DST_ONLY, fields in header order
       words[1] = static_cast<std::uint32_t>(l4_dport(ip)) << 16;
       len = 2;
@@ -194,6 +196,8 @@ class Harness {
       if (port)
         for (auto* r : port->tx) free_frames(r);
   }
+
+  stats::PortCounters outside_counters() { return gateway_->snapshot().ports[1]; }
 
   std::uint64_t handoffs() {
     std::uint64_t n = 0;
@@ -435,6 +439,63 @@ TEST_P(Workers, DeterministicPoolKeepsEverySubscriberInItsRange) {
       EXPECT_GE(port, slot->first_port) << nat::to_string(subscriber(i));
       EXPECT_LE(port, slot->last_port) << nat::to_string(subscriber(i));
     }
+  }
+}
+
+// Issue 17.4: fragmented replies from outside reach the worker that holds
+// their session, later fragments too (they carry no port), in order or with
+// later fragments overtaking the first, with RSS (the NIC puts fragments on
+// the address's queue) and without (everything arrives at worker 0).
+TEST_P(Workers, FragmentsFromOutsideReachTheSessionsWorker) {
+  const unsigned w = GetParam();
+  for (const bool rss : {true, false}) {
+    SCOPED_TRACE(rss ? "RSS" : "one queue");
+    Harness h(w, rss, !rss, fmt::format("fr{}{}", w, rss));
+    ASSERT_TRUE(h.ok());
+    std::vector<Bytes> outbound;
+    for (unsigned i = 0; i < subscribers; ++i)
+      outbound.push_back(udp_packet({subscriber(i), server}, static_cast<std::uint16_t>(40000 + i), 53));
+    for (const Bytes& p : outbound) h.send(true, p);
+    const auto translated = h.collect(false, subscribers);
+    ASSERT_EQ(translated.size(), subscribers);
+    // Each reply 1,200 bytes of payload in 4 fragments (3 x 400 bytes of
+    // data and the rest); odd subscribers get the later ones first.
+    unsigned fragments = 0, crossing = 0;
+    for (unsigned k = 0; k < translated.size(); ++k) {
+      const Bytes& p = translated[k].first;
+      IpFields ip{ip_dst(p), ip_src(p)};
+      ip.id = static_cast<std::uint16_t>(0x7000 + k);
+      const Bytes reply = udp_packet(ip, l4_dport(p), l4_sport(p), Bytes(1200, static_cast<std::uint8_t>(k)));
+      std::vector<Bytes> pieces = fragment(reply, 400);
+      ASSERT_GE(pieces.size(), 3u);
+      if (k % 2) std::rotate(pieces.begin(), pieces.begin() + 1, pieces.end());  // first fragment last
+      const unsigned owner = h.gateway().steering()->worker_of_outside(ip_src(p), l4_sport(p));
+      if (owner != h.gateway().steering()->worker_of_outside_portless(ip_src(p))) ++crossing;
+      for (const Bytes& piece : pieces) h.send(false, piece);
+      fragments += static_cast<unsigned>(pieces.size());
+    }
+    EXPECT_GT(crossing, 0u) << "some sessions must live on another worker than their address's rendezvous";
+    const auto back = h.collect(true, fragments);
+    EXPECT_EQ(back.size(), fragments) << "every fragment translated, none left on the wrong worker";
+    std::map<std::uint32_t, unsigned> per_subscriber;
+    for (const auto& [p, q] : back) ++per_subscriber[ip_dst(p).host()];
+    for (unsigned i = 0; i < subscribers; ++i)
+      EXPECT_EQ(per_subscriber[subscriber(i).host()], 4u) << nat::to_string(subscriber(i));
+    const stats::PortCounters c = h.outside_counters();
+    EXPECT_EQ(c.get(stats::PortDrop::fragment_unmatched), 0u);
+    EXPECT_EQ(c.get(stats::PortDrop::fragment_wait_full), 0u);
+    EXPECT_EQ(c.get(stats::PortDrop::nat), 0u);
+
+    // A later fragment whose first never comes waits its 2 s and is counted.
+    IpFields stray{server, ip_src(translated[0].first)};
+    stray.id = 0x7fff;
+    const auto stray_pieces = fragment(udp_packet(stray, 53, 40000, Bytes(1200, 1)), 400);
+    h.send(false, stray_pieces.back());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (h.outside_counters().get(stats::PortDrop::fragment_unmatched) == 0 &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(h.outside_counters().get(stats::PortDrop::fragment_unmatched), 1u);
   }
 }
 

@@ -41,7 +41,7 @@ TEST(MbufBudget, EveryHolderFourWorkers) {
   EXPECT_EQ(b.rx_descriptors, 2048u) << "per queue, not per worker";
   EXPECT_EQ(b.tx_descriptors, 1536u);
   EXPECT_EQ(b.handoff_rings, 4u * (handoff_ring_slots - 1)) << "an rte_ring keeps one slot empty";
-  EXPECT_EQ(b.handoff_buffers, 4u * 4 * 64);
+  EXPECT_EQ(b.handoff_buffers, 4u * (4 * 64 + 32)) << "with each worker's waiting fragments";
   EXPECT_EQ(b.neighbour_queues, 4u * 2 * 64 * 8) << "each worker has its own tables";
   EXPECT_EQ(b.tx_buffers, 4u * 2 * 64);
   EXPECT_EQ(b.lcore_caches, 5u * 150);
