@@ -9,6 +9,7 @@
 
 #include "stats/nat_counters.hpp"
 #include "stats/port_counters.hpp"
+#include "stats/runtime.hpp"
 
 namespace passgate::stats {
 
@@ -54,6 +55,7 @@ struct GatewaySnapshot {
   std::vector<PoolUsage> pools;     // only when asked for (needs a round trip to every worker)
   ConfigState config;
   ExportState exports;
+  RuntimeSnapshot runtime;          // since start, never cleared (counters for Prometheus)
 };
 
 }  // namespace passgate::stats
