@@ -115,7 +115,9 @@ void Engine::process_burst(Direction dir, std::span<PacketRef> packets, std::uin
   // each change of kind in the translate loop. The kinds are not separate
   // loops (translating in packet order keeps a first fragment before its
   // later ones, a PPTP control packet before its GRE), so a burst of one
-  // kind costs one boundary and a burst alternating kinds one per change.
+  // kind costs one boundary and a burst alternating kinds one per change;
+  // a burst whose every packet has a session (noted during the lookup)
+  // skips the per-packet kind check.
   auto run = [&]<Direction D, bool Timed>() {
     for (std::size_t i = 0; i < n; ++i) {
       // Every checksum is verified here: the ports passgate runs on (af_packet,
@@ -124,14 +126,21 @@ void Engine::process_burst(Direction dir, std::span<PacketRef> packets, std::uin
       errors[i] = packet::parse_ipv4(packets[i].bytes, parsed[i]);
       if (errors[i] == packet::ParseError::ok) Impl::prepare<D>(*this, parsed[i], lookups[i]);
     }
-    for (std::size_t i = 0; i < n; ++i)
+    // Timed: whether every packet has a session (the steady state), noted
+    // while the lookup touches each anyway; then the translate loop tracks
+    // no kinds.
+    [[maybe_unused]] bool mixed = false;
+    for (std::size_t i = 0; i < n; ++i) {
       if (errors[i] == packet::ParseError::ok) Impl::lookup<D>(*this, parsed[i], lookups[i]);
+      if constexpr (Timed)
+        mixed |= errors[i] != packet::ParseError::ok || !lookups[i].fast || lookups[i].session == no_index;
+    }
     [[maybe_unused]] stats::Stage kind = stats::Stage::established;
     [[maybe_unused]] std::uint64_t run_length = 0;
     if constexpr (Timed) runtime_->lap(stats::Stage::lookup, n);
     for (std::size_t i = 0; i < n; ++i) {
       PacketRef& pkt = packets[i];
-      if constexpr (Timed) {
+      if (Timed && mixed) {
         const stats::Stage k = errors[i] != packet::ParseError::ok || !lookups[i].fast ? stats::Stage::passthrough
                                : lookups[i].session == no_index                        ? stats::Stage::create
                                                                                        : stats::Stage::established;
@@ -151,8 +160,13 @@ void Engine::process_burst(Direction dir, std::span<PacketRef> packets, std::uin
       pkt.result = Impl::translate<D>(*this, pkt.bytes.data(), parsed[i], lookups[i]);
       if (pkt.result.verdict == Verdict::drop) counters_.add(pkt.result.reason, stats::proto_index_of(parsed[i].proto));
     }
-    if constexpr (Timed)
-      if (run_length) runtime_->lap(kind, run_length);
+    if constexpr (Timed) {
+      if (!mixed) {
+        if (n) runtime_->lap(stats::Stage::established, n);
+      } else if (run_length) {
+        runtime_->lap(kind, run_length);
+      }
+    }
   };
   if (runtime_) {
     if (dir == Direction::outbound) run.template operator()<Direction::outbound, true>();
