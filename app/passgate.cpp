@@ -114,6 +114,16 @@ int main(int argc, char** argv) {
     control::log(control::Level::info, "telemetry socket directory {}{}", summary,
                  group ? fmt::format(" ({})", cfg.control.telemetry_group) : std::string());
   }
+  // health: the routing daemon withdraws this box before its kernel
+  // interfaces exist, so no BGP session comes up announcing a box that does
+  // not serve yet (announcements left enabled by a crash, for example).
+  if (cfg.health) {
+    if (const std::string problem = control::withdraw_before_start(*cfg.health); !problem.empty())
+      control::log(control::Level::warning, "health: could not withdraw before start ({}); the monitor keeps trying",
+                   problem);
+    else
+      control::log(control::Level::info, "health: BIRD protocols disabled until passgate can serve");
+  }
   int rc = 0;
   {
     std::string error;
@@ -160,6 +170,15 @@ int main(int argc, char** argv) {
         }
       }
       control::log(control::Level::notice, "stopping");
+      // Routers first: the peers move the traffic away while this box still
+      // forwards what reaches it, instead of dropping it.
+      if (const std::uint32_t grace = core.withdraw_for_stop()) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace);
+        while (std::chrono::steady_clock::now() < until) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          core.pump_events();
+        }
+      }
       metrics.reset();
       // No command answers once stopping has begun.
       telemetry.withdraw();

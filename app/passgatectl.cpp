@@ -51,6 +51,9 @@ constexpr const char* commands_help = R"(Commands:
                               packet, packets per call (like VPP's show runtime), since the
                               last clear
   runtime clear               clear them (a baseline in the gateway; counters go on)
+  health                      whether the box is announced to its routers (health:), and why not
+  drain / undrain             withdraw the box's announcements for maintenance, and restore them
+                              (after the hold-down)
 )";
 
 // One request and its answer on a fresh connection (SOCK_SEQPACKET: one
@@ -264,6 +267,24 @@ int show(const std::string& command, const YAML::Node& v) {
                text(v, "file"), text(v, "digest"), number(v, "generation"), number(v, "loaded_unix_s"),
                number(v, "reloads_applied"), number(v, "reloads_rejected"));
     for (const auto& e : lines(v, "last_error")) fmt::print("last rejected reload: {}\n", e);
+    return 0;
+  }
+  if (command == "health" || command == "drain" || command == "undrain") {
+    if (!text(v, "error").empty()) {
+      std::cerr << "passgatectl: " << text(v, "error") << "\n";
+      return 1;
+    }
+    const std::vector<std::string> reasons = lines(v, "reasons");
+    std::string why;
+    for (const auto& r : reasons) why += (why.empty() ? "" : ", ") + r;
+    fmt::print("{}{}\n", text(v, "state"), why.empty() ? "" : " (" + why + ")");
+    if (text(v, "state") == "not configured") return 0;
+    if (!text(v, "detail").empty()) fmt::print("  {}\n", text(v, "detail"));
+    fmt::print("  for {} s, {} transitions", number(v, "for_s"), number(v, "transitions"));
+    if (text(v, "state") == "holding") fmt::print(", announcing in {} ms", number(v, "hold_down_left_ms"));
+    fmt::print("\n  daemon {}: {}\n  enabled: {}\n", text(v, "daemon"), text(v, "daemon_reply"),
+               text(v, "protocols_enabled").empty() ? "none" : text(v, "protocols_enabled"));
+    if (number(v, "daemon_errors")) fmt::print("  daemon errors {}\n", number(v, "daemon_errors"));
     return 0;
   }
   if (command == "reload") {

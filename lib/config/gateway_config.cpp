@@ -79,7 +79,7 @@ LoadResult parse_gateway_config(const std::string& yaml_text, const std::string&
       YAML::Mark root_mark = root.Mark();
       if (root_mark.line < 0) root_mark = YAML::Mark{};
       const Field top{root, root_mark, ""};
-      const Mapping m(c, top, {"dataplane", "ports", "nat", "control"});
+      const Mapping m(c, top, {"dataplane", "ports", "nat", "control", "health"});
       if (m.ok()) {
         std::vector<PortSeen> ports;
         std::vector<PoolSeen> pools;
@@ -100,6 +100,7 @@ LoadResult parse_gateway_config(const std::string& yaml_text, const std::string&
           ns.pools_reported = true;
         cross_check_with_engine(c, g, pools, statics, ns, root_mark);
         if (const Field* f = m.get("control")) read_control(c, *f, g.control);
+        if (const Field* f = m.get("health")) read_health(c, *f, g.health);
         g.nat.log_sessions = g.control.log_sessions;
       }
     }

@@ -148,12 +148,36 @@ struct ControlConfig {
   std::optional<SyslogExportConfig> syslog;
 };
 
+// health: what decides the box's routing announcements (issue 15, README
+// "Deploying a fleet"). passgate enables the routing daemon's `protocols`
+// while it can serve and disables them when it cannot; hot-reloadable.
+struct HealthConfig {
+  std::string socket = "/run/bird/bird.ctl";  // BIRD's control socket (bird -s)
+  std::vector<std::string> protocols;         // BIRD protocols enabled only while healthy
+  // Withdrawn when a pool is exhausted; empty = all of `protocols`. Naming
+  // only the aggregation side keeps the pools announced upstream, so return
+  // traffic of the box's sessions still arrives while new subscribers are
+  // sent elsewhere.
+  std::vector<std::string> pool_exhausted_protocols;
+  std::uint32_t check_ms = 100;         // how often links and workers are checked
+  std::uint32_t hold_down_s = 10;       // healthy this long before announcing again
+  std::uint32_t worker_stall_ms = 500;  // a worker whose clock has not moved this long is stalled
+  std::uint32_t pool_check_ms = 1000;   // pools are read this often (a round trip to every worker)
+  std::uint32_t pool_withdraw_percent = 95;  // a pool's port blocks in use at which the box withdraws
+  std::uint32_t pool_restore_percent = 85;   // ... and at or below which that reason clears
+  std::uint32_t stop_withdraw_ms = 1000;     // on a clean stop: withdrawn, then forwarding this long
+  std::uint32_t reconcile_ms = 1000;         // the daemon is told the state again this often
+  std::uint32_t daemon_timeout_ms = 1000;    // one command to the daemon, reply included
+  bool operator==(const HealthConfig&) const = default;
+};
+
 struct GatewayConfig {
   std::string source;  // file it came from
   DataplaneConfig dataplane;
   std::vector<PortConfig> ports;
   nat::NatConfig nat;
   ControlConfig control;
+  std::optional<HealthConfig> health;
   // nat.random_seed was written in the file. When false, nat.random_seed is 0
   // and the application seeds it from getrandom() (RFC 6056: unpredictable ports).
   bool random_seed_given = false;

@@ -118,4 +118,8 @@ bool read_passthrough(Checker& c, const Field& f, nat::PassthroughConfig& out);
 
 void read_control(Checker& c, const Field& f, ControlConfig& out);
 
+// ------------------------------------------------------------ health (read_health.cpp)
+
+void read_health(Checker& c, const Field& f, std::optional<HealthConfig>& out);
+
 }  // namespace passgate::config

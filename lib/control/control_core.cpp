@@ -3,11 +3,13 @@
 #include <rte_telemetry.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "control/log.hpp"
 #include "control/operator_commands.hpp"
@@ -82,6 +84,42 @@ int cmd_config(ControlCore& core, const char*, rte_tel_data* d) {
   rte_tel_data_add_dict_u64(d, "reloads_applied", c.reloads_applied);
   rte_tel_data_add_dict_u64(d, "reloads_rejected", c.reloads_rejected);
   add_string_array(d, "last_error", c.last_error.empty() ? std::vector<std::string>{} : std::vector{c.last_error});
+  return 0;
+}
+
+// passgatectl health | drain | undrain.
+int cmd_health(ControlCore& core, const char* params, rte_tel_data* d) {
+  const std::string p = params ? params : "";
+  rte_tel_data_start_dict(d);
+  if (p == "drain" || p == "undrain") {
+    if (!core.set_drained(p == "drain")) {
+      add_string(d, "error", "no health: section in the configuration; nothing announces this box");
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the monitor act, so the answer shows it
+  } else if (!p.empty()) {
+    add_string(d, "error", "expected no parameter, drain or undrain");
+    return 0;
+  }
+  const stats::HealthState h = core.snapshot(false).health;
+  if (!h.configured) {
+    rte_tel_data_add_dict_string(d, "state", "not configured");
+    return 0;
+  }
+  rte_tel_data_add_dict_string(d, "state", stats::to_string(h.state));
+  std::vector<std::string> reasons;
+  for (unsigned r = 0; r < stats::health_reason_count; ++r)
+    if (h.reasons & (1u << r)) reasons.push_back(stats::to_string(static_cast<stats::HealthReason>(r)));
+  add_string_array(d, "reasons", reasons);
+  add_string(d, "detail", h.detail);
+  rte_tel_data_add_dict_u64(d, "since_unix_ms", h.since_unix_ms);
+  rte_tel_data_add_dict_u64(d, "for_s", (unix_ms_now() - std::min(unix_ms_now(), h.since_unix_ms)) / 1000);
+  rte_tel_data_add_dict_u64(d, "hold_down_left_ms", h.hold_down_left_ms);
+  rte_tel_data_add_dict_u64(d, "transitions", h.transitions);
+  add_string(d, "protocols_enabled", h.protocols_enabled);
+  rte_tel_data_add_dict_string(d, "daemon", h.daemon_connected ? "connected" : "not connected");
+  add_string(d, "daemon_reply", h.daemon_reply);
+  rte_tel_data_add_dict_u64(d, "daemon_errors", h.daemon_errors);
   return 0;
 }
 
@@ -405,6 +443,10 @@ bool ControlCore::start(TelemetryRegistry& telemetry) {
   log_mappings(cfg);
   if (cfg.control.ipfix) log(Level::info, "NAT events to IPFIX collector {}", cfg.control.ipfix->collector);
   if (cfg.control.syslog) log(Level::info, "NAT events to syslog server {}", cfg.control.syslog->server);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    apply_health(cfg);
+  }
   telemetry_ = &telemetry;
   using Command = int (*)(ControlCore&, const char*, rte_tel_data*);
   const auto add = [&](const char* name, Command command, const char* help) {
@@ -424,6 +466,8 @@ bool ControlCore::start(TelemetryRegistry& telemetry) {
                     "Params: ADDRESS:PORT or SUBSCRIBER[,destinations]. Who held a public port; a subscriber's ranges");
   registered &= add("/passgate/runtime", cmd_runtime,
                     "Per worker and stage: cycles, calls, packets since the last clear; ',clear' clears first");
+  registered &= add("/passgate/health", cmd_health,
+                    "Params: [drain|undrain]. Whether the box is announced to its routers, and why not");
   registered &= add("/passgate/exports", cmd_exports, "NAT events handed over and exported (IPFIX, syslog)");
   if (!registered) log(Level::warning, "some /passgate telemetry commands could not be registered");
   return ok;
@@ -443,6 +487,7 @@ dataplane::ReloadOutcome ControlCore::reload() {
       if (!open_exporters(*loaded.config, &error))
         log(Level::error, "reload applied, but NAT event export could not be reopened: {}", error);
       log_mappings(*loaded.config);
+      apply_health(*loaded.config);
       if (const auto level = parse_level(loaded.config->control.log_level)) set_min_level(*level);
     }
   }
@@ -486,11 +531,38 @@ void ControlCore::pump_events() {
   if (syslog_) syslog_->flush(now);
 }
 
+void ControlCore::apply_health(const config::GatewayConfig& cfg) {
+  if (cfg.health && health_) {
+    health_->configure(*cfg.health);
+  } else if (cfg.health) {
+    health_ = std::make_unique<HealthMonitor>(*cfg.health, gateway_);
+    health_->start();
+    log(Level::info, "health: driving BIRD at {} (protocols {}), checks every {} ms, hold-down {} s",
+        cfg.health->socket, fmt::join(cfg.health->protocols, ", "), cfg.health->check_ms, cfg.health->hold_down_s);
+  } else if (health_) {
+    health_.reset();
+    log(Level::notice, "health: removed from the configuration; the routing daemon's protocols stay as they are");
+  }
+}
+
+bool ControlCore::set_drained(bool drained) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!health_) return false;
+  health_->set_drained(drained);
+  return true;
+}
+
+std::uint32_t ControlCore::withdraw_for_stop() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return health_ ? health_->withdraw_for_stop() : 0;
+}
+
 stats::GatewaySnapshot ControlCore::snapshot(bool with_pools) const {
   stats::GatewaySnapshot s = gateway_.snapshot(with_pools);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     s.config = config_state_;
+    if (health_) s.health = health_->state();
   }
   std::lock_guard<std::mutex> lock(export_mutex_);
   s.exports = retired_exports_;

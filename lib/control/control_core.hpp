@@ -13,6 +13,7 @@
 #include <string>
 
 #include "config/gateway_config.hpp"
+#include "control/health_monitor.hpp"
 #include "control/ipfix_exporter.hpp"
 #include "control/syslog_exporter.hpp"
 #include "control/telemetry.hpp"
@@ -39,6 +40,11 @@ class ControlCore {
   // Moves the workers' NAT events to the exporters. Call every ~10 ms.
   void pump_events();
   [[nodiscard]] stats::GatewaySnapshot snapshot(bool with_pools) const;
+  // health: (issue 15). Drain: withdraw the box for maintenance; false when
+  // no health monitor runs. On a clean stop: withdraw, and return how long
+  // to keep forwarding while the peers move the traffic away (0 without).
+  bool set_drained(bool drained);
+  std::uint32_t withdraw_for_stop();
 
   [[nodiscard]] dataplane::Gateway& gateway() { return gateway_; }
   [[nodiscard]] const std::string& path() const { return path_; }
@@ -48,6 +54,8 @@ class ControlCore {
   // The deterministic pools' mapping events (takes export_mutex_).
   void log_mappings(const config::GatewayConfig& cfg);
   void note_loaded(const std::string& text);
+  // Starts, reconfigures or stops the health monitor for `cfg` (mutex_ held).
+  void apply_health(const config::GatewayConfig& cfg);
   // Adds the counts of the open exporters (export_mutex_ held).
   void add_export_stats(stats::ExportState& to) const;
 
@@ -61,6 +69,7 @@ class ControlCore {
   std::unique_ptr<SyslogExporter> syslog_;
   stats::ExportState exports_;
   stats::ExportState retired_exports_;  // counts of exporters a reload replaced
+  std::unique_ptr<HealthMonitor> health_;  // with a health: section; under mutex_
 };
 
 // FNV-1a 64 of a text, as 16 hex digits: identifies a configuration file's bytes.

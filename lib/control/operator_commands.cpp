@@ -34,7 +34,8 @@ CtlRequest ctl_request(const std::vector<std::string>& words, bool destinations)
       {"stats", "/passgate/nat"},        {"drops", "/passgate/nat_drops"},     {"ports", "/passgate/ports"},
       {"pools", "/passgate/pools"},      {"passthrough", "/passgate/passthrough"}, {"exports", "/passgate/exports"},
       {"steering", "/passgate/steering"}, {"config", "/passgate/config"},       {"version", "/passgate/config"},
-      {"reload", "/passgate/reload"},        {"runtime", "/passgate/runtime"},
+      {"reload", "/passgate/reload"},     {"health", "/passgate/health"},       {"drain", "/passgate/health,drain"},
+      {"undrain", "/passgate/health,undrain"}, {"runtime", "/passgate/runtime"},
   };
   if (command == "runtime" && args == 1) {
     if (words[1] != "clear") return usage("runtime [clear]");

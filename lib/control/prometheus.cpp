@@ -218,6 +218,31 @@ std::string render_prometheus(const stats::GatewaySnapshot& s) {
                    fmt::format("worker=\"{}\",stage=\"{}\"", k, stats::stage_name(static_cast<stats::Stage>(st))));
     }
   }
+
+  // Routing health (issue 15): only with a health: section, so that an
+  // alert on "not announced" never fires on a box that announces nothing.
+  if (s.health.configured) {
+    const stats::HealthState& h = s.health;
+    w.family("passgate_health_announced", "gauge", "1 when the box's routing announcements are enabled (health:).");
+    w.sample("passgate_health_announced", h.state == stats::Announcement::announced ? 1 : 0);
+    w.family("passgate_health_state", "gauge", "The health state, one-hot: withdrawn, holding (hold-down) or announced.");
+    for (auto a : {stats::Announcement::withdrawn, stats::Announcement::holding, stats::Announcement::announced})
+      w.sample("passgate_health_state", h.state == a ? 1 : 0, fmt::format("state=\"{}\"", stats::to_string(a)));
+    w.family("passgate_health_check_failing", "gauge", "1 while a health check fails, by check.");
+    for (unsigned r = 0; r < stats::health_reason_count; ++r)
+      w.sample("passgate_health_check_failing", (h.reasons >> r) & 1u,
+               fmt::format("check=\"{}\"", stats::to_string(static_cast<stats::HealthReason>(r))));
+    w.family("passgate_health_transitions_total", "counter", "Changes of the health state.");
+    w.sample("passgate_health_transitions_total", h.transitions);
+    w.family("passgate_health_withdrawals_total", "counter", "Times the box was withdrawn, by reason among the causes.");
+    for (unsigned r = 0; r < stats::health_reason_count; ++r)
+      w.sample("passgate_health_withdrawals_total", h.withdrawals[r],
+               fmt::format("reason=\"{}\"", stats::to_string(static_cast<stats::HealthReason>(r))));
+    w.family("passgate_health_daemon_connected", "gauge", "1 when the last exchange with the routing daemon succeeded.");
+    w.sample("passgate_health_daemon_connected", h.daemon_connected ? 1 : 0);
+    w.family("passgate_health_daemon_errors_total", "counter", "Commands to the routing daemon that failed or timed out.");
+    w.sample("passgate_health_daemon_errors_total", h.daemon_errors);
+  }
   return w.take();
 }
 

@@ -168,6 +168,7 @@ bool Gateway::setup_ports(std::string* error) {
     }
     port_ids_.push_back(id);
     port_started_.push_back(false);
+    port_links_.push_back({pc.name, std::string(config::device_interface(pc.device))});
     rte_eth_dev_info info{};
     if (int rc = rte_eth_dev_info_get(id, &info); rc != 0) {
       *error = fmt::format("port '{}': cannot read device info: {}", pc.name, rte_strerror(-rc));

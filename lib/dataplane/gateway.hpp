@@ -174,6 +174,17 @@ class Gateway {
   [[nodiscard]] unsigned worker_count() const { return worker_count_; }
   // Per worker: packets handed out and received, summed over ports.
   [[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> handoffs_per_worker() const;
+  // For the health monitor (gateway_health.cpp). Per port, in configuration
+  // order: whether its link is up, as the device reports it or, for a
+  // device reading a kernel netdev (af_packet, pcap: their link is forced
+  // up), as that netdev does; nullopt when it cannot be read.
+  [[nodiscard]] std::vector<std::optional<bool>> link_states() const;
+  // Port names in configuration order, fixed for the run (no lock: a
+  // check of a stalled worker must not wait behind a look-up).
+  [[nodiscard]] std::vector<std::string> port_names() const;
+  // Each worker's clock in ms, which its loop advances once a millisecond:
+  // one that stops moving belongs to a stalled worker. No round trip.
+  [[nodiscard]] std::vector<std::uint64_t> worker_clocks() const;
   // Runs fn on worker w's own thread between two of its loop turns; the
   // worker does nothing else until fn returns (a test stalls a worker so).
   // False if the worker did not take it within timeout_ms.
@@ -210,6 +221,12 @@ class Gateway {
   rte_mempool* pool_ = nullptr;
   std::vector<std::uint16_t> port_ids_;
   std::vector<bool> port_started_;
+  // By configuration port: its name and the kernel netdev its device reads
+  // (empty for PCI, ring, memif), for link_states() without cfg_'s lock.
+  struct PortLink {
+    std::string name, interface;
+  };
+  std::vector<PortLink> port_links_;
   // By configuration port: the ethdev of its kernel interface, if it has one.
   std::vector<std::optional<std::uint16_t>> exception_ids_;
   std::vector<bool> exception_started_;

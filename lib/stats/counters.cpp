@@ -34,3 +34,27 @@ constexpr const char* port_drop_texts[] = {PASSGATE_PORT_DROPS(PASSGATE_TEXT)};
 const char* port_drop_name(PortDrop d) { return port_drop_names[static_cast<unsigned>(d)]; }
 const char* port_drop_help(PortDrop d) { return port_drop_texts[static_cast<unsigned>(d)]; }
 }  // namespace passgate::stats
+
+#include "stats/health.hpp"
+
+namespace passgate::stats {
+
+const char* to_string(HealthReason r) {
+  static constexpr const char* names[] = {
+#define PASSGATE_X(name, help) #name,
+      PASSGATE_HEALTH_REASONS(PASSGATE_X)
+#undef PASSGATE_X
+  };
+  return names[static_cast<unsigned>(r)];
+}
+
+const char* to_string(Announcement a) {
+  switch (a) {
+    case Announcement::withdrawn: return "withdrawn";
+    case Announcement::holding: return "holding";
+    case Announcement::announced: return "announced";
+  }
+  return "?";
+}
+
+}  // namespace passgate::stats

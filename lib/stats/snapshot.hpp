@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "stats/health.hpp"
 #include "stats/nat_counters.hpp"
 #include "stats/port_counters.hpp"
 #include "stats/runtime.hpp"
@@ -56,6 +57,7 @@ struct GatewaySnapshot {
   ConfigState config;
   ExportState exports;
   RuntimeSnapshot runtime;          // since start, never cleared (counters for Prometheus)
+  HealthState health;  // configured = false without a health: section
 };
 
 }  // namespace passgate::stats

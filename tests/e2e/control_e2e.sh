@@ -153,6 +153,13 @@ t_pools() {
   expect_in "^demo +active +4 +0 +1008 +[1-9]" "$work/pools"
 }
 check "passgatectl pools: addresses, blocks (4 x 252) and blocks in use" t_pools
+t_health_unconfigured() {
+  "$CTL" health | tee "$work/health" && expect_in "^not configured$" "$work/health" &&
+    ! "$CTL" drain 2>"$work/drain" && cat "$work/drain" && expect_in "no health: section" "$work/drain" &&
+    pg_ns pg-gw curl -sf "http://127.0.0.1:9470/metrics" >"$work/metrics-health" &&
+    grep -q '^passgate_port_receive_packets_total' "$work/metrics-health" && ! grep -q passgate_health_ "$work/metrics-health"
+}
+check "passgatectl health without health: says so, drain is refused, no passgate_health_ metrics" t_health_unconfigured
 t_json() {
   "$CTL" --json stats >"$work/stats.json" && python3 -c '
 import json,sys

@@ -34,8 +34,7 @@
 #include "control/syslog_exporter.hpp"
 #include "control/udp_sender.hpp"
 #include "support/nat_events.hpp"
-
-extern char** environ;
+#include "support/daemons.hpp"
 
 namespace passgate::control {
 namespace {
@@ -43,82 +42,7 @@ namespace {
 using nat::NatEvent;
 using Type = NatEvent::Type;
 using namespace testing::nat_events;
-
-// ------------------------------------------------------------ real collectors
-
-bool have(const char* program) {
-  return std::system((std::string("command -v ") + program + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-// Collector tests skip where the package is missing, except in CI, where
-// scripts/install-deps.sh installs it and a skip would hide a regression.
-#define REQUIRE_PROGRAM(program, package)                                                      \
-  do {                                                                                         \
-    if (!have(program)) {                                                                      \
-      if (std::getenv("CI")) FAIL() << program << " missing: install " << package;            \
-      GTEST_SKIP() << program << " not installed (Debian package " << package << ")";          \
-    }                                                                                          \
-  } while (0)
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "passgate-export-XXXXXX";
-    if (mkdtemp(pattern.data())) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A collector daemon in the foreground, its output in a log file; stopped
-// (SIGTERM, then SIGKILL) when the test ends however it ends.
-class Daemon {
- public:
-  Daemon(const std::vector<std::string>& argv, const std::string& log_path) {
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    if (posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Daemon() { stop(); }
-  Daemon(const Daemon&) = delete;
-  Daemon& operator=(const Daemon&) = delete;
-
-  [[nodiscard]] bool running() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
-
-  // The exit status, or -1 when it had to be killed.
-  int stop() {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 500; ++i) {  // up to 5 s
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ::kill(pid_, SIGKILL);
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
+using namespace passgate::integration;
 
 std::uint16_t free_udp_port() {
   const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
@@ -148,32 +72,6 @@ std::optional<unsigned long> udp_rx_queue(std::uint16_t port) {
   return std::nullopt;
 }
 
-bool wait_for(const std::function<bool()>& condition, int timeout_ms = 5000) {
-  for (int waited = 0; waited < timeout_ms; waited += 10) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return condition();
-}
-
-std::string run(const std::string& command, int* status = nullptr) {
-  std::string out;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int rc = pclose(p);
-  if (status) *status = rc;
-  return out;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 // nfdump -o json prints an array of flat objects, one "key" : value per line.
 std::vector<std::map<std::string, std::string>> parse_nfdump_json(const std::string& text) {

@@ -64,11 +64,36 @@ TEST(Prometheus, CountersGaugesAndLabels) {
   EXPECT_EQ(text.back(), '\n');
 }
 
+// Routing health (issue 15): only with a health: section.
+TEST(Prometheus, HealthFamiliesOnlyWhenConfigured) {
+  stats::GatewaySnapshot s = sample();
+  EXPECT_EQ(render_prometheus(s).find("passgate_health_"), std::string::npos)
+      << "a box that announces nothing has no health to alert on";
+  s.health.configured = true;
+  s.health.state = stats::Announcement::withdrawn;
+  s.health.reasons = stats::reason_bit(stats::HealthReason::pool_exhausted);
+  s.health.withdrawals[static_cast<unsigned>(stats::HealthReason::pool_exhausted)] = 2;
+  s.health.transitions = 5;
+  s.health.daemon_connected = true;
+  const std::string text = render_prometheus(s);
+  EXPECT_NE(text.find("passgate_health_announced 0\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_health_state{state=\"withdrawn\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_health_state{state=\"announced\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_health_check_failing{check=\"pool_exhausted\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_health_check_failing{check=\"link_down\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_health_withdrawals_total{reason=\"pool_exhausted\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_health_transitions_total 5\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_health_daemon_connected 1\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_health_daemon_errors_total 0\n"), std::string::npos);
+}
+
 // promtool (Debian's prometheus package) is the reference parser and linter.
 TEST(Prometheus, PromtoolAcceptsIt) {
   if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "promtool not installed";
   const std::string path = ::testing::TempDir() + "passgate-metrics.txt";
-  std::ofstream(path) << render_prometheus(sample());
+  stats::GatewaySnapshot s = sample();
+  s.health.configured = true;
+  std::ofstream(path) << render_prometheus(s);
   const std::string cmd = "promtool check metrics < " + path + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
