@@ -47,6 +47,10 @@ constexpr const char* commands_help = R"(Commands:
   steering                    workers, how each port is steered (rss, handoff, single), handoffs
   config                      the policy in force: file, digest, generation, reloads
   reload                      re-read the configuration file; applied only if valid
+  runtime                     per worker and stage of its loop: calls, packets, clocks per
+                              packet, packets per call (like VPP's show runtime), since the
+                              last clear
+  runtime clear               clear them (a baseline in the gateway; counters go on)
   health                      whether the box is announced to its routers (health:), and why not
   drain / undrain             withdraw the box's announcements for maintenance, and restore them
                               (after the hold-down)
@@ -133,7 +137,31 @@ void print_nonzero(const YAML::Node& dict, const std::string& indent) {
       fmt::print("{}{:<36} {}\n", indent, kv.first.as<std::string>(), kv.second.as<std::string>());
 }
 
+// /passgate/runtime: per worker, "<stage>_cycles", "_calls", "_packets".
+passgate::stats::RuntimeSnapshot runtime_of(const YAML::Node& v) {
+  namespace stats = passgate::stats;
+  stats::RuntimeSnapshot r;
+  r.tsc_hz = number(v, "tsc_hz");
+  r.elapsed_cycles = number(v, "elapsed_cycles");
+  for (std::uint64_t w = 0; w < number(v, "workers"); ++w) {
+    const YAML::Node n = v[fmt::format("worker{}", w)];
+    auto& stages = r.workers.emplace_back();
+    if (!n) continue;
+    for (unsigned k = 0; k < stats::stage_count; ++k) {
+      const std::string stage = stats::stage_name(static_cast<stats::Stage>(k));
+      stages[k].cycles = number(n, (stage + "_cycles").c_str());
+      stages[k].calls = number(n, (stage + "_calls").c_str());
+      stages[k].packets = number(n, (stage + "_packets").c_str());
+    }
+  }
+  return r;
+}
+
 int show(const std::string& command, const YAML::Node& v) {
+  if (command == "runtime") {
+    fmt::print("{}", passgate::control::runtime_table(runtime_of(v)));
+    return 0;
+  }
   if (command == "stats") {
     fmt::print("sessions {}  mappings {}  subscribers {}  port blocks {}\n", number(v, "sessions"),
                number(v, "mappings"), number(v, "subscribers"), number(v, "port_blocks"));

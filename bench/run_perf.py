@@ -457,6 +457,15 @@ def dut_rx_packets(lines):
     return sum(int(m.group(1)) for m in (re.match(r"port \w+: rx (\d+) packets", x) for x in lines) if m)
 
 
+def dut_clocks_per_packet(text):
+    """passgate's clocks per packet over the whole run (every stage of its
+    runtime accounting but idle, over the packets its ports received: warm-up
+    and every trial), from the `runtime:` line it prints on stop; None for the
+    kernel or an older passgate."""
+    m = re.search(r"^runtime: ([\d.]+) clocks per packet", text, re.M)
+    return float(m.group(1)) if m else None
+
+
 def run_scenario(args, name, hugepages):
     sc = SCENARIOS[name]
     harness_kind, dut, subs, flows, mode, mix, what = sc
@@ -484,7 +493,9 @@ def run_scenario(args, name, hugepages):
             # passgate prints its counters on stop: keep them with the run,
             # they say where any lost packet went.
             if harness.log_path and os.path.exists(harness.log_path):
-                result["dut_counters"] = open(harness.log_path).read().splitlines()[-60:]
+                text = open(harness.log_path).read()
+                result["dut_counters"] = text.splitlines()[-60:]
+                result["dut_clocks_per_packet"] = dut_clocks_per_packet(text)
             reps.append(result)
     finally:
         harness.cleanup()
@@ -495,6 +506,7 @@ def run_scenario(args, name, hugepages):
     # to outside in the search's first trial, offered as fast as possible.
     mrr = [r["trials"][0]["outbound"]["received"] / r["trials"][0]["seconds"] for r in reps
            if r["trials"] and r["trials"][0]["requested_pps"] == 0]
+    cpp = [r["dut_clocks_per_packet"] for r in reps if r.get("dut_clocks_per_packet") is not None]
     summary = {
         "scenario": name, "what": what, "harness": harness_kind, "dut": dut, "sessions": subs * flows,
         "subscribers": subs, "flows_per_subscriber": flows, "mix": mix, "mode": mode,
@@ -504,6 +516,7 @@ def run_scenario(args, name, hugepages):
         "pdr_pps_median": statistics.median(pdr) if pdr else 0,
         "ndr_pps_runs": ndr, "pdr_pps_runs": pdr,
         "mrr_pps_median": statistics.median(mrr) if mrr else 0, "mrr_pps_runs": mrr,
+        "clocks_per_packet_median": statistics.median(cpp) if cpp else None, "clocks_per_packet_runs": cpp,
         "generator_limited": any(r["result"].get("generator_limited") for r in reps),
         "latency_p50_us_median": statistics.median(x["p50"] for x in lat) if lat else None,
         "latency_p99_us_median": statistics.median(x["p99"] for x in lat) if lat else None,
@@ -534,6 +547,10 @@ def run_scenario(args, name, hugepages):
 
 def fmt_mpps(pps):
     return f"{pps / 1e6:.3f}"
+
+
+def fmt_cpp(clocks):
+    return "-" if clocks is None else f"{clocks:.0f}"
 
 
 def evaluate_targets(by):
@@ -586,8 +603,11 @@ def markdown(doc):
         f"{doc['settings']['reps']} run(s) per scenario. Rates are packets per second offered inside to outside; "
         "the DUT forwarded the same again outside to inside (the answers), so its total is twice the figure.",
         "",
-        "| scenario | harness | sessions | NDR Mpps (zero loss) | PDR Mpps (0.5 % loss) | MRR Mpps (max offered) | runs (NDR) | latency p50 / p99 at NDR, us | what it measures |",
-        "|---|---|---:|---:|---:|---:|---|---|---|",
+        "Clocks per packet: passgate's runtime accounting (`passgatectl runtime`) over the whole run, warm-up and "
+        "every trial, all stages but idle, over the packets its ports received (both directions); the kernel has none.",
+        "",
+        "| scenario | harness | sessions | NDR Mpps (zero loss) | PDR Mpps (0.5 % loss) | MRR Mpps (max offered) | clocks / packet | runs (NDR) | latency p50 / p99 at NDR, us | what it measures |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for s in doc["scenarios"]:
         lat = (f"{s['latency_p50_us_median']:.0f} / {s['latency_p99_us_median']:.0f}"
@@ -597,7 +617,7 @@ def markdown(doc):
         lines.append(
             f"| {s['scenario']} | {s['harness']} | {s['sessions'] if s['mode'] != 'cps' else 'new'} | "
             f"{fmt_mpps(s['ndr_pps_median'])}{gl} | {fmt_mpps(s['pdr_pps_median'])} | {fmt_mpps(s['mrr_pps_median'])} | "
-            f"{', '.join(fmt_mpps(x) for x in s['ndr_pps_runs'])} | {lat} | {s['what']}{unit} |")
+            f"{fmt_cpp(s.get('clocks_per_packet_median'))} | {', '.join(fmt_mpps(x) for x in s['ndr_pps_runs'])} | {lat} | {s['what']}{unit} |")
     multi = [s for s in doc["scenarios"] if s.get("workers", 1) > 1]
     if multi:
         lines += ["", "## Several workers", "",
@@ -754,7 +774,8 @@ def main():
                 log(f"scenario {n} failed: {e}")
                 doc.setdefault("failed", {})[n] = str(e)[-2000:]
                 continue
-            log(f"scenario {n}: NDR {fmt_mpps(s['ndr_pps_median'])} Mpps, PDR {fmt_mpps(s['pdr_pps_median'])} Mpps "
+            log(f"scenario {n}: NDR {fmt_mpps(s['ndr_pps_median'])} Mpps, PDR {fmt_mpps(s['pdr_pps_median'])} Mpps, "
+                f"{fmt_cpp(s.get('clocks_per_packet_median'))} clocks/packet "
                 f"(runs {', '.join(fmt_mpps(x) for x in s['ndr_pps_runs'])})")
             doc["scenarios"].append(s)
     finally:

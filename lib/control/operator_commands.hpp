@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "stats/runtime.hpp"
+
 namespace passgate::control {
 
 // passgatectl: the request for COMMAND ARGS..., or `error` (a usage line) when
@@ -46,5 +48,11 @@ struct SessionText {
   unsigned worker = 0;
 };
 std::string session_line(const SessionText& s, bool destinations);
+
+// `passgatectl runtime`: per worker, a VPP `show runtime`-like table of the
+// stages that ran (calls, packets, clocks per packet, packets per call,
+// share of the worker's cycles), headed by the time covered, the cycle
+// counter's rate and the clocks per packet of all stages but idle.
+std::string runtime_table(const stats::RuntimeSnapshot& s);
 
 }  // namespace passgate::control

@@ -193,6 +193,31 @@ std::string render_prometheus(const stats::GatewaySnapshot& s) {
   w.family("passgate_export_errors_total", "counter", "Messages the kernel refused to send, by exporter.");
   w.sample("passgate_export_errors_total", s.exports.ipfix_errors, "exporter=\"ipfix\"");
   w.sample("passgate_export_errors_total", s.exports.syslog_errors, "exporter=\"syslog\"");
+  // Runtime accounting (stats/runtime.hpp): where each worker's cycles go.
+  // Clocks per packet of a stage = rate(cycles) / rate(packets).
+  if (!s.runtime.workers.empty()) {
+    w.family("passgate_tsc_hertz", "gauge", "Rate of the cycle counter the stage cycles are counted in.");
+    w.sample("passgate_tsc_hertz", s.runtime.tsc_hz);
+    struct StageMetric {
+      const char* name;
+      const char* help;
+      std::uint64_t stats::StageCounter::*field;
+    };
+    static constexpr StageMetric stage_metrics[] = {
+        {"passgate_worker_stage_cycles_total", "Cycles a worker spent in a stage of its loop.",
+         &stats::StageCounter::cycles},
+        {"passgate_worker_stage_calls_total", "Times a worker ran a stage (per burst, not per packet).",
+         &stats::StageCounter::calls},
+        {"passgate_worker_stage_packets_total", "Packets a worker's stage handled.", &stats::StageCounter::packets},
+    };
+    for (const StageMetric& m : stage_metrics) {
+      w.family(m.name, "counter", m.help);
+      for (std::size_t k = 0; k < s.runtime.workers.size(); ++k)
+        for (unsigned st = 0; st < stats::stage_count; ++st)
+          w.sample(m.name, s.runtime.workers[k][st].*m.field,
+                   fmt::format("worker=\"{}\",stage=\"{}\"", k, stats::stage_name(static_cast<stats::Stage>(st))));
+    }
+  }
 
   // Routing health (issue 15): only with a health: section, so that an
   // alert on "not announced" never fires on a box that announces nothing.

@@ -507,6 +507,7 @@ Gateway::Snapshot Gateway::snapshot(bool with_pools) const {
     s.worker_handoff_out.push_back(out);
     s.worker_handoff_in.push_back(in);
   }
+  s.runtime = runtime(false);
   if (pool_) {
     s.mbufs_total = pool_->size;
     s.mbufs_free = rte_mempool_avail_count(pool_);
@@ -546,6 +547,11 @@ void Gateway::print(std::FILE* out) const {
       fmt::print(out, "  malformed {:<20} {}\n", packet::parse_error_name(static_cast<packet::ParseError>(k)),
                  s.nat.parse_error[k]);
   fmt::print(out, "mbufs: {} of {} free\n", s.mbufs_free, s.mbufs_total);
+  // The performance harness reads this line (bench/run_perf.py).
+  std::uint64_t received = 0;
+  for (const auto& w : s.runtime.workers) received += w[static_cast<unsigned>(stats::Stage::receive)].packets;
+  fmt::print(out, "runtime: {:.1f} clocks per packet (all stages but idle) over {} packets received, {} Hz\n",
+             stats::busy_clocks_per_packet(s.runtime), received, s.runtime.tsc_hz);
 }
 
 }  // namespace passgate::dataplane

@@ -28,6 +28,7 @@
 #include "nat/engine.hpp"
 #include "steering/dispatch.hpp"
 #include "stats/nat_counters.hpp"
+#include "stats/runtime.hpp"
 #include "stats/snapshot.hpp"
 #include "stats/port_counters.hpp"
 
@@ -138,6 +139,13 @@ class Gateway {
   [[nodiscard]] Snapshot snapshot(bool with_pools = false) const;
   void print(std::FILE* out) const;
 
+  // Runtime accounting (stats/runtime.hpp, gateway_runtime.cpp): every
+  // worker's time by stage since the last clear_runtime(), or since start
+  // (raw: what Prometheus exports, whose counters never go back). Relaxed
+  // reads; a clear is a baseline kept here, the workers are not touched.
+  [[nodiscard]] stats::RuntimeSnapshot runtime(bool since_clear = true) const;
+  void clear_runtime();
+
   // Hot reload: checks `next` against the running gateway (restart-only
   // changes, engine limits), publishes it to the workers under RCU and waits
   // until every worker runs it. A refused reload changes nothing.
@@ -193,6 +201,8 @@ class Gateway {
   // Runs fn on every worker's thread in turn; false if one did not answer.
   bool on_workers(const std::function<void(Worker&)>& fn) const;
 
+  mutable std::mutex runtime_mutex_;  // runtime_baseline_
+  stats::RuntimeSnapshot runtime_baseline_;
   mutable std::mutex control_mutex_;  // reloads, look-ups and cfg_ reads on the control side
   config::GatewayConfig cfg_;
   std::unique_ptr<Policy> policy_;

@@ -23,6 +23,7 @@ using stats::PortDrop;
 Worker::Worker(const config::GatewayConfig& c, std::vector<PortView> p, rte_mempool* mp, std::uint16_t q,
                std::unique_ptr<nat::Engine> e)
     : cfg(c), ports(std::move(p)), pool(mp), queue(q), engine(std::move(e)) {
+  engine->set_runtime(&runtime);
   assert(ports.size() == 2 && ports[index_of(Side::inside)].inside && !ports[index_of(Side::outside)].inside);
   counters.resize(ports.size());
   tx.resize(ports.size());
@@ -71,33 +72,61 @@ void Worker::run(const std::atomic<bool>* stop) {
     rte_rcu_qsbr_thread_register(qsbr, reader_id);
     rte_rcu_qsbr_thread_online(qsbr, reader_id);
   }
+  // Runtime accounting: one boundary per burst and stage (see
+  // stats/runtime.hpp); the timer check's own cycle-counter read closes each
+  // turn as `loop`. rte_rdtsc and stats::read_cycles read the same counter.
+  runtime.start(rte_rdtsc());
+  runtime_started.store(runtime.last, std::memory_order_relaxed);
   running.store(true, std::memory_order_release);
   while (!stop->load(std::memory_order_relaxed)) {
+    bool busy = false;  // this turn had packets: its rest is `loop`, else `idle`
     // Top of the loop: no packet and no policy reference is in flight.
-    if (const Policy* p = published->load(std::memory_order_acquire); p != policy) adopt(p);
-    if (call_.load(std::memory_order_relaxed)) serve_control_call();
+    if (const Policy* p = published->load(std::memory_order_acquire); p != policy) [[unlikely]] {
+      adopt(p);
+      runtime.lap(stats::Stage::control, 0);
+    }
+    if (call_.load(std::memory_order_relaxed)) [[unlikely]] {
+      serve_control_call();
+      runtime.lap(stats::Stage::control, 0);
+    }
     for (Side s : sides) {
       if (!polls[index_of(s)]) continue;
       const std::uint16_t n = rte_eth_rx_burst(port(s).id, queue, mbufs, burst);
-      if (n) (this->*wire_[index_of(s)])(mbufs, n);
+      if (n) {
+        busy = true;
+        runtime.lap(stats::Stage::receive, n);
+        (this->*wire_[index_of(s)])(mbufs, n);
+      } else {
+        runtime.lap(stats::Stage::idle, 0);
+      }
     }
     for (Side s : sides)
-      if (kernel[index_of(s)]) poll_kernel(s, mbufs, burst);
+      if (kernel[index_of(s)]) {
+        const unsigned n = poll_kernel(s, mbufs, burst);
+        busy |= n != 0;
+        runtime.lap(n ? stats::Stage::exception : stats::Stage::idle, n);
+      }
     if (rules) {
-      receive_handoffs();
-      flush_handoffs();
+      busy |= receive_handoffs() != 0;
+      if (const unsigned n = flush_handoffs()) runtime.lap(stats::Stage::handoff, n);
     }
     // The kernel's share first: once the port's frames are out, what came
     // before them for the kernel is too (tests/dataplane wait on that).
+    unsigned sent = 0;
     for (Side s : sides) {
-      flush_kernel(s);
-      flush(s);
+      sent += flush_kernel(s);
+      sent += flush(s);
     }
+    if (sent) runtime.lap(stats::Stage::transmit, sent);
     const std::uint64_t tsc = rte_rdtsc();
+    // An idle turn's rest is idle time, not a call of its own.
+    if (busy) runtime.lap_at(stats::Stage::loop, tsc, 0);
+    else runtime.charge_at(stats::Stage::idle, tsc);
     if (tsc >= next_tick) {
       next_tick = tsc + tick;
       now_ms = 1000 + (tsc - start) * 1000 / hz;
       timers();
+      runtime.lap(stats::Stage::timers, 0);
     }
     free_discarded();
     if (qsbr) rte_rcu_qsbr_quiescent(qsbr, reader_id);

@@ -25,6 +25,7 @@
 #include "packet/headers.hpp"
 #include "packet/route_table.hpp"
 #include "stats/port_counters.hpp"
+#include "stats/runtime.hpp"
 #include "steering/dispatch.hpp"
 #include "steering/fragment_owners.hpp"
 #include "table/prefix_set.hpp"
@@ -157,6 +158,10 @@ struct Worker {
   std::vector<rte_ring*> rings;
   std::vector<HandoffBuffer> handoff;  // per destination worker
   std::vector<std::uint16_t> rx_queues;  // by Side: queues it has (this worker polls `queue` if below)
+  // Where the loop's time goes, by stage (stats/runtime.hpp): written by
+  // this worker only, from run(); its engine charges its own stages here.
+  stats::RuntimeCounters runtime;
+  std::atomic<std::uint64_t> runtime_started{0};  // cycle counter when run() began
 
  private:
   PortView& port(Side s) { return ports[index_of(s)]; }
@@ -182,9 +187,9 @@ struct Worker {
   Receive wire_[2] = {};
 
   // Handing packets to the worker that owns them (worker_handoff.cpp).
-  void receive_handoffs();
+  unsigned receive_handoffs();  // how many it took
   void hand_to(unsigned worker, Side s, rte_mbuf* m, unsigned l2);
-  void flush_handoffs();
+  unsigned flush_handoffs();  // how many it passed on
   void copy_arp_to_others(Side s, rte_mbuf* m, unsigned l2);
 
   // Layer 2 and our own addresses (worker_l2.cpp).
@@ -194,14 +199,14 @@ struct Worker {
   void send_arp_request(Side s, be32 target);
   void send_l2(Side egress, rte_mbuf* m, const MacAddress& dst);
   void transmit(Side s, rte_mbuf* m);
-  void flush(Side s);
+  unsigned flush(Side s);  // how many it gave the PMD
 
   // The kernel interface of a port (worker_exception.cpp): what the
   // dataplane does not answer for the port's own address goes there, and
   // what the kernel sends leaves through the port.
   void to_kernel(Side s, rte_mbuf* m, unsigned l2, be32 source);
-  void flush_kernel(Side s);
-  void poll_kernel(Side s, rte_mbuf** mbufs, std::uint16_t burst);
+  unsigned flush_kernel(Side s);
+  unsigned poll_kernel(Side s, rte_mbuf** mbufs, std::uint16_t burst);  // frames taken
   void from_kernel(Side s, rte_mbuf* m);
   [[nodiscard]] bool take_exception_token(ExceptionPath& x);
   ExceptionPath exception_[2];

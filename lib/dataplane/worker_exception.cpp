@@ -73,9 +73,10 @@ void Worker::to_kernel(Side s, rte_mbuf* m, unsigned l2, be32 source) {
   x.mbufs[x.count++] = m;
 }
 
-void Worker::flush_kernel(Side s) {
+unsigned Worker::flush_kernel(Side s) {
   ExceptionPath& x = exception_[index_of(s)];
-  if (x.count == 0) return;
+  if (x.count == 0) return 0;
+  const unsigned count = x.count;
   const std::uint16_t sent =
       rte_eth_tx_burst(*port(s).exception_id, queue, x.mbufs, static_cast<std::uint16_t>(x.count));
   for (unsigned i = sent; i < x.count; ++i) discard(x.mbufs[i]);
@@ -83,11 +84,13 @@ void Worker::flush_kernel(Side s) {
   c.exception_to_kernel += sent;
   if (sent < x.count) c.add(PortDrop::exception_kernel_full, x.count - sent);
   x.count = 0;
+  return count;
 }
 
-void Worker::poll_kernel(Side s, rte_mbuf** mbufs, std::uint16_t burst) {
+unsigned Worker::poll_kernel(Side s, rte_mbuf** mbufs, std::uint16_t burst) {
   const std::uint16_t n = rte_eth_rx_burst(*port(s).exception_id, queue, mbufs, burst);
   for (std::uint16_t i = 0; i < n; ++i) from_kernel(s, mbufs[i]);
+  return n;
 }
 
 // What the kernel may send through the port: ARP and IPv4 as the port

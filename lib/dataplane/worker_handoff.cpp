@@ -22,10 +22,12 @@ void Worker::hand_to(unsigned worker, Side s, rte_mbuf* m, unsigned l2) {
   if (b.count == HandoffBuffer::capacity) flush_handoffs();
 }
 
-void Worker::flush_handoffs() {
+unsigned Worker::flush_handoffs() {
+  unsigned total = 0;
   for (unsigned w = 0; w < handoff.size(); ++w) {
     HandoffBuffer& b = handoff[w];
     if (b.count == 0) continue;
+    total += b.count;
     const unsigned sent = rte_ring_enqueue_burst(rings[w], reinterpret_cast<void* const*>(b.mbufs), b.count, nullptr);
     for (unsigned i = sent; i < b.count; ++i) {
       for (Side s : sides)
@@ -34,12 +36,13 @@ void Worker::flush_handoffs() {
     }
     b.count = 0;
   }
+  return total;
 }
 
-void Worker::receive_handoffs() {
+unsigned Worker::receive_handoffs() {
   rte_mbuf* in[nat::Engine::max_burst];
   const unsigned n = rte_ring_sc_dequeue_burst(rings[index], reinterpret_cast<void**>(in), nat::Engine::max_burst, nullptr);
-  if (n == 0) return;
+  if (n == 0) return 0;
   // Keep each port's packets in their order.
   rte_mbuf* mine[2][nat::Engine::max_burst];
   unsigned count[2] = {0, 0};
@@ -50,6 +53,7 @@ void Worker::receive_handoffs() {
   }
   if (count[0]) receive_handed<Side::inside>(mine[0], count[0]);
   if (count[1]) receive_handed<Side::outside>(mine[1], count[1]);
+  return n;
 }
 
 void Worker::copy_arp_to_others(Side s, rte_mbuf* m, unsigned l2) {

@@ -208,9 +208,10 @@ void Worker::transmit(Side s, rte_mbuf* m) {
   b.mbufs[b.count++] = m;
 }
 
-void Worker::flush(Side s) {
+unsigned Worker::flush(Side s) {
   TxBuffer& b = tx[index_of(s)];
-  if (b.count == 0) return;
+  if (b.count == 0) return 0;
+  const unsigned count = b.count;
   std::uint64_t bytes = 0;
   for (unsigned i = 0; i < b.count; ++i) bytes += rte_pktmbuf_pkt_len(b.mbufs[i]);
   const std::uint16_t sent = rte_eth_tx_burst(port(s).id, queue, b.mbufs, static_cast<std::uint16_t>(b.count));
@@ -223,6 +224,7 @@ void Worker::flush(Side s) {
   c.tx_bytes += bytes;
   if (sent < b.count) c.add(PortDrop::tx_full, b.count - sent);
   b.count = 0;
+  return count;
 }
 
 }  // namespace passgate::dataplane

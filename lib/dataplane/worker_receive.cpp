@@ -55,14 +55,19 @@ void Worker::choose_receive() {
   }
 }
 
+// Stage boundaries (stats/runtime.hpp) after the stacks are filled and after
+// the verdicts are routed; the engine adds its own in between. A stage
+// that got no packet takes no boundary.
 template <Side S, bool Steered>
 void Worker::receive_wire(rte_mbuf** mbufs, unsigned n) {
   Burst b;
   l2_stage<S>(b, mbufs, n);
   arp_stage<S>(b);
   l3_stage<S, Steered>(b);
+  runtime.lap(stats::Stage::classify, n);
   nat_stage<S>(b);
   free_discarded();
+  if (b.nat_count) runtime.lap(stats::Stage::route, b.nat_count);
 }
 
 template <Side S>
@@ -70,11 +75,13 @@ void Worker::receive_forward(rte_mbuf** mbufs, unsigned n) {
   Burst b;
   l2_stage<S>(b, mbufs, n);
   arp_stage<S>(b);
+  runtime.lap(stats::Stage::classify, n);
   for (unsigned i = 0; i < b.ip_count; ++i) {
     const auto [m, l2] = b.ip[i];
     if (ip_addresses_acceptable<S>(m, l2)) forward(other_side(S), m, l2);
   }
   free_discarded();
+  if (b.ip_count) runtime.lap(stats::Stage::route, b.ip_count);
 }
 
 template <Side S>
@@ -100,8 +107,10 @@ void Worker::receive_handed(rte_mbuf** mbufs, unsigned n) {
     }
     push_nat<S>(b, m, m->l2_len);
   }
+  runtime.lap(stats::Stage::handoff, n);  // the ring's dequeue and sorting with it
   nat_stage<S>(b);
   free_discarded();
+  if (b.nat_count) runtime.lap(stats::Stage::route, b.nat_count);
 }
 
 template <Side S>

@@ -45,6 +45,7 @@
 #include "passthrough/pptp.hpp"
 #include "packet/parse.hpp"
 #include "stats/nat_counters.hpp"
+#include "stats/runtime.hpp"
 #include "stats/snapshot.hpp"
 
 namespace passgate::nat {
@@ -218,6 +219,11 @@ class Engine {
   // Translate packets in place. Up to max_burst packets per call.
   void process_burst(Direction dir, std::span<PacketRef> packets, std::uint64_t now_ms);
   Result process(Direction dir, std::span<std::uint8_t> ip_packet, std::uint64_t now_ms);
+  // The worker's runtime accounting block (stats/runtime.hpp), or none
+  // (tests, tools): process_burst then charges its stages there, lookup for
+  // the burst and established / create / passthrough for each run of
+  // packets of one kind, one cycle-counter read per run and none per packet.
+  void set_runtime(stats::RuntimeCounters* r) { runtime_ = r; }
 
   // Expire idle sessions, free held ports and stale fragment state, at most
   // `budget` records per call. Call it often (every loop turn or millisecond).
@@ -355,6 +361,7 @@ class Engine {
   bool applying_ = false;
 
   stats::NatCounters counters_;
+  stats::RuntimeCounters* runtime_ = nullptr;
   EventRing events_;
   FragmentTracker fragments_;
   passthrough::EspTracker esp_;

@@ -111,7 +111,14 @@ void Engine::process_burst(Direction dir, std::span<PacketRef> packets, std::uin
   const NatCounter seen = dir == Direction::outbound ? NatCounter::packets_outbound : NatCounter::packets_inbound;
   counters_.add(seen, n);
 
-  auto run = [&]<Direction D>() {
+  // Timed: a stage boundary (stats/runtime.hpp) after the lookup and at
+  // each change of kind in the translate loop. The kinds are not separate
+  // loops (translating in packet order keeps a first fragment before its
+  // later ones, a PPTP control packet before its GRE), so a burst of one
+  // kind costs one boundary and a burst alternating kinds one per change;
+  // a burst whose every packet has a session (noted during the lookup)
+  // skips the per-packet kind check.
+  auto run = [&]<Direction D, bool Timed>() {
     for (std::size_t i = 0; i < n; ++i) {
       // Every checksum is verified here: the ports passgate runs on (af_packet,
       // pcap, memif, ring) verify none; a NIC's verified flag (RTE_MBUF_F_RX_
@@ -121,8 +128,29 @@ void Engine::process_burst(Direction dir, std::span<PacketRef> packets, std::uin
     }
     for (std::size_t i = 0; i < n; ++i)
       if (errors[i] == packet::ParseError::ok) Impl::lookup<D>(*this, parsed[i], lookups[i]);
+    // Timed: whether every packet has a session (the steady state); then the
+    // translate loop tracks no kinds. A pass of its own: inside the lookup
+    // loop it would wait on each lookup's memory and cost at 1M sessions.
+    [[maybe_unused]] bool mixed = false;
+    if constexpr (Timed)
+      for (std::size_t i = 0; i < n; ++i)
+        mixed |= errors[i] != packet::ParseError::ok || !lookups[i].fast || lookups[i].session == no_index;
+    [[maybe_unused]] stats::Stage kind = stats::Stage::established;
+    [[maybe_unused]] std::uint64_t run_length = 0;
+    if constexpr (Timed) runtime_->lap(stats::Stage::lookup, n);
     for (std::size_t i = 0; i < n; ++i) {
       PacketRef& pkt = packets[i];
+      if (Timed && mixed) {
+        const stats::Stage k = errors[i] != packet::ParseError::ok || !lookups[i].fast ? stats::Stage::passthrough
+                               : lookups[i].session == no_index                        ? stats::Stage::create
+                                                                                       : stats::Stage::established;
+        if (k != kind) {
+          if (run_length) runtime_->lap(kind, run_length);
+          kind = k;
+          run_length = 0;
+        }
+        ++run_length;
+      }
       if (errors[i] != packet::ParseError::ok) {
         counters_.add(errors[i]);
         ++counters_.of(stats::ProtoIndex::other).drop[static_cast<unsigned>(DropReason::malformed)];
@@ -132,11 +160,21 @@ void Engine::process_burst(Direction dir, std::span<PacketRef> packets, std::uin
       pkt.result = Impl::translate<D>(*this, pkt.bytes.data(), parsed[i], lookups[i]);
       if (pkt.result.verdict == Verdict::drop) counters_.add(pkt.result.reason, stats::proto_index_of(parsed[i].proto));
     }
+    if constexpr (Timed) {
+      if (!mixed) {
+        if (n) runtime_->lap(stats::Stage::established, n);
+      } else if (run_length) {
+        runtime_->lap(kind, run_length);
+      }
+    }
   };
-  if (dir == Direction::outbound)
-    run.template operator()<Direction::outbound>();
-  else
-    run.template operator()<Direction::inbound>();
+  if (runtime_) {
+    if (dir == Direction::outbound) run.template operator()<Direction::outbound, true>();
+    else run.template operator()<Direction::inbound, true>();
+  } else {
+    if (dir == Direction::outbound) run.template operator()<Direction::outbound, false>();
+    else run.template operator()<Direction::inbound, false>();
+  }
 }
 
 Result Engine::process(Direction dir, std::span<std::uint8_t> ip_packet, std::uint64_t now_ms) {

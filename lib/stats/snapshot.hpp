@@ -10,6 +10,7 @@
 #include "stats/health.hpp"
 #include "stats/nat_counters.hpp"
 #include "stats/port_counters.hpp"
+#include "stats/runtime.hpp"
 
 namespace passgate::stats {
 
@@ -55,6 +56,7 @@ struct GatewaySnapshot {
   std::vector<PoolUsage> pools;     // only when asked for (needs a round trip to every worker)
   ConfigState config;
   ExportState exports;
+  RuntimeSnapshot runtime;          // since start, never cleared (counters for Prometheus)
   HealthState health;  // configured = false without a health: section
 };
 

@@ -13,7 +13,8 @@
 #   - NAT event export: IPFIX to nfcapd (read back with nfdump; port ranges
 #     checked with tshark's IPFIX dissector, which nfdump 1.7.1 does not
 #     decode), RFC 5424 syslog to rsyslogd;
-#   - Prometheus pool gauges, checked by promtool.
+#   - Prometheus pool gauges and runtime stages, checked by promtool;
+#   - passgatectl runtime: clear, then the stages of one exchange.
 # Prints TAP; exits non-zero if any check failed.
 #   tests/e2e/control_e2e.sh PASSGATE_BINARY PASSGATECTL_BINARY
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
@@ -167,6 +168,20 @@ assert d["sessions"] >= 1 and d["port_blocks"] >= 1, d
 print("sessions", d["sessions"])' "$work/stats.json"
 }
 check "passgatectl --json stats is JSON with live values" t_json
+# Runtime accounting (issue 17.1): cleared, one exchange, then the table
+# counts it: packets in, translated, out, and the idle polls around them.
+t_runtime() {
+  "$CTL" runtime clear | tee "$work/runtime-clear" &&
+    ! grep -qE "^  (receive|transmit) " "$work/runtime-clear" &&
+    pg_ns pg-sub1 $TOOL udp-ask "$PG_SERVER" 9000 40002 >/dev/null &&
+    "$CTL" runtime | tee "$work/runtime" &&
+    expect_in "^time [0-9.]+ s, cycle counter [0-9.]+ GHz, [0-9]+ worker\(s\), [0-9.]+ clocks/packet" "$work/runtime" &&
+    expect_in "^  receive +[1-9][0-9]* +[1-9][0-9]* +[0-9.]+ " "$work/runtime" &&
+    expect_in "^  (create|established) +[1-9]" "$work/runtime" &&
+    expect_in "^  transmit +[1-9]" "$work/runtime" &&
+    expect_in "^  idle +[1-9][0-9]* +0 +[0-9.]+/call" "$work/runtime"
+}
+check "passgatectl runtime: clear, then per-stage calls, packets and clocks of one exchange" t_runtime
 
 # Ten reloads under continuous traffic: UDP at 400 packets/s with every
 # answer counted, and a TCP connection exchanging a message every 20 ms.
@@ -235,9 +250,11 @@ t_prometheus() {
   grep -E '^passgate_pool_port_blocks_in_use\{pool="demo",state="active"\} [1-9]' "$work/metrics" &&
     grep -E '^passgate_config_generation 11$' "$work/metrics" &&
     grep -E '^passgate_config_reloads_total\{result="rejected"\} 2$' "$work/metrics" &&
-    grep -E '^passgate_export_records_total\{exporter="ipfix"\} [1-9]' "$work/metrics"
+    grep -E '^passgate_export_records_total\{exporter="ipfix"\} [1-9]' "$work/metrics" &&
+    grep -E '^passgate_worker_stage_cycles_total\{worker="0",stage="receive"\} [1-9]' "$work/metrics" &&
+    grep -E '^passgate_worker_stage_packets_total\{worker="0",stage="transmit"\} [1-9]' "$work/metrics"
 }
-check "Prometheus (control.prometheus from YAML): pool gauges, reloads, exports; promtool accepts it" t_prometheus
+check "Prometheus (control.prometheus from YAML): pool gauges, reloads, exports, runtime stages; promtool accepts it" t_prometheus
 
 # Stop passgate: its blocks are still held, so the exports so far are the
 # allocations; then read what the collectors got.

@@ -25,6 +25,9 @@ stats::GatewaySnapshot sample() {
   s.mbufs_total = 8191;
   s.mbufs_free = 8000;
   s.workers = 1;
+  s.runtime.tsc_hz = 2'000'000'000;
+  s.runtime.workers.resize(1);
+  s.runtime.workers[0][static_cast<unsigned>(stats::Stage::established)] = {6400, 2, 64};
   return s;
 }
 
@@ -50,6 +53,14 @@ TEST(Prometheus, CountersGaugesAndLabels) {
   EXPECT_NE(text.find("passgate_nat_malformed_total{reason=\"bad_ip_checksum\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE passgate_nat_sessions gauge\npassgate_nat_sessions 5\n"), std::string::npos);
   EXPECT_NE(text.find("passgate_mbuf_pool_free 8000\n"), std::string::npos);
+  // Runtime accounting: per worker and stage, and the counter's rate.
+  EXPECT_NE(text.find("# TYPE passgate_worker_stage_cycles_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_worker_stage_cycles_total{worker=\"0\",stage=\"established\"} 6400\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_worker_stage_calls_total{worker=\"0\",stage=\"established\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("passgate_worker_stage_packets_total{worker=\"0\",stage=\"established\"} 64\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("passgate_worker_stage_packets_total{worker=\"0\",stage=\"idle\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE passgate_tsc_hertz gauge\npassgate_tsc_hertz 2000000000\n"), std::string::npos);
   EXPECT_EQ(text.back(), '\n');
 }
 
