@@ -5,14 +5,25 @@
 # upstream router (BIRD); topology in routing_topology.sh. Every BIRD
 # configuration is derived from the shipped conf/bird/ files.
 #
+# Each passgate drives its BIRD through its health: section (the monitor
+# enables the box's announcing protocols only while it can serve).
+#
 # Checked: BGP and BFD come up on all four BIRDs; the upstream learns both
-# pools and the aggregation router a default over both boxes; the exception
-# path carried it; each of 16 subscribers is served by the one box the
-# aggregation router's hash names (UDP to 2 servers x 2 ports on one public
-# address, TCP on the same); SIGKILL of box A moves new flows to box B in
-# under 3 s (BFD); A restarted takes its share back; a clean stop returns
-# every buffer. Reports "# bgp up after", "# spread", "# failover sigkill"
-# and "# recovery". About 15 s. Prints TAP; exits non-zero if a check failed.
+# pools and the aggregation router a default over both boxes, and both
+# boxes say "announced" (passgatectl, /metrics); the exception path carried
+# it; each of 16 subscribers is served by the one box the aggregation
+# router's hash names (UDP to 2 servers x 2 ports on one public address,
+# TCP on the same); A's outside link down withdraws A (link_down) and new
+# flows go through B in under 3 s, and the link back brings A back after
+# the hold-down; SIGKILL of box A moves new flows to B in under 3 s (BFD);
+# A restarted disables the announcements the kill left enabled before it
+# serves, then takes its share back; a full one-block pool withdraws its
+# box's default only (its pool stays announced upstream) and the
+# subscriber's next flow goes through the other box; SIGTERM withdraws
+# before the box stops, and every buffer comes back. Reports "# bgp up
+# after", "# spread", "# failover port-down", "# recovery port-up",
+# "# failover sigkill", "# recovery" and "# withdrawn on pool exhaustion".
+# About 30 s. Prints TAP; exits non-zero if a check failed.
 #   tests/e2e/routing_e2e.sh PASSGATE_BINARY PASSGATECTL_BINARY
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
 source "$here/routing_topology.sh"
@@ -57,16 +68,17 @@ bird_start() {
   done
 }
 
-# What passgate's health monitor does (issue 15, plan 3): withdraw the box's
-# announcements before passgate starts, announce once it serves. Until the
-# boxes' configuration has a health: section, the script stands in for it
-# here, in one place.
-withdraw_box() { bc "$1" disable announce_pools >/dev/null; bc "$1" disable announce_default >/dev/null; }
-announce_box() {
-  local p out
-  for p in announce_pools announce_default; do
-    out=$(bc "$1" enable "$p")
-    grep -q "enabled" <<<"$out" || { echo "BIRD $1: enable $p: $out"; return 1; }
+# BIRD's view of a box's announcing protocol: "up" or "down".
+static_state() { bc "$1" show protocols "$2" | awk -v p="$2" '$1 == p { print $4 }'; }
+# passgate's own (passgatectl health): its first word.
+health_state() { ctl "$1" health 2>/dev/null | awk 'NR == 1 { print $1 }'; }
+metrics() { pg_ns "rt-$1" curl -sf http://127.0.0.1:9469/metrics; }
+# wait_health BOX STATE SECONDS
+wait_health() {
+  local deadline=$((SECONDS + $3))
+  until [[ $(health_state "$1") == "$2" ]]; do
+    ((SECONDS < deadline)) || { echo "box $1 not $2:"; ctl "$1" health; return 1; }
+    sleep 0.1
   done
 }
 
@@ -79,11 +91,10 @@ all_sessions_up() {
 
 # --- passgate boxes ---------------------------------------------------------
 
-# start_box BOX LOG: passgate in rt-BOX (withdrawn first), up when both
-# routers get an echo answer from its ports; then announced.
+# start_box BOX LOG: passgate in rt-BOX, up when both routers get an echo
+# answer from its ports; then announced by its health monitor (hold-down 2 s).
 start_box() {
   local box=$1 log=$2
-  withdraw_box "$box"
   rt_passgate_config "$box" >"$work/passgate-$box.yaml"
   # Not through a function or taskset: $! must be passgate (ip netns exec
   # execs it), so that signals reach it.
@@ -97,7 +108,7 @@ start_box() {
     ((SECONDS < deadline)) || { echo "passgate $box did not come up:"; cat "$log"; return 1; }
     sleep 0.2
   done
-  announce_box "$box"
+  wait_health "$box" announced 10
 }
 
 # stop_box BOX: SIGTERM, wait (its final report stays in its log).
@@ -203,8 +214,15 @@ t_routes() {
   done
   ip -n rt-up route show proto bird
   ip -n rt-agg route show default
+  local box
+  for box in a b; do
+    ctl "$box" health
+    [[ $(health_state "$box") == announced ]] || return 1
+    metrics "$box" | grep -E '^passgate_health_(announced|daemon_connected) ' | tee "$work/health-metrics"
+    [[ $(grep -c ' 1$' "$work/health-metrics") -eq 2 ]] || return 1
+  done
 }
-rcheck "rt-up learned both pools (proto bird), rt-agg a default over both boxes" t_routes
+rcheck "rt-up learned both pools (proto bird), rt-agg a default over both boxes; passgatectl health and /metrics: announced" t_routes
 
 # 3. The exception path carried it all, both ways, on every port.
 t_exception() {
@@ -275,10 +293,6 @@ t_tcp() {
 }
 rcheck "one TCP connection per box: same public address as the subscriber's UDP" t_tcp
 
-# 5. Port down: needs passgate's health monitor (link_down); added with it.
-n=$((n + 1))
-echo "ok $n - port down withdraws the box # SKIP needs passgate's health monitor (issue 15 commit 8)"
-
 # failover PROBE_FILE T BOX_FROM BOX_TO: from udp-probe's lines, the gap
 # between the last answer through BOX_FROM's pool and the first through
 # BOX_TO's at or after T, and T to that first answer; "GAP T_TO_FIRST".
@@ -302,11 +316,55 @@ probe_until_seen() {
   done
 }
 
+# 5. Port down: A's outside link goes down (its veth peer on rt-wan), so A
+# cannot serve; health withdraws both announcements and the aggregation
+# router sends A's subscribers to B. Without it, the aggregation session
+# would stay up and A would swallow its subscribers' traffic.
+t_port_down() {
+  local sub t deadline gap to_b
+  sub=$(subscriber_of a) || return 1
+  probe_until_seen a "$sub" "$work/probe-link" 4 || return 1
+  t=$(now)
+  ip -n rt-wan link set wan-a down
+  wait_health a withdrawn 3 || return 1
+  ctl a health | tee "$work/health-link"
+  grep -q "link_down" "$work/health-link" && grep -q "port 'outside' link down" "$work/health-link" || return 1
+  deadline=$((SECONDS + 5))
+  until agg_nexthops 1; do
+    ((SECONDS < deadline)) || { echo "rt-agg still routes to A"; return 1; }
+    sleep 0.05
+  done
+  [[ $(static_state a announce_default) == down ]] || return 1
+  wait "$PROBE_PID"
+  read -r gap to_b < <(failover "$work/probe-link" "$t" a b) || { cat "$work/probe-link"; return 1; }
+  echo "# failover port-down $to_b s (gap between the last answer through A and the first through B: $gap s)" \
+    >"$work/failover-link"
+  awk -v x="$to_b" 'BEGIN { exit !(x < 3) }'
+}
+rcheck "A's outside link down: health withdraws A (link_down), rt-agg drops it, new flows go through B in < 3 s" t_port_down
+cat "$work/failover-link" 2>/dev/null
+
+# 6. The link back: BFD and BGP up again, then the 2 s hold-down, then ECMP.
+t_port_up() {
+  local t deadline
+  t=$(now)
+  ip -n rt-wan link set wan-a up
+  deadline=$((SECONDS + 15))
+  until agg_nexthops 2; do
+    ((SECONDS < deadline)) || { ctl a health; return 1; }
+    sleep 0.1
+  done
+  echo "# recovery port-up $(elapsed "$t" "$(now)") s (hold-down 2 s included)" >"$work/recovery-link"
+  [[ $(health_state a) == announced ]] && metrics a | grep -q '^passgate_health_withdrawals_total{reason="link_down"} 1$'
+}
+rcheck "A's link back up: announced again after the hold-down, ECMP over both boxes within 15 s" t_port_up
+cat "$work/recovery-link" 2>/dev/null
+
 # BFD sessions that went down so far: none should have (plan risk 5: a
 # false detection on two shared CPUs). Reported, not asserted here: a flap
 # fails the checks above when it matters.
 flaps=$(cat "$work"/bird-*.log | grep -c "changed state from Up to Down")
-echo "# bfd flaps before the kill: $flaps"
+echo "# bfd sessions down before the kill: $flaps (2 expected: A's and rt-up's for the unplugged link)"
 
 # 7. SIGKILL of box A.
 t_sigkill() {
@@ -346,9 +404,23 @@ cat "$work/failover-kill" 2>/dev/null
 # 8. Restart A: its share comes back.
 t_restart() {
   local t t_up deadline sub pub
+  # Killed, A never withdrew: BIRD A still has its statics enabled, as after
+  # a crash. passgate disables them before its kernel interfaces exist.
+  [[ $(static_state a announce_default) == up ]] || { echo "expected the killed box's statics still up"; return 1; }
   t=$(now)
   deadline=$((SECONDS + 15))
-  start_box a "$work/passgate-a2.log" || return 1
+  rt_passgate_config a >"$work/passgate-a.yaml"
+  ip netns exec rt-a "$PASSGATE" --config "$work/passgate-a.yaml" >"$work/passgate-a2.log" 2>&1 &
+  BOX_PID[a]=$!
+  until grep -qs "running with" "$work/passgate-a2.log"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.05
+  done
+  for p in announce_pools announce_default; do
+    [[ $(static_state a $p) == down ]] || { echo "$p not disabled at start"; return 1; }
+  done
+  grep "health:" "$work/passgate-a2.log"
+  wait_health a announced 10 || return 1
   t_up=$(now)
   until agg_nexthops 2; do
     ((SECONDS < deadline)) || return 1
@@ -383,16 +455,57 @@ t_restart() {
   echo "subscriber $sub: $pub"
   grep -qE "^seen ${RT_POOL_RE[a]}:" <<<"$pub"
 }
-rcheck "A restarted: ECMP over both boxes on rt-agg again within 15 s, a subscriber hashed to A served by A" t_restart
+rcheck "A restarted: its statics (left up by the kill) disabled before it serves, announced after the hold-down, ECMP again within 15 s, a subscriber hashed to A served by A" t_restart
 cat "$work/recovery" 2>/dev/null
 
-# 10. Clean stop.
+# 9. Pool exhausted: the hog takes its box's one-block pool 'tiny'; that box
+# withdraws its default (pool_exhausted_protocols) but keeps its pool
+# announced upstream, and the hog's next flow is served by the other box.
+t_pool() {
+  local box other t deadline pub
+  box=$(predict "$RT_HOG")
+  [[ $box == [ab] ]] || return 1
+  other=$([[ $box == a ]] && echo b || echo a)
+  t=$(now)
+  pub=$(pg_ns rt-sub taskset -c 0 $TOOL udp-ask "${RT_SERVERS[0]}" 9000 0 "$RT_HOG")
+  echo "hog $RT_HOG on box $box: $pub"
+  grep -qE "^seen ${RT_POOL_RE[$box]}:" <<<"$pub" || return 1
+  wait_health "$box" withdrawn 3 || return 1
+  ctl "$box" health | tee "$work/health-pool"
+  grep -q "pool 'tiny' 1 of 1 port blocks in use" "$work/health-pool" || return 1
+  deadline=$((SECONDS + 5))
+  until agg_nexthops 1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.05
+  done
+  echo "# withdrawn on pool exhaustion $(elapsed "$t" "$(now)") s after the hog's first packet" >"$work/pool-time"
+  [[ $(static_state "$box" announce_pools) == up ]] || { echo "the pool should stay announced upstream"; return 1; }
+  ip -n rt-up route show proto bird | grep -q "^${RT_POOL[$box]} " || return 1
+  metrics "$box" | grep -q '^passgate_health_withdrawals_total{reason="pool_exhausted"} 1$' || return 1
+  metrics "$box" | grep -q '^passgate_health_check_failing{check="pool_exhausted"} 1$' || return 1
+  pub=$(pg_ns rt-sub taskset -c 0 $TOOL udp-ask "${RT_SERVERS[0]}" 9001 0 "$RT_HOG")
+  echo "hog's next flow: $pub"
+  grep -qE "^seen ${RT_POOL_RE[$other]}:" <<<"$pub"
+}
+rcheck "a full pool withdraws its box's default only (pool stays announced upstream); the subscriber's next flow goes through the other box" t_pool
+cat "$work/pool-time" 2>/dev/null
+
+# 10. Clean stop: withdrawn first (BIRD shows the statics down before the
+# process is gone), then every buffer back.
 t_stop() {
+  local pid=${BOX_PID[b]} seen=0
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do
+    [[ $(static_state b announce_pools) == down ]] && seen=1 && break
+    sleep 0.05
+  done
   stop_box a
   stop_box b
+  grep "health: withdrawn (stopping)" "$work/passgate-b.log" || return 1
+  [[ $seen == 1 ]] || { echo "B's statics were not down while it still ran"; return 1; }
   all_mbufs_back "$work/passgate-a2.log" && all_mbufs_back "$work/passgate-b.log"
 }
-rcheck "clean stop of both boxes, every buffer back" t_stop
+rcheck "SIGTERM: the box withdraws before it stops (statics down while it still forwards); every buffer back" t_stop
 
 echo "1..$n"
 [[ $failed -eq 0 ]]

@@ -151,6 +151,18 @@ nat:
       ports: 1024-65535
       block_size: 32768
       max_blocks_per_subscriber: 1
+# passgate tells BIRD when to announce the box (the shipped conf/routing.yaml's
+# choices, with test timers): a full pool withdraws only the default toward
+# the aggregation router, anything else both.
+health:
+  daemon: {socket: $work/bird-$box.ctl, protocols: [announce_pools, announce_default]}
+  check_ms: 100
+  hold_down_s: 2
+  pool_check_ms: 300
+  pool_exhausted_protocols: [announce_default]
+  stop_withdraw_ms: 500
+control:
+  prometheus: 9469
 YAML
 }
 
