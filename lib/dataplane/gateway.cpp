@@ -152,7 +152,7 @@ std::unique_ptr<Gateway> Gateway::create(const config::GatewayConfig& cfg, std::
       *error = fmt::format("RSS steering for {} workers: {}", w, steering::to_string(why));
       return nullptr;
     }
-    g->rules_ = steering::DispatchRules{&*g->rss_, 0};
+    g->rules_ = steering::DispatchRules{&*g->rss_};
   }
   if (!g->setup_ports(error) || !g->setup_exceptions(error)) return nullptr;
   return g;

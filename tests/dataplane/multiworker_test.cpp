@@ -208,7 +208,7 @@ class Harness {
   // The worker a packet belongs to, by the ownership rules (lib/steering).
   unsigned owner(bool inside, const Bytes& ip) const {
     if (workers_ == 1) return 0;
-    const steering::DispatchRules rules{gateway_->steering(), 0};
+    const steering::DispatchRules rules{gateway_->steering()};
     steering::StaticEndpoints statics;
     statics.add(6, forward_host(workers_), forward_inside_port, forward_public, forward_public_port);
     return inside ? steering::owner_outbound(rules, ip, 0, &statics) : steering::owner_inbound(rules, ip, 0);
