@@ -47,7 +47,7 @@ struct Packets {
 
 void Dispatch(benchmark::State& state) {
   static Packets p;
-  const steering::DispatchRules rules{&p.rss, 0};
+  const steering::DispatchRules rules{&p.rss};
   const bool inbound = state.range(0) != 0;
   std::size_t i = 0;
   unsigned sum = 0;

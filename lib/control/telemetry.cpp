@@ -111,6 +111,16 @@ int passthrough(const stats::GatewaySnapshot& s, rte_tel_data* d) {
   rte_tel_data_add_dict_u64(d, "esp_held_packets", s.esp_held);
   rte_tel_data_add_dict_u64(d, "pptp_calls", s.pptp_calls);
   rte_tel_data_add_dict_u64(d, "gre_tunnels", s.gre_tunnels);
+  // Per worker: VPN state lives on its server's worker (issue 17.3).
+  for (std::size_t w = 0; w < s.worker_passthrough.size(); ++w) {
+    char key[64];
+    snprintf(key, sizeof key, "worker%zu_esp_security_associations", w);
+    rte_tel_data_add_dict_u64(d, key, s.worker_passthrough[w].esp_sas);
+    snprintf(key, sizeof key, "worker%zu_pptp_calls", w);
+    rte_tel_data_add_dict_u64(d, key, s.worker_passthrough[w].pptp_calls);
+    snprintf(key, sizeof key, "worker%zu_gre_tunnels", w);
+    rte_tel_data_add_dict_u64(d, key, s.worker_passthrough[w].gre_tunnels);
+  }
   return 0;
 }
 

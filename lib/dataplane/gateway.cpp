@@ -152,7 +152,7 @@ std::unique_ptr<Gateway> Gateway::create(const config::GatewayConfig& cfg, std::
       *error = fmt::format("RSS steering for {} workers: {}", w, steering::to_string(why));
       return nullptr;
     }
-    g->rules_ = steering::DispatchRules{&*g->rss_, 0};
+    g->rules_ = steering::DispatchRules{&*g->rss_};
   }
   if (!g->setup_ports(error) || !g->setup_exceptions(error)) return nullptr;
   return g;
@@ -500,6 +500,8 @@ Gateway::Snapshot Gateway::snapshot(bool with_pools) const {
     s.esp_held += w->engine->esp().held_packets();
     s.pptp_calls += w->engine->pptp().active_calls();
     s.gre_tunnels += w->engine->gre().active_tunnels();
+    s.worker_passthrough.push_back(
+        {w->engine->esp().active_sas(), w->engine->pptp().active_calls(), w->engine->gre().active_tunnels()});
   }
   s.workers = static_cast<unsigned>(workers_.size());
   s.steering_modes = steering_modes_;

@@ -43,6 +43,11 @@ struct ExportState {
   std::uint64_t syslog_messages = 0, syslog_errors = 0;
 };
 
+// One worker's VPN passthrough state (by server since issue 17.3).
+struct WorkerPassthrough {
+  std::uint64_t esp_sas = 0, pptp_calls = 0, gre_tunnels = 0;
+};
+
 struct GatewaySnapshot {
   std::vector<std::string> port_names;
   std::vector<PortCounters> ports;  // summed over workers, in configuration order
@@ -53,6 +58,7 @@ struct GatewaySnapshot {
   unsigned workers = 0;
   std::vector<std::string> steering_modes;  // per port: rss, handoff or single
   std::vector<std::uint64_t> worker_handoff_out, worker_handoff_in;  // per worker
+  std::vector<WorkerPassthrough> worker_passthrough;                 // per worker
   std::vector<PoolUsage> pools;     // only when asked for (needs a round trip to every worker)
   ConfigState config;
   ExportState exports;

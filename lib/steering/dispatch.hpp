@@ -6,16 +6,25 @@
 //
 //   inside -> outside   the subscriber's worker (source address), except VPN
 //                       tunnels and their control (ESP, GRE, TCP to 1723):
-//                       the VPN worker, where ESP learning and PPTP calls
-//                       live (they have no ports to spread them by); and
-//                       static mappings: the owner of their public port;
-//   outside -> inside   TCP/UDP: the owner of the destination port's comb;
-//                       ICMP queries: of the identifier's; ICMP errors: of
-//                       the quoted packet's source port (ours); ESP, GRE:
-//                       the VPN worker; fragments, the first included:
-//                       the address's port-less RSS worker, the rendezvous
-//                       that sends each to the worker the first fragment
-//                       names (fragment_owners.hpp).
+//                       the remote server's worker (worker_of_server of the
+//                       destination), where that server's ESP learning,
+//                       PPTP calls and GRE tunnels live (they have no ports
+//                       to spread them by); and static mappings: the owner
+//                       of their public port;
+//   outside -> inside   TCP/UDP: the owner of the destination port's comb
+//                       (PPTP control replies too: the server's worker took
+//                       the connection's port from its own comb); ICMP
+//                       queries: of the identifier's; ICMP errors: of the
+//                       quoted packet's source port (ours), or for quoted
+//                       ESP/GRE the quoted destination's (the server's)
+//                       worker; ESP, GRE: the server's (source address)
+//                       worker, which RSS cannot know (it hashes the
+//                       destination only): a handoff from the public
+//                       address's port-less worker; fragments, the first
+//                       included: the address's port-less RSS worker, the
+//                       rendezvous that sends each to the worker the first
+//                       fragment names (fragment_owners.hpp).
+// Only ESP, GRE and TCP to 1723 pay the server hash; other packets nothing.
 #pragma once
 
 #include <algorithm>
@@ -30,7 +39,6 @@ namespace passgate::steering {
 
 struct DispatchRules {
   const RssSteering* rss = nullptr;
-  unsigned vpn_worker = 0;
 };
 
 // Static mappings (port forwards): their inbound packets reach the owner of
@@ -86,9 +94,11 @@ inline unsigned owner_outbound(const DispatchRules& r, std::span<const std::uint
   if (ip.size() < 20) return self;
   const unsigned ihl = (ip[0] & 0x0f) * 4u;
   const std::uint8_t proto = ip[9];
-  if (proto == proto_esp || proto == proto_gre) return r.vpn_worker;
+  // VPN by the server; every outbound fragment carries it.
+  if (proto == proto_esp || proto == proto_gre) return r.rss->worker_of_server(load_addr(&ip[16]));
   const bool ports = (proto == proto_tcp || proto == proto_udp) && ip.size() >= ihl + 4 && (load16(&ip[6]) & 0x1fff) == 0;
-  if (ports && proto == proto_tcp && load16(&ip[ihl + 2]) == pptp_port) return r.vpn_worker;
+  if (ports && proto == proto_tcp && load16(&ip[ihl + 2]) == pptp_port)
+    return r.rss->worker_of_server(load_addr(&ip[16]));
   if (ports && statics && !statics->empty()) {
     be32 pub;
     std::uint16_t pub_port;
@@ -107,7 +117,9 @@ inline unsigned owner_inbound_by_transport(const DispatchRules& r, std::span<con
   if (ihl < 20 || ip.size() < ihl) return self;
   const std::uint8_t proto = ip[9];
   const be32 dst = load_addr(&ip[16]);
-  if (proto == proto_esp || proto == proto_gre) return r.vpn_worker;
+  // VPN by the server (the source), fragments too: a first fragment at its
+  // rendezvous names the server's worker for the whole datagram.
+  if (proto == proto_esp || proto == proto_gre) return r.rss->worker_of_server(load_addr(&ip[12]));
   if ((load16(&ip[6]) & 0x1fff) != 0) return r.rss->worker_of_outside_portless(dst);  // no transport header
   const std::uint8_t* l4 = &ip[ihl];
   const std::size_t l4_len = ip.size() - ihl;
@@ -115,7 +127,7 @@ inline unsigned owner_inbound_by_transport(const DispatchRules& r, std::span<con
     if (l4_len < 4) return self;
     const std::uint16_t sport = load16(l4), dport = load16(l4 + 2);
     // Replies of PPTP control connections come from port 1723 to a port the
-    // VPN worker chose from its comb: the comb rule already finds it.
+    // server's worker took from its own comb: the comb rule already finds it.
     (void)sport;
     return r.rss->worker_of_outside(dst, dport);
   }
@@ -124,7 +136,8 @@ inline unsigned owner_inbound_by_transport(const DispatchRules& r, std::span<con
     const std::uint8_t type = l4[0];
     if (type == 0 || type == 8 || type == 13 || type == 14)  // echo, timestamp: the identifier
       return r.rss->worker_of_outside(dst, load16(l4 + 4));
-    // An error quotes a packet we sent: its source is our public address and port.
+    // An error quotes a packet we sent: its source is our public address and
+    // port; for ESP and GRE, its destination is the server.
     if (l4_len < 8 + 20) return self;
     const std::uint8_t* inner = l4 + 8;
     const unsigned inner_ihl = (inner[0] & 0x0f) * 4u;
@@ -134,7 +147,7 @@ inline unsigned owner_inbound_by_transport(const DispatchRules& r, std::span<con
     const std::uint8_t* inner_l4 = inner + inner_ihl;
     if (inner_proto == proto_tcp || inner_proto == proto_udp) return r.rss->worker_of_outside(inner_src, load16(inner_l4));
     if (inner_proto == proto_icmp) return r.rss->worker_of_outside(inner_src, load16(inner_l4 + 4));
-    if (inner_proto == proto_esp || inner_proto == proto_gre) return r.vpn_worker;
+    if (inner_proto == proto_esp || inner_proto == proto_gre) return r.rss->worker_of_server(load_addr(&inner[16]));
     return self;
   }
   return self;

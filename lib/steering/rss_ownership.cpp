@@ -153,6 +153,7 @@ std::optional<RssSteering> RssSteering::make(const SteeringParams& p, SteeringEr
 
   RssSteering s;
   s.workers_ = p.workers;
+  s.server_key_ = p.server_key;
   s.layout_ = p.outside_layout;
   s.reta_mask_ = p.reta_size - 1;
   // With W a power of two only log2(W) index bits choose the worker.

@@ -136,6 +136,9 @@ struct SteeringParams {
   // Ownership modulus S: 0 = W if W is a power of two, else reta_size.
   // Otherwise a power of two with W <= S <= reta_size.
   unsigned stride = 0;
+  // Key of worker_of_server(): any value, the same for every worker (it is
+  // part of the one RssSteering they all read).
+  std::uint64_t server_key = 0x7670'6e73'6572'7672;  // "vpnservr"
 };
 
 enum class SteeringError : std::uint8_t {
@@ -185,6 +188,25 @@ class RssSteering {
     return worker_of_hash(outside_hash_portless(dst));
   }
   [[nodiscard]] unsigned worker_of_subscriber(be32 src) const { return worker_of_hash(inside_hash(src)); }
+  // VPN passthrough (ESP, GRE, PPTP control) by the remote server's address:
+  // outbound by the destination, inbound by the source. ESP SPI learning
+  // (per public address and server), PPTP calls (Call IDs per server) and
+  // GRE v0 tunnels (per inside address and server) are all keyed by the
+  // server, so every SA, call or tunnel that can interfere with another
+  // meets on one worker, while different servers spread over the workers.
+  // (By public address would keep learning correct too, but an outbound
+  // packet does not carry it: the engine chooses it.) No NIC hashes this:
+  // inbound ESP and GRE reach the public address's port-less worker and
+  // are handed over. A keyed multiply-xorshift (not Toeplitz: linear, it
+  // would put servers that differ in a few low bits on few workers), then
+  // multiply-shift onto [0, W), so W need not be a power of two.
+  [[nodiscard]] unsigned worker_of_server(be32 server) const {
+    std::uint64_t h = (std::uint64_t{server.raw} ^ server_key_) * 0x9e37'79b9'7f4a'7c15ull;
+    h ^= h >> 29;
+    h *= 0xbf58'476d'1ce4'e5b9ull;
+    h ^= h >> 32;
+    return static_cast<unsigned>(((h & 0xffff'ffffull) * workers_) >> 32);
+  }
 
   // --- ownership ------------------------------------------------------------
   // When one_residue_per_worker(): worker w owns on public_addr exactly the
@@ -220,6 +242,7 @@ class RssSteering {
   unsigned workers_ = 1;
   std::uint32_t reta_mask_ = 0;
   std::uint32_t stride_mask_ = 0;
+  std::uint64_t server_key_ = 0;
   ByteTables address_hash_{};                              // outside, destination address
   std::array<std::array<std::uint32_t, 256>, 2> port_hash_{};  // outside, port high / low byte
   ByteTables inside_hash_{};                               // inside, source address

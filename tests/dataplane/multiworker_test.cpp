@@ -7,7 +7,10 @@
 //
 // Checked (issue 7): every session lives on the worker that owns it, in both
 // directions; with RSS emulated no TCP/UDP packet is handed over and ICMP/ESP
-// handoffs are exactly those the ownership rules predict; with one queue
+// handoffs are exactly those the ownership rules predict (inbound ESP and
+// GRE: RSS puts them on the public address's port-less worker, which hands
+// them to their server's worker); ESP learning, PPTP calls and GRE tunnels
+// run on their server's worker (issue 17.3), spread over the workers; with one queue
 // (a device without RSS) everything still works through the handoff rings,
 // with exactly the predicted handoffs; results equal those of one worker.
 #include <gtest/gtest.h>
@@ -106,6 +109,10 @@ struct Outcome {
   std::map<std::uint32_t, std::vector<std::pair<std::uint32_t, std::uint16_t>>> public_endpoints;
   unsigned answered_udp = 0, answered_tcp = 0, answered_icmp = 0, answered_esp = 0, hairpinned = 0;
   unsigned forward_answered = 0, forward_sessions = 0;
+  // VPN passthrough by server (issue 17.3), see run_vpn().
+  unsigned esp_learned = 0, esp_released = 0, pptp_connected = 0, pptp_calls = 0, pptp_gre = 0, gre_tunnels = 0;
+  unsigned vpn_workers = 0;           // workers holding ESP, PPTP or GRE state
+  unsigned vpn_off_subscriber = 0;    // VPN packets of a subscriber on another worker than its TCP/UDP
   std::uint64_t handoffs_tcp_udp = 0, handoffs_total = 0;
   std::uint64_t expected_handoffs_total = 0;
   bool sessions_on_owner = true;
@@ -208,7 +215,7 @@ class Harness {
   // The worker a packet belongs to, by the ownership rules (lib/steering).
   unsigned owner(bool inside, const Bytes& ip) const {
     if (workers_ == 1) return 0;
-    const steering::DispatchRules rules{gateway_->steering(), 0};
+    const steering::DispatchRules rules{gateway_->steering()};
     steering::StaticEndpoints statics;
     statics.add(6, forward_host(workers_), forward_inside_port, forward_public, forward_public_port);
     return inside ? steering::owner_outbound(rules, ip, 0, &statics) : steering::owner_inbound(rules, ip, 0);
@@ -232,6 +239,172 @@ Bytes answer(const Bytes& ip) {
   if (proto == 6)
     return tcp_packet({ip_dst(ip), ip_src(ip)}, l4_dport(ip), l4_sport(ip), packet::tcp_flag::syn | packet::tcp_flag::ack);
   return icmp_echo({ip_dst(ip), ip_src(ip)}, packet::icmp_type::echo_reply, l4_sport(ip), 1);
+}
+
+// The payload of a TCP segment and one of its 16-bit fields.
+std::uint16_t payload16(const Bytes& p, unsigned off) {
+  const unsigned at = ihl(p) + (p[ihl(p) + 12] >> 4) * 4u + off;
+  return static_cast<std::uint16_t>(p[at] << 8 | p[at + 1]);
+}
+std::uint16_t gre_key_call_id(const Bytes& p) { return static_cast<std::uint16_t>(p[ihl(p) + 6] << 8 | p[ihl(p) + 7]); }
+std::uint32_t esp_spi(const Bytes& p) {
+  const unsigned o = ihl(p);
+  return std::uint32_t{p[o]} << 24 | std::uint32_t{p[o + 1]} << 16 | std::uint32_t{p[o + 2]} << 8 | p[o + 3];
+}
+Bytes ocrq(std::uint16_t call_id) { return pptp_message(7, 168, {{12, call_id}, {14, 0x0101}}); }
+Bytes ocrp(std::uint16_t call_id, std::uint16_t peer) { return pptp_message(8, 32, {{12, call_id}, {14, peer}}); }
+constexpr std::uint8_t tcp_psh = 0x08;
+
+// Servers of the VPN phase: ESP gateways, PPTP servers, GRE v0 peers.
+constexpr unsigned esp_servers = 8, pptp_servers = 4, gre_peers = 4;
+be32 esp_server(unsigned k) { return ipv4(203, 0, 113, static_cast<std::uint8_t>(160 + k)); }
+be32 pptp_server(unsigned k) { return ipv4(203, 0, 113, static_cast<std::uint8_t>(180 + k)); }
+be32 gre_peer(unsigned k) { return ipv4(203, 0, 113, static_cast<std::uint8_t>(200 + k)); }
+
+// Issue 17.3: ESP, PPTP and GRE on the worker of their server, learning as
+// with one worker. Pairs of subscribers behind one public address:
+//   ESP: per server, the first of a pair learns its inbound SPI while the
+//        second's new SPI is held, then the second learns;
+//   PPTP: per server, both of a pair open a control connection and a call
+//        with Call ID 1 (translated apart), and GRE v1 both ways;
+//   GRE v0: one tunnel per peer, both ways.
+// Every VPN packet must leave from the subscriber's one public address and
+// on the transmit queue of its server's worker (the worker that holds it).
+void run_vpn(Harness& h, unsigned workers, Outcome& o, std::uint64_t& expected) {
+  const steering::RssSteering* rss = h.gateway().steering();
+  const auto server_worker = [&](be32 server) { return workers > 1 ? rss->worker_of_server(server) : 0u; };
+  std::map<std::uint32_t, std::vector<be32>> behind;  // public address -> its subscribers
+  for (unsigned i = 0; i < subscribers; ++i) behind[o.public_of.at(subscriber(i).host())].push_back(subscriber(i));
+  std::vector<std::pair<be32, be32>> pairs;
+  for (const auto& [pub, subs] : behind)
+    for (std::size_t k = 0; k + 1 < subs.size(); k += 2) pairs.emplace_back(subs[k], subs[k + 1]);
+  if (pairs.size() < esp_servers + pptp_servers) {
+    o.problems += "too few subscribers share a public address; ";
+    return;
+  }
+  const auto public_of = [&](be32 sub) { return be32::from_host(o.public_of.at(sub.host())); };
+  // Sends one packet and takes `want` packets from each side.
+  const auto exchange = [&](bool inside, const Bytes& p, unsigned want_outside, unsigned want_inside) {
+    expected += h.expected_handoff(inside, p);
+    h.send(inside, p);
+    std::pair<std::vector<std::pair<Bytes, unsigned>>, std::vector<std::pair<Bytes, unsigned>>> got;
+    if (want_outside) got.first = h.collect(false, want_outside);
+    if (want_inside) got.second = h.collect(true, want_inside);
+    if (got.first.size() != want_outside || got.second.size() != want_inside)
+      o.problems += fmt::format("{} -> {} proto {}: {} of {} out, {} of {} in; ", nat::to_string(ip_src(p)),
+                                nat::to_string(ip_dst(p)), p[9], got.first.size(), want_outside, got.second.size(),
+                                want_inside);
+    return got;
+  };
+  // What left toward a server: from the subscriber's public address, on its server's worker.
+  const auto check_out = [&](const std::pair<Bytes, unsigned>& sent, be32 sub, be32 server) {
+    const auto& [p, q] = sent;
+    if (ip_src(p) != public_of(sub) || ip_dst(p) != server)
+      o.problems += fmt::format("{} left as {} to {}; ", nat::to_string(sub), nat::to_string(ip_src(p)),
+                                nat::to_string(ip_dst(p)));
+    if (q != server_worker(server))
+      o.problems += fmt::format("{} to {} left on worker {}, its server's is {}; ", nat::to_string(sub),
+                                nat::to_string(server), q, server_worker(server));
+    if (workers > 1 && q != rss->worker_of_subscriber(sub)) ++o.vpn_off_subscriber;
+  };
+  const auto check_in = [&](const std::pair<Bytes, unsigned>& got, be32 sub, be32 server) {
+    const auto& [p, q] = got;
+    if (ip_dst(p) != sub || ip_src(p) != server)
+      o.problems += fmt::format("{}'s answer reached {}; ", nat::to_string(sub), nat::to_string(ip_dst(p)));
+    if (q != server_worker(server))
+      o.problems += fmt::format("{} from {} on worker {}, its server's is {}; ", nat::to_string(sub),
+                                nat::to_string(server), q, server_worker(server));
+    return ip_dst(p) == sub;
+  };
+
+  // ESP: two clients behind one public address to one server, per server.
+  for (unsigned k = 0; k < esp_servers; ++k) {
+    const be32 srv = esp_server(k);
+    const auto [a, b] = pairs[k];
+    const auto first = exchange(true, esp_packet({a, srv}, 0xa000 + k, 1), 1, 0);
+    if (first.first.size() == 1) check_out(first.first[0], a, srv);
+    exchange(true, esp_packet({b, srv}, 0xb000 + k, 1), 0, 0);  // held: a learns first
+    // The server's first answer is a's; b's held packet goes out then.
+    const auto answer_a = exchange(false, esp_packet({srv, public_of(a)}, 0xc000 + k, 1), 1, 1);
+    if (answer_a.second.size() == 1 && check_in(answer_a.second[0], a, srv) && esp_spi(answer_a.second[0].first) == 0xc000 + k)
+      ++o.esp_learned;
+    if (answer_a.first.size() == 1) {
+      check_out(answer_a.first[0], b, srv);
+      if (esp_spi(answer_a.first[0].first) == 0xb000 + k) ++o.esp_released;
+    }
+    const auto answer_b = exchange(false, esp_packet({srv, public_of(b)}, 0xd000 + k, 1), 0, 1);
+    if (answer_b.second.size() == 1 && check_in(answer_b.second[0], b, srv)) ++o.esp_learned;
+    // Both learned: the next packets of each SA go both ways directly.
+    const auto again_a = exchange(false, esp_packet({srv, public_of(a)}, 0xc000 + k, 2), 0, 1);
+    if (again_a.second.size() == 1 && check_in(again_a.second[0], a, srv)) ++o.esp_learned;
+    const auto again_b = exchange(true, esp_packet({b, srv}, 0xb000 + k, 2), 1, 0);
+    if (again_b.first.size() == 1) check_out(again_b.first[0], b, srv);
+  }
+
+  // PPTP: per server, both clients of a pair open a control connection and
+  // a call with the same Call ID 1; GRE v1 both ways.
+  for (unsigned k = 0; k < pptp_servers; ++k) {
+    const be32 srv = pptp_server(k);
+    const auto [a, b] = pairs[esp_servers + k];
+    std::uint16_t translated[2] = {0, 0};
+    for (unsigned c = 0; c < 2; ++c) {
+      const be32 sub = c == 0 ? a : b;
+      const be32 pub = public_of(sub);
+      const std::uint16_t sport = static_cast<std::uint16_t>(47000 + c);
+      const auto syn = exchange(true, tcp_packet({sub, srv}, sport, 1723, packet::tcp_flag::syn, Bytes(), 5000), 1, 0);
+      if (syn.first.size() != 1) continue;
+      check_out(syn.first[0], sub, srv);
+      const std::uint16_t pub_port = l4_sport(syn.first[0].first);
+      // The server's worker took the port from its own comb: replies find it by RSS.
+      if (workers > 1 && rss->worker_of_outside(pub, pub_port) != server_worker(srv))
+        o.problems += fmt::format("PPTP control port {}:{} not of its server's worker's comb; ", nat::to_string(pub),
+                                  pub_port);
+      const auto synack = exchange(
+          false, tcp_packet({srv, pub}, 1723, pub_port, packet::tcp_flag::syn | packet::tcp_flag::ack, Bytes(), 9000, 5001),
+          0, 1);
+      if (synack.second.size() != 1 || !check_in(synack.second[0], sub, srv)) continue;
+      ++o.pptp_connected;
+      const auto request = exchange(
+          true, tcp_packet({sub, srv}, sport, 1723, packet::tcp_flag::ack | tcp_psh, ocrq(1), 5001, 9001), 1, 0);
+      if (request.first.size() != 1) continue;
+      check_out(request.first[0], sub, srv);
+      translated[c] = payload16(request.first[0].first, 12);
+      const std::uint16_t server_call = static_cast<std::uint16_t>(0x7000 + 2 * k + c);
+      const auto reply = exchange(false,
+                                  tcp_packet({srv, pub}, 1723, pub_port, packet::tcp_flag::ack | tcp_psh,
+                                             ocrp(server_call, translated[c]), 9001, 5001 + 168),
+                                  0, 1);
+      if (reply.second.size() != 1 || !check_in(reply.second[0], sub, srv)) continue;
+      if (payload16(reply.second[0].first, 14) != 1) {
+        o.problems += fmt::format("PPTP Peer's Call ID {} not restored; ", payload16(reply.second[0].first, 14));
+        continue;
+      }
+      ++o.pptp_calls;
+      const auto gre_in = exchange(false, gre_packet({srv, pub}, 1, true, translated[c]), 0, 1);
+      const auto gre_out = exchange(true, gre_packet({sub, srv}, 1, true, server_call), 1, 0);
+      if (gre_in.second.size() == 1 && check_in(gre_in.second[0], sub, srv) &&
+          gre_key_call_id(gre_in.second[0].first) == 1 && gre_out.first.size() == 1) {
+        check_out(gre_out.first[0], sub, srv);
+        ++o.pptp_gre;
+      }
+    }
+    if (translated[0] == translated[1])
+      o.problems += fmt::format("PPTP Call IDs of two clients to {} translated alike; ", nat::to_string(srv));
+  }
+
+  // GRE v0: one tunnel per peer, both ways, key untouched.
+  for (unsigned k = 0; k < gre_peers; ++k) {
+    const be32 peer = gre_peer(k);
+    const be32 sub = subscriber(3 * k + 1);
+    const auto out = exchange(true, gre_packet({sub, peer}, 0, true, 0xabcd0000 + k), 1, 0);
+    if (out.first.size() != 1) continue;
+    check_out(out.first[0], sub, peer);
+    const auto in = exchange(false, gre_packet({peer, public_of(sub)}, 0, true, 0xabcd0000 + k), 0, 1);
+    if (in.second.size() == 1 && check_in(in.second[0], sub, peer)) ++o.gre_tunnels;
+  }
+
+  for (const stats::WorkerPassthrough& w : h.gateway().snapshot().worker_passthrough)
+    if (w.esp_sas + w.pptp_calls + w.gre_tunnels > 0) ++o.vpn_workers;
 }
 
 Outcome run(unsigned workers, bool emulate_rss, bool handoff_mode, const std::string& tag,
@@ -331,7 +504,7 @@ Outcome run(unsigned workers, bool emulate_rss, bool handoff_mode, const std::st
       }
   }
 
-  // Phase 2: ICMP echo (identifier ownership) and ESP (the VPN worker).
+  // Phase 2: ICMP echo (identifier ownership) and ESP (its server's worker).
   std::vector<Bytes> more;
   for (unsigned i = 0; i < subscribers; ++i) {
     more.push_back(icmp_echo({subscriber(i), server}, packet::icmp_type::echo_request, static_cast<std::uint16_t>(7 + i), 1));
@@ -352,6 +525,9 @@ Outcome run(unsigned workers, bool emulate_rss, bool handoff_mode, const std::st
   }
   const auto back2 = h.collect(true, static_cast<unsigned>(out2.size()));
   for (const auto& [p, q] : back2) (p[9] == 1 ? o.answered_icmp : o.answered_esp)++;
+
+  // Phase 3: VPN passthrough on the server's worker.
+  run_vpn(h, workers, o, expected);
   o.handoffs_total = h.handoffs();
   o.expected_handoffs_total = expected;
   return o;
@@ -368,6 +544,27 @@ TEST(MultiWorker, OneWorkerBaseline) {
   EXPECT_EQ(one.forward_answered, 1u);
   EXPECT_EQ(one.forward_sessions, 1u);
   EXPECT_EQ(one.handoffs_total, 0u);
+  EXPECT_EQ(one.esp_learned, 3 * esp_servers);
+  EXPECT_EQ(one.esp_released, esp_servers);
+  EXPECT_EQ(one.pptp_connected, 2 * pptp_servers);
+  EXPECT_EQ(one.pptp_calls, 2 * pptp_servers);
+  EXPECT_EQ(one.pptp_gre, 2 * pptp_servers);
+  EXPECT_EQ(one.gre_tunnels, gre_peers);
+  EXPECT_EQ(one.vpn_workers, 1u);
+}
+
+// The VPN results of several workers equal one worker's, and the VPN state
+// is spread: with 8 and more servers it lives on more than one worker
+// (all on worker 0 before issue 17.3).
+void expect_same_vpn(const Outcome& many, const Outcome& one) {
+  EXPECT_EQ(many.esp_learned, one.esp_learned) << "ESP learning, the second client after the first";
+  EXPECT_EQ(many.esp_released, one.esp_released);
+  EXPECT_EQ(many.pptp_connected, one.pptp_connected);
+  EXPECT_EQ(many.pptp_calls, one.pptp_calls) << "PPTP Call IDs translated per server";
+  EXPECT_EQ(many.pptp_gre, one.pptp_gre);
+  EXPECT_EQ(many.gre_tunnels, one.gre_tunnels);
+  EXPECT_GE(many.vpn_workers, 2u) << "VPN passthrough on more than one worker";
+  EXPECT_GT(many.vpn_off_subscriber, 0u) << "some subscribers' VPN runs on another worker than their TCP/UDP";
 }
 
 class Workers : public ::testing::TestWithParam<unsigned> {};
@@ -391,6 +588,7 @@ TEST_P(Workers, RssEmulatedEverySessionOnItsOwnerNoTcpUdpHandoff) {
   EXPECT_EQ(many.forward_answered, 1u);
   EXPECT_EQ(many.forward_sessions, 1u) << "both directions of a port forward in one session, on one worker";
   EXPECT_EQ(many.public_of, one.public_of);
+  expect_same_vpn(many, one);
 }
 
 TEST_P(Workers, OneQueueEverythingThroughHandoffStillCorrect) {
@@ -408,6 +606,7 @@ TEST_P(Workers, OneQueueEverythingThroughHandoffStillCorrect) {
   EXPECT_EQ(many.answered_icmp, one.answered_icmp);
   EXPECT_EQ(many.answered_esp, one.answered_esp);
   EXPECT_EQ(many.public_of, one.public_of);
+  expect_same_vpn(many, one);
 }
 
 // Issue 14: a deterministic pool with several workers. Each subscriber's

@@ -139,6 +139,16 @@ Bytes gre_packet(IpFields ip, std::uint8_t version, bool key, std::uint32_t key_
   return b;
 }
 
+Bytes pptp_message(std::uint16_t type, std::uint16_t length, const std::vector<std::pair<unsigned, std::uint16_t>>& fields) {
+  Bytes m(length, 0);
+  put16(m, 0, length);
+  m[3] = 1;  // control message
+  m[4] = 0x1a, m[5] = 0x2b, m[6] = 0x3c, m[7] = 0x4d;  // magic cookie
+  put16(m, 8, type);
+  for (const auto& [off, v] : fields) put16(m, off, v);
+  return m;
+}
+
 std::vector<Bytes> fragment(const Bytes& packet, std::size_t chunk) {
   const std::size_t ihl = (packet[0] & 0x0f) * 4u;
   const std::size_t total = get16(packet, 2);

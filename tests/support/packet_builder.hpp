@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "packet/byte_order.hpp"
@@ -37,6 +38,9 @@ Bytes icmp_echo(IpFields ip, std::uint8_t type, std::uint16_t id, std::uint16_t 
 Bytes icmp_error(IpFields ip, std::uint8_t type, std::uint8_t code, const Bytes& quoted, std::size_t quote_bytes = 0);
 Bytes esp_packet(IpFields ip, std::uint32_t spi, std::uint32_t seq);
 Bytes gre_packet(IpFields ip, std::uint8_t version, bool key, std::uint32_t key_value, bool seq = false);
+// One PPTP control message (RFC 2637 section 2), the payload of a TCP
+// segment to or from port 1723: `length` bytes, 16-bit fields at their offsets.
+Bytes pptp_message(std::uint16_t type, std::uint16_t length, const std::vector<std::pair<unsigned, std::uint16_t>>& fields);
 
 // Splits an IPv4 packet into fragments whose payload is at most `chunk`
 // bytes (a multiple of 8), each with a correct header checksum.

@@ -28,18 +28,7 @@ be32 client(int i) { return be32::from_host(ipv4(100, 64, 0, 20).host() + static
 
 // One PPTP control message (RFC 2637 section 2): fields at their offsets.
 Bytes message(std::uint16_t type, std::uint16_t length, std::vector<std::pair<unsigned, std::uint16_t>> fields) {
-  Bytes m(length, 0);
-  m[0] = static_cast<std::uint8_t>(length >> 8);
-  m[1] = static_cast<std::uint8_t>(length);
-  m[3] = 1;  // control message
-  m[4] = 0x1a, m[5] = 0x2b, m[6] = 0x3c, m[7] = 0x4d;
-  m[8] = static_cast<std::uint8_t>(type >> 8);
-  m[9] = static_cast<std::uint8_t>(type);
-  for (auto [off, v] : fields) {
-    m[off] = static_cast<std::uint8_t>(v >> 8);
-    m[off + 1] = static_cast<std::uint8_t>(v);
-  }
-  return m;
+  return pptp_message(type, length, fields);
 }
 Bytes sccrq() { return message(1, 156, {{12, 0x0100}}); }
 Bytes echo_request() { return message(5, 16, {{12, 0x1234}}); }

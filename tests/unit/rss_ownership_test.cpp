@@ -4,6 +4,8 @@
 // RETA lookup a NIC performs; the negative controls show the checks fail
 // when the key is not built as documented.
 #include "steering/rss_ownership.hpp"
+#include "steering/dispatch.hpp"
+#include "support/packet_builder.hpp"
 
 #include <gtest/gtest.h>
 #include <rte_thash.h>
@@ -508,6 +510,84 @@ TEST(NegativeControl, UnforcedInsideKeyCanSplitARangeUnevenly) {
   for (std::uint32_t i = 0; i < 1024; ++i)
     ++count[nic_queue(rte_hash(flat, inside_input(be32::from_host(ipv4(100, 64, 0, 0).host() + i))), reta)];
   EXPECT_EQ(count[0], 1024u);
+}
+
+// VPN passthrough by server (worker_of_server): the same answer from every
+// RssSteering built with the same parameters (every worker reads one), in
+// range for any worker count, and servers that differ only in their low
+// bits (a provider's VPN concentrators side by side) spread over all workers.
+TEST(ServerOwnership, CommonInRangeAndSpread) {
+  for (const unsigned w : {1u, 2u, 3u, 4u, 6u, 8u}) {
+    SCOPED_TRACE(w);
+    SteeringParams p;
+    p.workers = w;
+    const auto a = RssSteering::make(p), b = RssSteering::make(p);
+    ASSERT_TRUE(a && b);
+    std::vector<unsigned> count(w, 0);
+    for (unsigned i = 0; i < 1024; ++i) {
+      const be32 server = be32::from_host(ipv4(203, 0, 112, 0).host() + i);
+      const unsigned owner = a->worker_of_server(server);
+      ASSERT_LT(owner, w);
+      EXPECT_EQ(owner, b->worker_of_server(server));
+      ++count[owner];
+    }
+    for (unsigned k = 0; k < w; ++k) {
+      EXPECT_GT(count[k], 1024 / w * 3 / 4) << "worker " << k;
+      EXPECT_LT(count[k], 1024 / w * 5 / 4 + 1) << "worker " << k;
+    }
+    // Eight consecutive servers reach more than one worker.
+    std::set<unsigned> eight;
+    for (unsigned i = 1; i <= 8; ++i) eight.insert(a->worker_of_server(ipv4(203, 0, 113, static_cast<std::uint8_t>(i))));
+    if (w > 1) {
+      EXPECT_GT(eight.size(), 1u);
+    }
+  }
+  SteeringParams p;
+  p.workers = 4;
+  const auto a = RssSteering::make(p);
+  p.server_key ^= 1234567;
+  const auto b = RssSteering::make(p);
+  unsigned differ = 0;
+  for (unsigned i = 0; i < 256; ++i)
+    differ += a->worker_of_server(ipv4(198, 18, 0, static_cast<std::uint8_t>(i))) !=
+              b->worker_of_server(ipv4(198, 18, 0, static_cast<std::uint8_t>(i)));
+  EXPECT_GT(differ, 128u) << "the key changes the assignment";
+}
+
+// The dispatch rules for VPN (issue 17.3): ESP, GRE and PPTP control by the
+// server, both directions, fragments and quoted packets included; other
+// traffic as before.
+TEST(ServerOwnership, DispatchRulesSteerVpnByTheServer) {
+  using namespace passgate::testing;
+  SteeringParams params;
+  params.workers = 4;
+  const auto rss = RssSteering::make(params);
+  ASSERT_TRUE(rss);
+  const DispatchRules rules{&*rss};
+  const be32 sub = ipv4(100, 64, 0, 10), pub = ipv4(198, 51, 100, 10);
+  std::set<unsigned> seen;
+  for (unsigned k = 0; k < 16; ++k) {
+    const be32 srv = ipv4(203, 0, 113, static_cast<std::uint8_t>(k + 1));
+    const unsigned w = rss->worker_of_server(srv);
+    seen.insert(w);
+    const Bytes esp_out = esp_packet({sub, srv}, 0x100, 1);
+    EXPECT_EQ(owner_outbound(rules, esp_out, 9), w);
+    EXPECT_EQ(owner_outbound(rules, gre_packet({sub, srv}, 1, true, 5), 9), w);
+    EXPECT_EQ(owner_outbound(rules, tcp_packet({sub, srv}, 40000, 1723, 0x02), 9), w) << "PPTP control";
+    EXPECT_EQ(owner_outbound(rules, tcp_packet({sub, srv}, 40000, 443, 0x02), 9), rss->worker_of_subscriber(sub));
+    for (const Bytes& f : fragment(esp_out, 16)) EXPECT_EQ(owner_outbound(rules, f, 9), w) << "every fragment";
+    const Bytes esp_in = esp_packet({srv, pub}, 0x200, 1);
+    EXPECT_EQ(owner_inbound(rules, esp_in, 9), w);
+    EXPECT_EQ(owner_inbound(rules, gre_packet({srv, pub}, 0, false, 0), 9), w);
+    // Fragments meet at the rendezvous, which learns the owner from the first.
+    const auto pieces = fragment(esp_in, 16);
+    for (const Bytes& f : pieces) EXPECT_EQ(owner_inbound(rules, f, 9), rss->worker_of_outside_portless(pub));
+    EXPECT_EQ(owner_inbound_by_transport(rules, pieces[0], 9), w);
+    // An error about our ESP to the server: the server's worker.
+    const Bytes esp_sent = esp_packet({pub, srv}, 0x100, 1);
+    EXPECT_EQ(owner_inbound(rules, icmp_error({ipv4(192, 0, 2, 1), pub}, 3, 4, esp_sent), 9), w);
+  }
+  EXPECT_GE(seen.size(), 3u) << "16 servers over 4 workers";
 }
 
 }  // namespace
