@@ -37,7 +37,8 @@ void Worker::rendezvous_fragment(Burst& b, rte_mbuf* m, unsigned l2, const steer
     const std::span<const std::uint8_t> bytes(rte_pktmbuf_mtod_offset(m, const std::uint8_t*, l2),
                                               rte_pktmbuf_data_len(m) - l2);
     const unsigned owner = steering::owner_inbound_by_transport(*rules, bytes, index);
-    fragment_owners_->remember(f.key, owner, now_ms, now_ms + timeout);
+    if (fragment_owners_->remember(f.key, owner, now_ms, now_ms + timeout))
+      counters_of(Side::outside).fragment_owners_evicted++;
     deliver_inbound(b, m, l2, owner);
     // Those that overtook it follow, in the order they came.
     unsigned kept = 0;

@@ -72,7 +72,9 @@ const char* port_drop_help(PortDrop d);
     "ARP requests for us whose sender was not cached: the unsolicited share of the neighbour table was full.")  \
   X(exception_to_kernel, exception_to_kernel,                                                                   \
     "Packets for the port's own address, and ARP replies, handed to its kernel interface (ports[].exception).") \
-  X(exception_from_kernel, exception_from_kernel, "Frames from the port's kernel interface sent on the port.")
+  X(exception_from_kernel, exception_from_kernel, "Frames from the port's kernel interface sent on the port.") \
+  X(fragment_owners_evicted, fragment_owners_evicted,                                                           \
+    "Several workers: a fragmented datagram's owner forgotten before it expired, its table full (steering/fragment_owners.hpp).")
 
 struct alignas(64) PortCounters {
 #define PASSGATE_PORT_FIELD(field, metric, help) std::uint64_t field = 0;

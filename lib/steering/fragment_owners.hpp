@@ -11,7 +11,8 @@
 // A fixed table, sized at start, keyed by (source, destination, protocol,
 // identifier) through a seeded hash so that no sender can aim at another
 // datagram's slot; entries expire with the fragment timeout. Full: the entry
-// closest to expiry in the probe window gives way (counted), so a flood of
+// closest to expiry in the probe window gives way (the caller counts it:
+// fragment_owners_evicted), so a flood of
 // first fragments costs the flooder's own later fragments, and others' only
 // by chance.
 #pragma once

@@ -113,16 +113,9 @@ start_box() {
 
 # stop_box BOX: SIGTERM, wait (its final report stays in its log).
 stop_box() {
-  local box=$1 pid=${BOX_PID[$1]:-} t
-  [[ -n "$pid" ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for t in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  BOX_PID[$box]=
+  local PG_PID=${BOX_PID[$1]:-}  # topology.sh's stop_passgate stops $PG_PID
+  stop_passgate
+  BOX_PID[$1]=
 }
 
 ctl() { local box=$1; shift; on0 "$CTL" --file-prefix "rt-$box" "$@"; }

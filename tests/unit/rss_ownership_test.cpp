@@ -591,3 +591,51 @@ TEST(ServerOwnership, DispatchRulesSteerVpnByTheServer) {
 }
 
 }  // namespace
+
+// Fragments from outside (issue 17.4): the rendezvous worker's table of
+// which worker owns a datagram, bounded, expiring, evictions reported.
+#include "steering/fragment_owners.hpp"
+
+namespace passgate::steering {
+namespace {
+
+FragmentKey key_of(std::uint16_t id) {
+  FragmentKey k;
+  k.src = packet::ipv4(203, 0, 113, 9);
+  k.dst = packet::ipv4(198, 51, 100, 10);
+  k.id = id;
+  k.proto = 17;
+  return k;
+}
+
+TEST(FragmentOwners, RemembersUntilExpiryAndReportsEvictions) {
+  FragmentOwners t(8, 2026);  // one probe window: the ninth live datagram evicts
+  ASSERT_EQ(t.capacity(), 8u);
+  EXPECT_FALSE(t.find(key_of(1), 0).has_value());
+  for (std::uint16_t id = 1; id <= 8; ++id) EXPECT_FALSE(t.remember(key_of(id), id % 4, 0, 1000 + id));
+  for (std::uint16_t id = 1; id <= 8; ++id) EXPECT_EQ(t.find(key_of(id), 500), id % 4u);
+  EXPECT_FALSE(t.remember(key_of(3), 2, 500, 2000)) << "a repeated first fragment refreshes its entry";
+  EXPECT_EQ(t.find(key_of(3), 1500), 2u);
+  EXPECT_TRUE(t.remember(key_of(9), 1, 500, 3000)) << "full: a live entry gave way";
+  EXPECT_FALSE(t.find(key_of(1), 500).has_value()) << "the one closest to expiry";
+  EXPECT_EQ(t.find(key_of(9), 500), 1u);
+  EXPECT_FALSE(t.find(key_of(2), 1002).has_value()) << "expired";
+  EXPECT_FALSE(t.remember(key_of(10), 0, 1500, 4000)) << "an expired slot is free";
+}
+
+TEST(FragmentOwners, ReadsOnlyFragments) {
+  std::vector<std::uint8_t> ip(28, 0);
+  ip[0] = 0x45;
+  ip[9] = 17;
+  EXPECT_FALSE(fragment_info(ip).has_value()) << "not fragmented";
+  ip[6] = 0x20;  // MF, offset 0: the first fragment
+  ASSERT_TRUE(fragment_info(ip).has_value());
+  EXPECT_TRUE(fragment_info(ip)->first);
+  ip[6] = 0x00, ip[7] = 0x10;  // offset 128 bytes, last fragment
+  ASSERT_TRUE(fragment_info(ip).has_value());
+  EXPECT_FALSE(fragment_info(ip)->first);
+  EXPECT_FALSE(fragment_info(std::span<const std::uint8_t>(ip.data(), 19)).has_value()) << "truncated";
+}
+
+}  // namespace
+}  // namespace passgate::steering
